@@ -1,0 +1,318 @@
+/*
+ * ember.h: the one public header of libember, an embeddable NATS-compatible broker.
+ *
+ * Conventions
+ *  - Functions that can fail return int: EMBER_OK (0) or a negative EMBER_E* code.
+ *    ember_strerror(code) names a code; ember_last_error() returns the detailed text
+ *    of the calling thread's last failure (valid until that thread's next failing call).
+ *  - Objects are opaque. Whoever creates an object frees it (`*_free`, `*_close`,
+ *    `*_release`). Out-parameters say who owns them.
+ *  - Every function may be called from any thread unless its comment says otherwise;
+ *    the comment says what it blocks on.
+ *  - Callbacks are (fn, void *userdata) pairs, with an optional ember_free_fn that the
+ *    library calls exactly once when it lets go of the userdata. A callback is never
+ *    called after the function that registered it returned an error.
+ *  - The library installs no signal handler, writes nothing to stderr and never calls
+ *    exit() unless the host asks (ember_server_log_to_stderr, wait_for_shutdown with
+ *    handle_signals).
+ */
+#ifndef EMBER_H
+#define EMBER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define EMBER_API __declspec(dllexport)
+#else
+#define EMBER_API __attribute__((visibility("default")))
+#endif
+
+#define EMBER_VERSION_STRING "0.1.0"
+/* The nats-server version Ember advertises in INFO (clients enable features by it). */
+#define EMBER_NATS_VERSION "2.11.0"
+
+/* ------------------------------------------------------------------ status codes */
+
+enum {
+    EMBER_OK = 0,
+    EMBER_EINVAL = -1,        /* invalid argument (NULL handle, invalid subject, bad option) */
+    EMBER_ETIMEDOUT = -2,     /* a bounded wait ran out */
+    EMBER_ENORESPONDERS = -3, /* a request matched no subscriber */
+    EMBER_ECLOSED = -4,       /* the connection, subscription or server is closed */
+    EMBER_EMAXPAYLOAD = -5,   /* payload over the server's max_payload */
+    EMBER_ENOTFOUND = -6,
+    EMBER_EEXISTS = -7,
+    EMBER_EWRONGSEQ = -8,
+    EMBER_ESLOWCONSUMER = -9, /* pending limits hit: messages were dropped */
+    EMBER_EIO = -10,          /* an OS-level failure (listen, file I/O) */
+    EMBER_ENOMEM = -11,
+    EMBER_ELIMIT = -12,       /* a configured limit (connections, subscriptions) reached */
+    EMBER_ESTATE = -13,       /* wrong state for this call (e.g. start twice) */
+};
+
+/* A static string naming the code ("timeout", "no responders", ...). Never NULL. */
+EMBER_API const char *ember_strerror(int status);
+/* The calling thread's last error detail; "" if none. Owned by the library
+ * (thread-local), valid until this thread's next failing call. */
+EMBER_API const char *ember_last_error(void);
+/* "0.1.0" */
+EMBER_API const char *ember_version(void);
+
+/* ------------------------------------------------------------------ logging */
+
+enum {
+    EMBER_LOG_FATAL = 0,
+    EMBER_LOG_ERROR = 1,
+    EMBER_LOG_WARN = 2,
+    EMBER_LOG_INFO = 3,  /* nats-server's [INF] "notice" lines */
+    EMBER_LOG_DEBUG = 4, /* -D */
+    EMBER_LOG_TRACE = 5, /* -V: protocol traces */
+};
+/* `line` is one log line without the trailing newline, e.g.
+ * "Listening for client connections on 0.0.0.0:4222"; borrowed for the call only.
+ * Called from server threads (the event loop) and from whichever thread caused the event;
+ * it must be thread-safe and must not call back into the server it logs for. */
+typedef void (*ember_log_fn)(void *userdata, int level, const char *line);
+typedef void (*ember_free_fn)(void *userdata);
+
+/* ------------------------------------------------------------------ server options */
+
+typedef struct ember_server_options {
+    size_t size;                  /* set by ember_server_options_init: keeps the ABI stable */
+    const char *server_name;      /* NULL: the server id */
+    const char *host;             /* default "0.0.0.0" */
+    int port;                     /* 0: 4222; -1: any free port (see ember_server_client_url) */
+    bool dont_listen;             /* no client TCP port (in-process connections only) */
+    /* limits, nats-server defaults */
+    int64_t max_payload;          /* 1 MiB */
+    int32_t max_control_line;     /* 4096 */
+    int64_t max_pending;          /* 64 MiB outbound per client */
+    int32_t max_connections;      /* 65536 */
+    int32_t max_subscriptions;    /* 0: unlimited (per connection) */
+    int64_t ping_interval_ms;     /* 2 minutes */
+    int32_t max_pings_out;        /* 2 */
+    int64_t write_deadline_ms;    /* 10 seconds */
+    int64_t auth_timeout_ms;      /* 2 seconds (nats-server: 2s, or 10s with TLS) */
+    /* single-user auth (nats-server --user/--pass and --auth) */
+    const char *username;
+    const char *password;
+    const char *auth_token;
+    /* JetStream (lands with the JetStream work; ignored until then) */
+    bool jetstream;
+    const char *store_dir;
+    const char *jetstream_domain;
+    /* logging: silent unless log_fn is set or ember_server_log_to_stderr is called */
+    ember_log_fn log_fn;
+    void *log_userdata;
+    int log_level;                /* EMBER_LOG_INFO */
+    bool no_header_support;       /* false: headers advertised in INFO */
+} ember_server_options;
+
+/* Fill with nats-server's defaults. Strings in the struct are borrowed: they must stay
+ * valid until ember_server_new returns (the server copies them). */
+EMBER_API void ember_server_options_init(ember_server_options *opts);
+
+/* ------------------------------------------------------------------ server */
+
+typedef struct ember_server ember_server;
+
+/* Validate options and create a server (not yet started). *out is owned by the caller
+ * and freed with ember_server_free. Opens no socket. */
+EMBER_API int ember_server_new(ember_server **out, const ember_server_options *opts);
+/* Start the server's thread: binds listeners and returns without waiting. A listen
+ * failure is reported through ember_server_ready_for_connections (false) and the log. */
+EMBER_API int ember_server_start(ember_server *s);
+/* Block up to timeout_ms until the server accepts connections (listeners bound).
+ * Returns false on timeout or if start failed (ember_last_error() says why). */
+EMBER_API bool ember_server_ready_for_connections(ember_server *s, int timeout_ms);
+/* "nats://127.0.0.1:4222" with the port actually bound (useful with port -1); host
+ * 0.0.0.0 / :: is reported as 127.0.0.1. NULL with dont_listen or before ready.
+ * The string is owned by the server and valid until ember_server_free. */
+EMBER_API const char *ember_server_client_url(const ember_server *s);
+/* The bound client port (0 if none). */
+EMBER_API int ember_server_port(const ember_server *s);
+EMBER_API const char *ember_server_id(const ember_server *s);
+EMBER_API const char *ember_server_name(const ember_server *s);
+/* Stop accepting, close every connection (in-process ones become closed), stop the
+ * server thread. Idempotent and safe from any thread, concurrently with itself, and
+ * from inside a message callback (then it does not wait for that callback's thread).
+ * Blocks until the server thread has ended (except from within a server callback). */
+EMBER_API void ember_server_shutdown(ember_server *s);
+/* Block until the server has shut down. With handle_signals, SIGINT and SIGTERM
+ * (blocked in the calling thread while it waits) trigger the shutdown. */
+EMBER_API int ember_server_wait_for_shutdown(ember_server *s, bool handle_signals);
+/* Shut down (if needed) and free. Every ember_conn of this server must have been closed
+ * with ember_conn_close before (they are closed by shutdown, but still need freeing). */
+EMBER_API void ember_server_free(ember_server *s);
+
+/* Log nats-server style lines to stderr ("[pid] 2006/01/02 15:04:05.000000 [INF] ..."),
+ * at most up to `level` (EMBER_LOG_INFO, _DEBUG, _TRACE). Call before or after start. */
+EMBER_API void ember_server_log_to_stderr(ember_server *s, int level);
+/* Route the server's log lines to fn (replaces any previous logger); fn NULL: silent. */
+EMBER_API void ember_server_set_logger(ember_server *s, int level, ember_log_fn fn,
+                                       void *userdata);
+
+typedef struct ember_server_stats {
+    uint64_t in_msgs, out_msgs, in_bytes, out_bytes;
+    uint64_t connections;       /* current, TCP + in-process */
+    uint64_t total_connections;
+    uint64_t subscriptions;
+    uint64_t slow_consumers;
+} ember_server_stats;
+EMBER_API void ember_server_get_stats(ember_server *s, ember_server_stats *out);
+
+/* ------------------------------------------------------------------ messages */
+
+/* A message: subject, optional reply, optional headers, data. Refcounted; immutable
+ * once published or delivered. Delivered messages are shared between subscribers. */
+typedef struct ember_msg ember_msg;
+
+/* Create a message to publish (copies all inputs). *out owned by the caller
+ * (ember_msg_release). data may be NULL when len is 0. reply may be NULL. */
+EMBER_API int ember_msg_new(ember_msg **out, const char *subject, const char *reply,
+                            const void *data, size_t len);
+/* Headers (only on a message created with ember_msg_new and not yet published):
+ * add appends a value; set replaces all values of key; delete removes them. Keys keep
+ * their case; lookups are case-sensitive, as in nats.go. */
+EMBER_API int ember_msg_header_add(ember_msg *m, const char *key, const char *value);
+EMBER_API int ember_msg_header_set(ember_msg *m, const char *key, const char *value);
+EMBER_API int ember_msg_header_delete(ember_msg *m, const char *key);
+/* First value of key, or NULL. Borrowed from the message: valid while m is held. */
+EMBER_API const char *ember_msg_header_get(const ember_msg *m, const char *key);
+/* All values of key: fills up to `cap` borrowed pointers, returns the total count. */
+EMBER_API int ember_msg_header_values(const ember_msg *m, const char *key,
+                                      const char **values, int cap);
+/* Iterate over header fields: idx from 0; returns false past the end. Borrowed. */
+EMBER_API bool ember_msg_header_at(const ember_msg *m, int idx, const char **key,
+                                   const char **value);
+/* Status code from the header line ("NATS/1.0 503"), 0 if none. */
+EMBER_API int ember_msg_status(const ember_msg *m);
+/* The raw header block ("NATS/1.0\r\n...\r\n\r\n") or NULL; borrowed. */
+EMBER_API const char *ember_msg_headers_raw(const ember_msg *m, size_t *len);
+
+EMBER_API const char *ember_msg_subject(const ember_msg *m);
+/* NULL when the message has no reply subject. */
+EMBER_API const char *ember_msg_reply(const ember_msg *m);
+/* The payload (always followed by a NUL byte not counted in len, for convenience). */
+EMBER_API const void *ember_msg_data(const ember_msg *m, size_t *len);
+EMBER_API ember_msg *ember_msg_retain(ember_msg *m);
+EMBER_API void ember_msg_release(ember_msg *m);
+
+/* ------------------------------------------------------------------ in-process connection */
+
+typedef struct ember_conn ember_conn;
+typedef struct ember_sub ember_sub;
+
+/* How a subscription's messages reach the host.
+ *  DISPATCH: the callback runs on a dispatcher thread owned by the connection.
+ *  POLL:     the callback runs inside ember_conn_poll on the host's thread; with no
+ *            callback, read with ember_sub_next_msg.
+ *  INLINE:   the callback runs in the publisher's thread, during its publish call
+ *            (for TCP publishers: the server's event-loop thread). Fastest; the callback
+ *            must not block. */
+typedef enum {
+    EMBER_DELIVER_DISPATCH = 0,
+    EMBER_DELIVER_POLL = 1,
+    EMBER_DELIVER_INLINE = 2,
+} ember_delivery;
+
+/* msg is borrowed for the call: ember_msg_retain it to keep it. */
+typedef void (*ember_msg_fn)(void *userdata, ember_sub *sub, ember_msg *msg);
+
+typedef struct ember_conn_options {
+    size_t size;            /* set by init */
+    const char *name;       /* for monitoring */
+    bool no_echo;           /* do not receive own publishes */
+    int64_t pending_msgs_limit;   /* per subscription: 65536 */
+    int64_t pending_bytes_limit;  /* per subscription: 64 MiB */
+    /* Called when a subscription drops messages (slow consumer); on the thread that
+     * published. May be NULL. */
+    void (*error_fn)(void *userdata, ember_sub *sub, int status);
+    void *error_userdata;
+} ember_conn_options;
+EMBER_API void ember_conn_options_init(ember_conn_options *o);
+
+/* Open an in-process connection to a started server (no socket; works with
+ * dont_listen). opts may be NULL for defaults. *out is owned by the caller, who ends it
+ * with ember_conn_close (which also frees it). */
+EMBER_API int ember_conn_connect(ember_conn **out, ember_server *s, const ember_conn_options *opts);
+/* Publish. subject must be a valid literal subject; reply may be NULL. Copies nothing
+ * more than once: one message block is built and shared. Returns EMBER_EMAXPAYLOAD when
+ * len > max_payload, EMBER_ECLOSED after close. Never blocks on subscribers except for
+ * INLINE callbacks it runs and bounded stalls on slow TCP subscribers. */
+EMBER_API int ember_conn_publish(ember_conn *c, const char *subject, const char *reply,
+                                 const void *data, size_t len);
+/* Publish a message built with ember_msg_new (with headers). m stays owned by the caller. */
+EMBER_API int ember_conn_publish_msg(ember_conn *c, ember_msg *m);
+/* Subscribe. queue NULL for none. fn NULL (DISPATCH or POLL only): read with
+ * ember_sub_next_msg. userdata is freed with free_userdata (if not NULL) when the
+ * subscription is freed, also on error. *out is owned by the connection: it stays
+ * valid until the connection is freed, even after unsubscribe. */
+EMBER_API int ember_conn_subscribe(ember_sub **out, ember_conn *c, const char *subject,
+                                   const char *queue, ember_delivery mode, ember_msg_fn fn,
+                                   void *userdata, ember_free_fn free_userdata);
+/* Request/reply: publish with a unique reply inbox and wait up to timeout_ms for the
+ * first reply. *reply owned by the caller (ember_msg_release). EMBER_ENORESPONDERS
+ * when nobody subscribes to subject; EMBER_ETIMEDOUT. */
+EMBER_API int ember_conn_request(ember_conn *c, const char *subject, const void *data,
+                                 size_t len, int timeout_ms, ember_msg **reply);
+EMBER_API int ember_conn_request_msg(ember_conn *c, ember_msg *m, int timeout_ms,
+                                     ember_msg **reply);
+/* Answer a request (publish to its reply subject). EMBER_EINVAL if it has none. */
+EMBER_API int ember_msg_respond(ember_conn *c, const ember_msg *request, const void *data,
+                                size_t len);
+/* Run pending POLL callbacks on the calling thread, waiting up to timeout_ms (0: don't
+ * wait, -1: forever) for the first. Returns the number of callbacks run (>= 0) or an
+ * error. Only one thread may poll a connection at a time. */
+EMBER_API int ember_conn_poll(ember_conn *c, int timeout_ms);
+/* A file descriptor that is readable while POLL messages are pending (or the connection
+ * closed); for select/poll/epoll/asyncio. Owned by the connection. -1 on failure. */
+EMBER_API int ember_conn_fd(ember_conn *c);
+/* Wait until every message published so far on this connection was handed to its
+ * subscribers' queues or outbound buffers. In-process publishing is synchronous, so
+ * this returns at once unless closed. */
+EMBER_API int ember_conn_flush(ember_conn *c, int timeout_ms);
+/* Unsubscribe everything, let subscribers' pending messages be delivered (bounded by
+ * timeout_ms), then close. Publishing after drain fails with EMBER_ECLOSED. */
+EMBER_API int ember_conn_drain(ember_conn *c, int timeout_ms);
+/* Close: unsubscribe all, stop the dispatcher (waits for a running callback unless
+ * called from it), free the connection and its subscriptions. Idempotent: the handle
+ * must not be used after this call. */
+EMBER_API void ember_conn_close(ember_conn *c);
+EMBER_API bool ember_conn_is_closed(const ember_conn *c);
+
+typedef struct ember_conn_stats {
+    uint64_t in_msgs, in_bytes;   /* delivered to this connection */
+    uint64_t out_msgs, out_bytes; /* published by this connection */
+    uint64_t dropped;             /* dropped by pending limits */
+} ember_conn_stats;
+EMBER_API void ember_conn_get_stats(ember_conn *c, ember_conn_stats *out);
+
+/* Next message of a callback-less subscription, waiting up to timeout_ms (-1 forever).
+ * *out owned by the caller. EMBER_ETIMEDOUT, EMBER_ECLOSED (unsubscribed and empty),
+ * EMBER_ESLOWCONSUMER once after drops (then the next call goes on). */
+EMBER_API int ember_sub_next_msg(ember_sub *sub, ember_msg **out, int timeout_ms);
+/* Stop receiving. Messages already queued are discarded. Idempotent. */
+EMBER_API int ember_sub_unsubscribe(ember_sub *sub);
+/* Unsubscribe automatically after max messages in total have been delivered. */
+EMBER_API int ember_sub_auto_unsubscribe(ember_sub *sub, int64_t max);
+EMBER_API int ember_sub_set_pending_limits(ember_sub *sub, int64_t msgs, int64_t bytes);
+typedef struct ember_sub_stats {
+    uint64_t delivered;    /* handed to the host */
+    uint64_t pending_msgs, pending_bytes;
+    uint64_t dropped;
+} ember_sub_stats;
+EMBER_API void ember_sub_get_stats(ember_sub *sub, ember_sub_stats *out);
+EMBER_API const char *ember_sub_subject(const ember_sub *sub);
+EMBER_API bool ember_sub_is_valid(const ember_sub *sub);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

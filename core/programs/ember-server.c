@@ -1,0 +1,202 @@
+/* ember-server: a standalone Ember broker, with nats-server's flag names. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ember.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: ember-server [options]\n"
+            "\n"
+            "Server Options:\n"
+            "    -a, --addr, --net <host>         Bind to host address (default: 0.0.0.0)\n"
+            "    -p, --port <port>                Use port for clients (default: 4222, -1: random)\n"
+            "    -n, --name, --server_name <name> Server name (default: server ID)\n"
+            "        --dont_listen                Open no client port\n"
+            "        --max_payload <bytes>        Maximum message payload (default: 1048576)\n"
+            "        --max_pending <bytes>        Maximum outbound bytes per client (default: 64MB)\n"
+            "        --max_connections <n>        Maximum client connections (default: 65536)\n"
+            "        --ping_interval <seconds>    Interval of server pings (default: 120)\n"
+            "\n"
+            "Logging Options:\n"
+            "    -l, --log <file>                 File to redirect log output\n"
+            "    -D, --debug                      Enable debugging output\n"
+            "    -V, --trace                      Trace the raw protocol\n"
+            "    -DV                              Debug and trace\n"
+            "\n"
+            "JetStream Options:\n"
+            "    -js, --jetstream                 Enable JetStream (not yet available)\n"
+            "    -sd, --store_dir <dir>           Set the storage directory\n"
+            "\n"
+            "Authorization Options:\n"
+            "        --user <user>                User required for connections\n"
+            "        --pass <password>            Password required for connections\n"
+            "        --auth <token>               Authorization token required for connections\n"
+            "\n"
+            "Common Options:\n"
+            "    -h, --help                       Show this message\n"
+            "    -v, --version                    Show version\n");
+}
+
+static FILE *log_file;
+
+static void file_logger(void *ud, int level, const char *line)
+{
+    static const char *tags[] = {"[FTL]", "[ERR]", "[WRN]", "[INF]", "[DBG]", "[TRC]"};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    localtime_r(&ts.tv_sec, &tm);
+    char stamp[64];
+    strftime(stamp, sizeof stamp, "%Y/%m/%d %H:%M:%S", &tm);
+    fprintf(log_file, "[%d] %s.%06ld %s %s\n", (int)getpid(), stamp, ts.tv_nsec / 1000,
+            tags[level < 0 ? 0 : level > 5 ? 5 : level], line);
+    fflush(log_file);
+}
+
+static int parse_int(const char *flag, const char *v, long long *out)
+{
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end) {
+        fprintf(stderr, "ember-server: invalid value \"%s\" for flag %s\n", v, flag);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    ember_server_options o;
+    ember_server_options_init(&o);
+    int level = EMBER_LOG_INFO;
+    const char *logpath = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = NULL;
+        /* accept --flag=value and -flag value */
+        char flag[64];
+        const char *eq = strchr(a, '=');
+        if (eq && a[0] == '-' && (size_t)(eq - a) < sizeof flag) {
+            memcpy(flag, a, (size_t)(eq - a));
+            flag[eq - a] = 0;
+            v = eq + 1;
+            a = flag;
+        }
+#define NEEDV()                                                                                \
+    do {                                                                                       \
+        if (!v) {                                                                              \
+            if (i + 1 >= argc) {                                                               \
+                fprintf(stderr, "ember-server: flag needs an argument: %s\n", a);            \
+                return 1;                                                              \
+            }                                                                                  \
+            v = argv[++i];                                                                     \
+        }                                                                                      \
+    } while (0)
+        long long n;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help") || !strcmp(a, "-help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--version") || !strcmp(a, "-version")) {
+            printf("ember-server: v%s (nats-server compatible %s)\n", ember_version(),
+                   EMBER_NATS_VERSION);
+            return 0;
+        } else if (!strcmp(a, "-a") || !strcmp(a, "--addr") || !strcmp(a, "--net") ||
+                   !strcmp(a, "-addr") || !strcmp(a, "-net")) {
+            NEEDV();
+            o.host = v;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--port") || !strcmp(a, "-port")) {
+            NEEDV();
+            if (parse_int(a, v, &n))
+                return 1;
+            o.port = (int)n;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--name") || !strcmp(a, "--server_name") ||
+                   !strcmp(a, "-name") || !strcmp(a, "-server_name")) {
+            NEEDV();
+            o.server_name = v;
+        } else if (!strcmp(a, "--dont_listen")) {
+            o.dont_listen = true;
+        } else if (!strcmp(a, "--max_payload")) {
+            NEEDV();
+            if (parse_int(a, v, &n))
+                return 1;
+            o.max_payload = n;
+        } else if (!strcmp(a, "--max_pending")) {
+            NEEDV();
+            if (parse_int(a, v, &n))
+                return 1;
+            o.max_pending = n;
+        } else if (!strcmp(a, "--max_connections")) {
+            NEEDV();
+            if (parse_int(a, v, &n))
+                return 1;
+            o.max_connections = (int)n;
+        } else if (!strcmp(a, "--ping_interval")) {
+            NEEDV();
+            if (parse_int(a, v, &n))
+                return 1;
+            o.ping_interval_ms = n * 1000;
+        } else if (!strcmp(a, "-l") || !strcmp(a, "--log") || !strcmp(a, "-log")) {
+            NEEDV();
+            logpath = v;
+        } else if (!strcmp(a, "-D") || !strcmp(a, "--debug") || !strcmp(a, "-debug")) {
+            if (level < EMBER_LOG_DEBUG)
+                level = EMBER_LOG_DEBUG;
+        } else if (!strcmp(a, "-V") || !strcmp(a, "--trace") || !strcmp(a, "-trace") ||
+                   !strcmp(a, "-DV") || !strcmp(a, "-VD")) {
+            level = EMBER_LOG_TRACE;
+        } else if (!strcmp(a, "-js") || !strcmp(a, "--jetstream") || !strcmp(a, "-jetstream")) {
+            o.jetstream = true;
+        } else if (!strcmp(a, "-sd") || !strcmp(a, "--store_dir") || !strcmp(a, "-store_dir")) {
+            NEEDV();
+            o.store_dir = v;
+        } else if (!strcmp(a, "--user") || !strcmp(a, "-user")) {
+            NEEDV();
+            o.username = v;
+        } else if (!strcmp(a, "--pass") || !strcmp(a, "-pass")) {
+            NEEDV();
+            o.password = v;
+        } else if (!strcmp(a, "--auth") || !strcmp(a, "-auth")) {
+            NEEDV();
+            o.auth_token = v;
+        } else {
+            fprintf(stderr, "ember-server: flag provided but not defined: %s\n", a);
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (logpath) {
+        log_file = fopen(logpath, "a");
+        if (!log_file) {
+            perror(logpath);
+            return 1;
+        }
+        o.log_fn = file_logger;
+        o.log_level = level;
+    }
+    ember_server *s;
+    int rc = ember_server_new(&s, &o);
+    if (rc) {
+        fprintf(stderr, "ember-server: %s\n", ember_last_error());
+        return 1;
+    }
+    if (!logpath)
+        ember_server_log_to_stderr(s, level);
+    rc = ember_server_start(s);
+    if (rc || !ember_server_ready_for_connections(s, 5000)) {
+        fprintf(stderr, "ember-server: %s\n", ember_last_error());
+        ember_server_free(s);
+        return 1;
+    }
+    ember_server_wait_for_shutdown(s, true);
+    ember_server_free(s);
+    if (log_file)
+        fclose(log_file);
+    return 0;
+}

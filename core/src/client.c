@@ -1,0 +1,835 @@
+/* client: TCP clients speaking the NATS client protocol, on the server's loop thread. */
+#define _GNU_SOURCE
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+
+void client_retain(client *c) { atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed); }
+
+void client_release(client *c)
+{
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (c->parser)
+        proto_parser_free(c->parser);
+    bytebuf_free(&c->ob);
+    bytebuf_free(&c->wb);
+    free(c->stab);
+    free(c->name);
+    free(c->lang);
+    free(c->version);
+    pthread_mutex_destroy(&c->mu);
+    server *s = c->srv;
+    free(c);
+    if (s)
+        server_release(s);
+}
+
+#define CLOG(c, lvl, fmt, ...)                                                                 \
+    srv_log((c)->srv, lvl, "%s:%d - cid:%llu - " fmt, (c)->ip, (c)->port,                      \
+            (unsigned long long)(c)->cid, ##__VA_ARGS__)
+
+/* ------------------------------------------------------------------ sid table */
+
+static size_t sid_hash(const char *p, size_t n)
+{
+    size_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    return h;
+}
+
+static sub *stab_find(client *c, const char *sid, size_t n, sub ***link)
+{
+    if (!c->stab)
+        return NULL;
+    sub **pp = &c->stab[sid_hash(sid, n) & (c->stab_cap - 1)];
+    for (; *pp; pp = &(*pp)->tnext)
+        if ((*pp)->sid_len == n && memcmp((*pp)->sid, sid, n) == 0) {
+            if (link)
+                *link = pp;
+            return *pp;
+        }
+    return NULL;
+}
+
+static int stab_add(client *c, sub *s)
+{
+    if (c->nsubs + 1 > c->stab_cap / 2 * 3 || !c->stab) {
+        size_t ncap = c->stab_cap ? c->stab_cap * 2 : 16;
+        sub **nt = calloc(ncap, sizeof *nt);
+        if (!nt)
+            return -1;
+        for (size_t i = 0; i < c->stab_cap; i++)
+            for (sub *x = c->stab[i], *nx; x; x = nx) {
+                nx = x->tnext;
+                size_t b = sid_hash(x->sid, x->sid_len) & (ncap - 1);
+                x->tnext = nt[b];
+                nt[b] = x;
+            }
+        free(c->stab);
+        c->stab = nt;
+        c->stab_cap = ncap;
+    }
+    size_t b = sid_hash(s->sid, s->sid_len) & (c->stab_cap - 1);
+    s->tnext = c->stab[b];
+    c->stab[b] = s;
+    c->nsubs++;
+    return 0;
+}
+
+static void tcp_sub_destroy(sub *s)
+{
+    client *c = s->cl;
+    free(s->subject);
+    free(s->queue);
+    free(s->sid);
+    free(s);
+    client_release(c);
+}
+
+/* ------------------------------------------------------------------ outbound */
+
+static void schedule_locked_flush(client *c, bool *need)
+{
+    *need = !c->in_flush_list;
+    c->in_flush_list = true;
+}
+
+void client_schedule_flush(client *c)
+{
+    server *s = c->srv;
+    client_retain(c);
+    pthread_mutex_lock(&s->fmu);
+    if (!s->loop_alive) {
+        pthread_mutex_unlock(&s->fmu);
+        client_release(c);
+        return;
+    }
+    c->flush_next = s->flush_head;
+    s->flush_head = c;
+    if (!srv_on_loop(s))
+        uv_async_send(&s->async);
+    pthread_mutex_unlock(&s->fmu);
+}
+
+void client_schedule_close(client *c, int reason)
+{
+    server *s = c->srv;
+    pthread_mutex_lock(&s->fmu);
+    if (c->in_close_list || !s->loop_alive) {
+        pthread_mutex_unlock(&s->fmu);
+        return;
+    }
+    c->in_close_list = true;
+    c->close_reason = reason;
+    client_retain(c);
+    c->close_next = s->close_head;
+    s->close_head = c;
+    if (!srv_on_loop(s))
+        uv_async_send(&s->async);
+    pthread_mutex_unlock(&s->fmu);
+}
+
+/* Append protocol bytes (loop thread or any thread), schedule a flush. */
+static void client_send(client *c, const char *p, size_t n)
+{
+    bool need = false;
+    pthread_mutex_lock(&c->mu);
+    if (!atomic_load(&c->closing) || c->close_after_write) {
+        bytebuf_append(&c->ob, p, n);
+        schedule_locked_flush(c, &need);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (need)
+        client_schedule_flush(c);
+}
+
+static void client_send_err(client *c, const char *text)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, "-ERR '%s'\r\n", text);
+    if (n > 0)
+        client_send(c, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+static void slow_consumer(client *c, int reason)
+{
+    /* c->mu held */
+    if (atomic_exchange(&c->closing, true))
+        return;
+    atomic_fetch_add(&c->srv->slow_consumers, 1);
+    client_schedule_close(c, reason);
+}
+
+bool client_tcp_deliver(client *c, sub *s, const msgview *mv)
+{
+    char line[64 + 64];
+    const bool with_hdr = mv->hdr && c->headers;
+    size_t hlen = with_hdr ? mv->hdr_len : 0;
+    size_t total = hlen + mv->data_len;
+    /* control line size: op + subject + sid + reply + sizes */
+    size_t need = 6 + mv->subject_len + 1 + s->sid_len + 1 + (mv->reply ? mv->reply_len + 1 : 0) +
+                  48 + total + 2;
+    bool flush = false;
+    pthread_mutex_lock(&c->mu);
+    if (atomic_load_explicit(&c->closing, memory_order_relaxed)) {
+        pthread_mutex_unlock(&c->mu);
+        return false;
+    }
+    size_t pending = c->ob.len + (c->writing ? c->wb.len : 0);
+    if (pending + need > (size_t)c->srv->opts.max_pending) {
+        CLOG(c, EMBER_LOG_INFO, "Slow Consumer Detected: MaxPending of %lld Exceeded",
+             (long long)c->srv->opts.max_pending);
+        slow_consumer(c, CR_SLOW_CONSUMER_PENDING);
+        pthread_mutex_unlock(&c->mu);
+        return false;
+    }
+    if (bytebuf_reserve(&c->ob, need)) {
+        pthread_mutex_unlock(&c->mu);
+        return false;
+    }
+    char *p = c->ob.p + c->ob.len;
+    if (with_hdr) {
+        memcpy(p, "HMSG ", 5);
+        p += 5;
+    } else {
+        memcpy(p, "MSG ", 4);
+        p += 4;
+    }
+    memcpy(p, mv->subject, mv->subject_len);
+    p += mv->subject_len;
+    *p++ = ' ';
+    memcpy(p, s->sid, s->sid_len);
+    p += s->sid_len;
+    *p++ = ' ';
+    if (mv->reply) {
+        memcpy(p, mv->reply, mv->reply_len);
+        p += mv->reply_len;
+        *p++ = ' ';
+    }
+    if (with_hdr) {
+        p += fmt_u64(p, hlen);
+        *p++ = ' ';
+    }
+    p += fmt_u64(p, total);
+    *p++ = '\r';
+    *p++ = '\n';
+    if (with_hdr) {
+        memcpy(p, mv->hdr, hlen);
+        p += hlen;
+    }
+    if (mv->data_len) {
+        memcpy(p, mv->data, mv->data_len);
+        p += mv->data_len;
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    c->ob.len = (size_t)(p - c->ob.p);
+    schedule_locked_flush(c, &flush);
+    pthread_mutex_unlock(&c->mu);
+    (void)line;
+    atomic_fetch_add_explicit(&c->out_msgs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->out_bytes, total, memory_order_relaxed);
+    if (flush)
+        client_schedule_flush(c);
+    return true;
+}
+
+static void client_flush(client *c);
+
+static void on_write(uv_write_t *req, int status)
+{
+    client *c = req->data;
+    pthread_mutex_lock(&c->mu);
+    c->writing = false;
+    c->wb.len = 0;
+    bool close_now = c->close_after_write && c->ob.len == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (status < 0) {
+        if (!c->handle_closed)
+            client_tcp_close(c, CR_WRITE_ERROR);
+    } else if (close_now) {
+        client_tcp_close(c, c->close_reason);
+    } else if (!c->handle_closed) {
+        client_flush(c);
+    }
+    client_release(c);
+}
+
+static void client_flush(client *c)
+{
+    if (c->handle_closed)
+        return;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        if (c->writing || c->ob.len == 0) {
+            bool close_now = !c->writing && c->close_after_write;
+            pthread_mutex_unlock(&c->mu);
+            if (close_now)
+                client_tcp_close(c, c->close_reason);
+            return;
+        }
+        bytebuf t = c->wb;
+        c->wb = c->ob;
+        c->ob = t;
+        c->ob.len = 0;
+        c->writing = true;
+        c->write_start_ms = time_mono_ms();
+        pthread_mutex_unlock(&c->mu);
+
+        uv_buf_t b = uv_buf_init(c->wb.p, (unsigned)c->wb.len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n == (int)c->wb.len) {
+            pthread_mutex_lock(&c->mu);
+            c->writing = false;
+            c->wb.len = 0;
+            /* shrink very large idle buffers */
+            if (c->wb.cap > 4 * 1024 * 1024) {
+                bytebuf_free(&c->wb);
+            }
+            pthread_mutex_unlock(&c->mu);
+            continue;
+        }
+        if (n < 0 && n != UV_EAGAIN) {
+            pthread_mutex_lock(&c->mu);
+            c->writing = false;
+            pthread_mutex_unlock(&c->mu);
+            client_tcp_close(c, CR_WRITE_ERROR);
+            return;
+        }
+        size_t off = n > 0 ? (size_t)n : 0;
+        b = uv_buf_init(c->wb.p + off, (unsigned)(c->wb.len - off));
+        c->wreq.data = c;
+        client_retain(c);
+        int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+        if (rc) {
+            client_release(c);
+            pthread_mutex_lock(&c->mu);
+            c->writing = false;
+            pthread_mutex_unlock(&c->mu);
+            client_tcp_close(c, CR_WRITE_ERROR);
+        }
+        return;
+    }
+}
+
+void server_process_pending(server *s)
+{
+    for (;;) {
+        pthread_mutex_lock(&s->fmu);
+        client *fl = s->flush_head, *cl = s->close_head;
+        s->flush_head = NULL;
+        s->close_head = NULL;
+        pthread_mutex_unlock(&s->fmu);
+        if (!fl && !cl)
+            return;
+        while (fl) {
+            client *n = fl->flush_next;
+            pthread_mutex_lock(&fl->mu);
+            fl->in_flush_list = false;
+            pthread_mutex_unlock(&fl->mu);
+            client_flush(fl);
+            client_release(fl);
+            fl = n;
+        }
+        while (cl) {
+            client *n = cl->close_next;
+            client_tcp_close(cl, cl->close_reason);
+            client_release(cl);
+            cl = n;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ close */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    client *c = h->data;
+    server_remove_client(c->srv, c);
+    client_release(c); /* the loop's reference */
+}
+
+void client_tcp_close(client *c, int reason)
+{
+    if (c->handle_closed)
+        return;
+    c->handle_closed = true;
+    pthread_mutex_lock(&c->mu);
+    atomic_store(&c->closing, true);
+    bool writing = c->writing;
+    bool flush_last = reason != CR_SLOW_CONSUMER_PENDING && reason != CR_SLOW_CONSUMER_DEADLINE;
+    pthread_mutex_unlock(&c->mu);
+    /* best effort: push out what is pending (e.g. a final -ERR) */
+    if (flush_last && !writing && c->ob.len) {
+        uv_buf_t b = uv_buf_init(c->ob.p, (unsigned)c->ob.len);
+        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
+    for (size_t i = 0; i < c->stab_cap; i++) {
+        for (sub *x = c->stab[i], *nx; x; x = nx) {
+            nx = x->tnext;
+            sub_unsubscribe(c->srv, x);
+            sub_release(x);
+        }
+        c->stab[i] = NULL;
+    }
+    c->nsubs = 0;
+    CLOG(c, EMBER_LOG_DEBUG, "Client connection closed: %s", close_reason_text(reason));
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+/* Send -ERR then close once written. */
+static void client_err_close(client *c, const char *text, int reason)
+{
+    if (text)
+        client_send_err(c, text);
+    pthread_mutex_lock(&c->mu);
+    atomic_store(&c->closing, true);
+    c->close_after_write = true;
+    c->close_reason = reason;
+    pthread_mutex_unlock(&c->mu);
+    client_flush(c);
+    /* if nothing was pending the flush closed it; otherwise on_write will */
+}
+
+/* ------------------------------------------------------------------ INFO / CONNECT */
+
+static bool auth_required(server *s) { return s->o_user || s->o_token; }
+
+static void send_info(client *c)
+{
+    server *s = c->srv;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "server_id", s->id);
+    cJSON_AddStringToObject(j, "server_name", s->o_name);
+    cJSON_AddStringToObject(j, "version", EMBER_NATS_VERSION);
+    cJSON_AddNumberToObject(j, "proto", 1);
+    cJSON_AddStringToObject(j, "git_commit", "");
+    cJSON_AddStringToObject(j, "go", "ember-" EMBER_VERSION_STRING);
+    cJSON_AddStringToObject(j, "host", s->o_host);
+    cJSON_AddNumberToObject(j, "port", s->bound_port);
+    cJSON_AddBoolToObject(j, "headers", !s->opts.no_header_support);
+    if (auth_required(s))
+        cJSON_AddBoolToObject(j, "auth_required", true);
+    cJSON_AddNumberToObject(j, "max_payload", (double)s->opts.max_payload);
+    if (s->opts.jetstream)
+        cJSON_AddBoolToObject(j, "jetstream", true);
+    cJSON_AddNumberToObject(j, "client_id", (double)c->cid);
+    cJSON_AddStringToObject(j, "client_ip", c->ip);
+    char *txt = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!txt)
+        return;
+    size_t n = strlen(txt);
+    char *line = malloc(n + 8);
+    if (line) {
+        memcpy(line, "INFO ", 5);
+        memcpy(line + 5, txt, n);
+        memcpy(line + 5 + n, " \r\n", 3);
+        client_send(c, line, n + 8);
+        free(line);
+    }
+    cJSON_free(txt);
+}
+
+static bool jbool(cJSON *o, const char *k, bool *out)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!v)
+        return true;
+    if (cJSON_IsBool(v)) {
+        *out = cJSON_IsTrue(v);
+        return true;
+    }
+    if (cJSON_IsNull(v))
+        return true;
+    return false;
+}
+
+static bool jstr(cJSON *o, const char *k, const char **out)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!v || cJSON_IsNull(v))
+        return true;
+    if (!cJSON_IsString(v))
+        return false;
+    *out = v->valuestring;
+    return true;
+}
+
+static bool streq_ct(const char *a, const char *b)
+{
+    /* constant-time-ish comparison of two strings */
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = la != lb;
+    for (size_t i = 0; i < la && i < lb; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+static int process_connect(client *c, const char *arg, size_t len)
+{
+    server *s = c->srv;
+    cJSON *j = cJSON_ParseWithLength(arg, len);
+    bool ok = j && cJSON_IsObject(j);
+    bool verbose = c->verbose, pedantic = c->pedantic, echo = c->echo, headers = c->headers,
+         nr = c->no_responders;
+    const char *name = NULL, *lang = NULL, *version = NULL, *user = NULL, *pass = NULL,
+               *token = NULL;
+    int protocol = c->protocol;
+    if (ok) {
+        ok = jbool(j, "verbose", &verbose) && jbool(j, "pedantic", &pedantic) &&
+             jbool(j, "echo", &echo) && jbool(j, "headers", &headers) &&
+             jbool(j, "no_responders", &nr) && jstr(j, "name", &name) &&
+             jstr(j, "lang", &lang) && jstr(j, "version", &version) &&
+             jstr(j, "user", &user) && jstr(j, "pass", &pass) && jstr(j, "auth_token", &token);
+        cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "protocol");
+        if (p && cJSON_IsNumber(p))
+            protocol = p->valueint;
+        else if (p && !cJSON_IsNull(p))
+            ok = false;
+    }
+    if (!ok) {
+        cJSON_Delete(j);
+        CLOG(c, EMBER_LOG_ERROR, "Client parser ERROR: invalid CONNECT JSON");
+        client_err_close(c, NULL, CR_PROTOCOL);
+        return -1;
+    }
+    c->verbose = verbose;
+    c->pedantic = pedantic;
+    c->echo = echo;
+    c->headers = headers && !s->opts.no_header_support;
+    c->no_responders = nr;
+    c->protocol = protocol;
+    free(c->name);
+    free(c->lang);
+    free(c->version);
+    c->name = name ? strdup(name) : NULL;
+    c->lang = lang ? strdup(lang) : NULL;
+    c->version = version ? strdup(version) : NULL;
+    /* authentication */
+    bool authed = true;
+    if (s->o_user)
+        authed = user && pass && streq_ct(user, s->o_user) && streq_ct(pass, s->o_pass);
+    else if (s->o_token)
+        authed = token && streq_ct(token, s->o_token);
+    cJSON_Delete(j);
+    if (!authed) {
+        if (s->o_user)
+            CLOG(c, EMBER_LOG_ERROR, "Authorization Error - User \"%s\"", user ? user : "");
+        else
+            CLOG(c, EMBER_LOG_ERROR, "Authorization Error - Token");
+        client_err_close(c, "Authorization Violation", CR_AUTH);
+        return -1;
+    }
+    if (protocol < 0 || protocol > 1) {
+        client_err_close(c, "invalid client protocol", CR_PROTOCOL);
+        return -1;
+    }
+    if (c->no_responders && !c->headers) {
+        client_err_close(c, "no responders requires headers support", CR_PROTOCOL);
+        return -1;
+    }
+    c->connected = true;
+    if (c->verbose)
+        client_send(c, "+OK\r\n", 5);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ ops */
+
+static void send_no_responders(client *c, const msgview *mv)
+{
+    /* deliver a 503 status to the publisher's own subscription matching the reply */
+    for (size_t i = 0; i < c->stab_cap; i++)
+        for (sub *x = c->stab[i]; x; x = x->tnext) {
+            if (atomic_load(&x->closed))
+                continue;
+            if (!subject_matches(x->subject, x->subject_len, mv->reply, mv->reply_len))
+                continue;
+            static const char hdr[] = "NATS/1.0 503\r\n\r\n";
+            msgview nr = {0};
+            nr.subject = mv->reply;
+            nr.subject_len = mv->reply_len;
+            nr.hdr = hdr;
+            nr.hdr_len = sizeof hdr - 1;
+            nr.data = "";
+            client_tcp_deliver(c, x, &nr);
+            return;
+        }
+}
+
+static void process_pub(client *c, const proto_op *op)
+{
+    server *s = c->srv;
+    atomic_fetch_add_explicit(&c->in_msgs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->in_bytes, op->hdr.len + op->payload.len, memory_order_relaxed);
+    if (c->pedantic && !subject_is_valid_literal(op->subject.p, op->subject.len)) {
+        client_send_err(c, "Invalid Publish Subject");
+        return;
+    }
+    if (c->verbose)
+        client_send(c, "+OK\r\n", 5);
+    msgview mv = {0};
+    mv.subject = op->subject.p;
+    mv.subject_len = op->subject.len;
+    if (op->reply.len) {
+        mv.reply = op->reply.p;
+        mv.reply_len = op->reply.len;
+    }
+    if (op->kind == PROTO_OP_HPUB && op->hdr.len) {
+        mv.hdr = op->hdr.p;
+        mv.hdr_len = op->hdr.len;
+    }
+    mv.data = op->payload.p;
+    mv.data_len = op->payload.len;
+    int n = server_route(s, c, &mv);
+    if (n == 0 && mv.reply && c->headers && c->no_responders)
+        send_no_responders(c, &mv);
+}
+
+static void process_sub(client *c, const proto_op *op)
+{
+    server *s = c->srv;
+    if (!subject_is_valid_sub(op->subject.p, op->subject.len)) {
+        client_send_err(c, "Invalid Subject");
+        return;
+    }
+    if (op->queue.len && !subject_is_valid_queue(op->queue.p, op->queue.len)) {
+        client_send_err(c, "Invalid Queue Name");
+        return;
+    }
+    if (s->opts.max_subscriptions > 0 && c->nsubs >= (size_t)s->opts.max_subscriptions) {
+        CLOG(c, EMBER_LOG_ERROR, "Maximum Subscriptions Exceeded (max=%d)",
+             s->opts.max_subscriptions);
+        client_send_err(c, "maximum subscriptions exceeded");
+        return;
+    }
+    if (stab_find(c, op->sid.p, op->sid.len, NULL)) {
+        if (c->verbose)
+            client_send(c, "+OK\r\n", 5);
+        return;
+    }
+    sub *x = calloc(1, sizeof *x);
+    if (!x)
+        return;
+    atomic_init(&x->refs, 1); /* the sid table's */
+    x->cl = c;
+    client_retain(c);
+    x->destroy = tcp_sub_destroy;
+    x->subject = strndup(op->subject.p, op->subject.len);
+    x->subject_len = op->subject.len;
+    x->queue = op->queue.len ? strndup(op->queue.p, op->queue.len) : NULL;
+    x->sid = strndup(op->sid.p, op->sid.len);
+    x->sid_len = op->sid.len;
+    if (!x->subject || !x->sid || (op->queue.len && !x->queue) || stab_add(c, x)) {
+        sub_release(x);
+        return;
+    }
+    if (sublist_insert(s->sl, x->subject, x->queue, x) != 0) {
+        sub **link;
+        if (stab_find(c, x->sid, x->sid_len, &link)) {
+            *link = x->tnext;
+            c->nsubs--;
+        }
+        atomic_store(&x->closed, true);
+        sub_release(x);
+        client_send_err(c, "Invalid Subject");
+        return;
+    }
+    atomic_fetch_add(&s->nsubs, 1);
+    if (c->verbose)
+        client_send(c, "+OK\r\n", 5);
+}
+
+static void process_unsub(client *c, const proto_op *op)
+{
+    sub **link = NULL;
+    sub *x = stab_find(c, op->sid.p, op->sid.len, &link);
+    if (x) {
+        long long max = op->max;
+        if (max > 0 && atomic_load(&x->delivered) < (unsigned long long)max &&
+            !atomic_load(&x->closed)) {
+            atomic_store(&x->max, max);
+            /* a delivery may have raced past the new max */
+            if (atomic_load(&x->delivered) >= (unsigned long long)max)
+                goto remove;
+        } else {
+        remove:
+            *link = x->tnext;
+            c->nsubs--;
+            sub_unsubscribe(c->srv, x);
+            sub_release(x);
+        }
+    }
+    if (c->verbose)
+        client_send(c, "+OK\r\n", 5);
+}
+
+static int on_op(void *ctx, const proto_op *op)
+{
+    client *c = ctx;
+    server *s = c->srv;
+    if (atomic_load_explicit(&c->closing, memory_order_relaxed))
+        return 1;
+    if (!c->connected && op->kind != PROTO_OP_CONNECT && auth_required(s)) {
+        CLOG(c, EMBER_LOG_ERROR, "Authorization Error");
+        client_err_close(c, "Authorization Violation", CR_AUTH);
+        return 1;
+    }
+    switch (op->kind) {
+    case PROTO_OP_CONNECT:
+        if (process_connect(c, op->arg.p, op->arg.len))
+            return 1;
+        break;
+    case PROTO_OP_PUB:
+    case PROTO_OP_HPUB:
+        process_pub(c, op);
+        break;
+    case PROTO_OP_SUB:
+        process_sub(c, op);
+        break;
+    case PROTO_OP_UNSUB:
+        process_unsub(c, op);
+        break;
+    case PROTO_OP_PING:
+        client_send(c, "PONG\r\n", 6);
+        break;
+    case PROTO_OP_PONG:
+        c->pings_out = 0;
+        break;
+    default:
+        break; /* INFO, +OK, -ERR from a client: ignored */
+    }
+    return atomic_load_explicit(&c->closing, memory_order_relaxed) ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------ read */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    client *c = h->data;
+    buf->base = c->srv->read_buf;
+    buf->len = c->srv->read_buf_len;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    client *c = st->data;
+    server *s = c->srv;
+    if (nread < 0) {
+        client_tcp_close(c, nread == UV_EOF ? CR_CLIENT : CR_READ_ERROR);
+        server_process_pending(s);
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->last_in_ms = time_mono_ms();
+    client_retain(c);
+    proto_status st2 = proto_parse(c->parser, buf->base, (size_t)nread, on_op, c, NULL);
+    if (st2 < 0 && !c->handle_closed && !atomic_load(&c->closing)) {
+        const char *text = proto_status_err_text(st2);
+        if (st2 == PROTO_ERR_MAX_PAYLOAD)
+            CLOG(c, EMBER_LOG_ERROR, "%s", "Maximum Payload Violation");
+        else
+            CLOG(c, EMBER_LOG_ERROR, "Client parser ERROR (%d)", (int)st2);
+        client_err_close(c, text, st2 == PROTO_ERR_MAX_PAYLOAD ? CR_MAX_PAYLOAD : CR_PROTOCOL);
+    }
+    client_release(c);
+    server_process_pending(s);
+}
+
+static void on_unregistered_closed(uv_handle_t *h) { client_release(h->data); }
+
+void client_tcp_accept(server *s)
+{
+    client *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    atomic_init(&c->refs, 1);
+    server_retain(s);
+    c->srv = s;
+    c->cid = atomic_fetch_add(&s->next_cid, 1);
+    c->kind = CK_TCP;
+    pthread_mutex_init(&c->mu, NULL);
+    c->verbose = c->pedantic = c->echo = true;
+    c->start_ms = c->last_in_ms = c->last_ping_ms = time_mono_ms();
+    uv_tcp_init(&s->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
+        c->handle_closed = true;
+        uv_close((uv_handle_t *)&c->tcp, on_unregistered_closed);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof c->ip);
+            c->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof c->ip);
+            c->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    c->parser = proto_parser_new(PROTO_MODE_CLIENT, (size_t)s->opts.max_control_line,
+                                 (size_t)s->opts.max_payload);
+    if (!c->parser || server_add_client(s, c) != 0) {
+        c->handle_closed = true;
+        uv_close((uv_handle_t *)&c->tcp, on_unregistered_closed);
+        return;
+    }
+    CLOG(c, EMBER_LOG_DEBUG, "Client connection created");
+    send_info(c);
+    if (s->opts.max_connections > 0 && atomic_load(&s->nconns) > (unsigned long long)s->opts.max_connections) {
+        CLOG(c, EMBER_LOG_ERROR, "maximum connections exceeded");
+        client_err_close(c, "maximum connections exceeded", CR_MAX_CONNECTIONS);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    client_flush(c);
+}
+
+void client_tcp_housekeeping(client *c, uint64_t now)
+{
+    server *s = c->srv;
+    if (c->handle_closed)
+        return;
+    pthread_mutex_lock(&c->mu);
+    bool stuck = c->writing && now - c->write_start_ms > (uint64_t)s->opts.write_deadline_ms;
+    if (stuck)
+        slow_consumer(c, CR_SLOW_CONSUMER_DEADLINE);
+    pthread_mutex_unlock(&c->mu);
+    if (stuck) {
+        CLOG(c, EMBER_LOG_INFO, "Slow Consumer Detected: WriteDeadline of %lldms exceeded",
+             (long long)s->opts.write_deadline_ms);
+        return;
+    }
+    if (!c->connected) {
+        if (auth_required(s) && now - c->start_ms >= (uint64_t)s->opts.auth_timeout_ms) {
+            CLOG(c, EMBER_LOG_ERROR, "Authentication Timeout");
+            client_err_close(c, "Authentication Timeout", CR_AUTH_TIMEOUT);
+        }
+        return;
+    }
+    if (s->opts.ping_interval_ms > 0 &&
+        now - c->last_ping_ms >= (uint64_t)s->opts.ping_interval_ms) {
+        c->last_ping_ms = now;
+        if (c->pings_out + 1 > s->opts.max_pings_out) {
+            CLOG(c, EMBER_LOG_DEBUG, "Stale Client Connection - Closing");
+            client_err_close(c, "Stale Connection", CR_STALE);
+            return;
+        }
+        /* skip the ping when the client was active within the interval (as nats-server) */
+        if (now - c->last_in_ms < (uint64_t)s->opts.ping_interval_ms && c->pings_out == 0)
+            return;
+        c->pings_out++;
+        client_send(c, "PING\r\n", 6);
+    }
+}

@@ -1,0 +1,1126 @@
+/* conn: in-process connections. Publishing is a function call into server_route;
+ * nothing is formatted or parsed. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server.h"
+
+/* ------------------------------------------------------------------ delivery queue */
+
+typedef struct qitem {
+    struct ember_sub *sub;
+    ember_msg *msg;
+} qitem;
+
+typedef struct dq {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    qitem *ring;
+    size_t cap, head, count;
+    atomic_size_t acount;    /* mirror of count readable without the lock (spinning) */
+    int sleepers;
+    int efd;                 /* eventfd signalled when items arrive (-1: none) */
+    bool efd_signalled;
+    bool closed;
+} dq;
+
+static void dq_init(dq *q, bool with_fd)
+{
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    q->ring = NULL;
+    q->cap = q->head = q->count = 0;
+    atomic_init(&q->acount, 0);
+    q->sleepers = 0;
+    q->efd = with_fd ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
+    q->efd_signalled = false;
+    q->closed = false;
+}
+
+static void dq_signal_fd(dq *q)
+{
+    if (q->efd >= 0 && !q->efd_signalled) {
+        uint64_t one = 1;
+        ssize_t r = write(q->efd, &one, sizeof one);
+        (void)r;
+        q->efd_signalled = true;
+    }
+}
+
+static void dq_reset_fd(dq *q)
+{
+    if (q->efd >= 0 && q->efd_signalled && q->count == 0 && !q->closed) {
+        uint64_t v;
+        ssize_t r = read(q->efd, &v, sizeof v);
+        (void)r;
+        q->efd_signalled = false;
+    }
+}
+
+/* push under the lock; returns false when closed or out of memory */
+static bool dq_push_locked(dq *q, struct ember_sub *sub, ember_msg *m)
+{
+    if (q->closed)
+        return false;
+    if (q->count == q->cap) {
+        size_t ncap = q->cap ? q->cap * 2 : 64;
+        qitem *nr = malloc(ncap * sizeof *nr);
+        if (!nr)
+            return false;
+        for (size_t i = 0; i < q->count; i++)
+            nr[i] = q->ring[(q->head + i) % q->cap];
+        free(q->ring);
+        q->ring = nr;
+        q->cap = ncap;
+        q->head = 0;
+    }
+    q->ring[(q->head + q->count) % q->cap] = (qitem){sub, m};
+    q->count++;
+    atomic_store_explicit(&q->acount, q->count, memory_order_release);
+    if (q->sleepers)
+        pthread_cond_signal(&q->cv);
+    dq_signal_fd(q);
+    return true;
+}
+
+/* take up to max items (lock held) */
+static size_t dq_take_locked(dq *q, qitem *out, size_t max)
+{
+    size_t n = q->count < max ? q->count : max;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = q->ring[q->head];
+        q->head = (q->head + 1) % q->cap;
+    }
+    q->count -= n;
+    atomic_store_explicit(&q->acount, q->count, memory_order_release);
+    return n;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+#define SPIN_NS 20000ull /* spin up to 20 µs before sleeping */
+
+/* Wait (lock held) until items, close, or timeout (ms; -1 forever). Spins briefly
+ * without the lock first. Returns false on timeout. */
+static bool dq_wait_locked(dq *q, int timeout_ms, volatile atomic_bool *stop)
+{
+    if (q->count || q->closed || (stop && atomic_load(stop)))
+        return true;
+    if (timeout_ms == 0)
+        return false;
+    pthread_mutex_unlock(&q->mu);
+    uint64_t t0 = time_mono_ns();
+    uint64_t spin = SPIN_NS;
+    if (timeout_ms > 0 && (uint64_t)timeout_ms * 1000000ull < spin)
+        spin = (uint64_t)timeout_ms * 1000000ull;
+    for (unsigned i = 0;; i++) {
+        if (atomic_load_explicit(&q->acount, memory_order_acquire))
+            break;
+        if ((i & 63) == 63 && time_mono_ns() - t0 > spin)
+            break;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&q->mu);
+    struct timespec dl;
+    if (timeout_ms > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        uint64_t ns = (uint64_t)dl.tv_nsec + (uint64_t)timeout_ms * 1000000ull -
+                      (time_mono_ns() - t0 < (uint64_t)timeout_ms * 1000000ull
+                           ? time_mono_ns() - t0
+                           : (uint64_t)timeout_ms * 1000000ull);
+        dl.tv_sec += (time_t)(ns / 1000000000ull);
+        dl.tv_nsec = (long)(ns % 1000000000ull);
+    }
+    while (!q->count && !q->closed && !(stop && atomic_load(stop))) {
+        q->sleepers++;
+        int rc = timeout_ms < 0 ? pthread_cond_wait(&q->cv, &q->mu)
+                                : pthread_cond_timedwait(&q->cv, &q->mu, &dl);
+        q->sleepers--;
+        if (rc == ETIMEDOUT)
+            return q->count || q->closed;
+    }
+    return true;
+}
+
+static void dq_destroy(dq *q)
+{
+    free(q->ring);
+    if (q->efd >= 0)
+        close(q->efd);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+}
+
+/* ------------------------------------------------------------------ types */
+
+struct ember_sub {
+    sub base;
+    struct ember_conn *conn;
+    ember_delivery mode;
+    ember_msg_fn fn;
+    void *userdata;
+    ember_free_fn free_userdata;
+    bool internal;                  /* the request mux */
+    atomic_llong pending_msgs, pending_bytes;
+    atomic_llong limit_msgs, limit_bytes;
+    atomic_ullong dropped, handed;
+    atomic_bool slow;               /* in slow-consumer state */
+    atomic_bool slow_report;        /* next_msg reports EMBER_ESLOWCONSUMER once */
+    dq *own;                        /* next_msg queue (fn == NULL) */
+    struct ember_sub *next_all;     /* conn's list of subscriptions (conn->mu) */
+};
+
+typedef struct req_waiter {
+    uint64_t token;
+    ember_msg *reply;
+    atomic_int done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool sleeping;
+    struct req_waiter *next;
+} req_waiter;
+
+struct ember_conn {
+    client *cl;
+    server *srv;
+    ember_conn_options opts;
+    pthread_mutex_t mu;
+    struct ember_sub *subs;
+    atomic_bool closed;       /* server shut down or conn closed/drained */
+    atomic_bool user_closed;
+    dq pollq;
+    dq dispq;
+    pthread_t disp_thread;
+    bool disp_started;
+    atomic_bool disp_stop;
+    bool free_on_disp_exit;
+    /* request mux */
+    char inbox[64];           /* "_INBOX.<nuid>." */
+    size_t inbox_len;
+    struct ember_sub *resp_sub;
+    pthread_mutex_t rmu;
+    req_waiter *waiters;
+    atomic_ullong next_token;
+    atomic_int polling;
+};
+
+static _Thread_local struct ember_conn *tls_dispatching;
+
+/* ------------------------------------------------------------------ subs */
+
+static void esub_destroy(sub *b)
+{
+    struct ember_sub *s = (struct ember_sub *)b;
+    if (s->own) {
+        qitem it;
+        while (dq_take_locked(s->own, &it, 1))
+            ember_msg_release(it.msg);
+        dq_destroy(s->own);
+        free(s->own);
+    }
+    if (s->free_userdata)
+        s->free_userdata(s->userdata);
+    client *c = b->cl;
+    free(b->subject);
+    free(b->queue);
+    free(s);
+    client_release(c);
+}
+
+static void esub_dequeued(struct ember_sub *s, ember_msg *m)
+{
+    atomic_fetch_sub_explicit(&s->pending_msgs, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->pending_bytes, (long long)(m->data_len + m->hdr_len),
+                              memory_order_relaxed);
+}
+
+static void report_slow(struct ember_conn *c, struct ember_sub *s)
+{
+    atomic_fetch_add(&s->dropped, 1);
+    if (!atomic_exchange(&s->slow, true)) {
+        atomic_store(&s->slow_report, true);
+        if (c->opts.error_fn)
+            c->opts.error_fn(c->opts.error_userdata, s, EMBER_ESLOWCONSUMER);
+    }
+}
+
+bool inproc_deliver(client *cl, sub *b, msgview *mv)
+{
+    struct ember_sub *s = (struct ember_sub *)b;
+    struct ember_conn *c = cl->conn;
+    if (unlikely(!c))
+        return false;
+    ember_msg *m = msgview_block(mv);
+    if (unlikely(!m))
+        return false;
+    atomic_fetch_add_explicit(&cl->out_msgs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cl->out_bytes, mv->data_len + mv->hdr_len, memory_order_relaxed);
+    if (s->mode == EMBER_DELIVER_INLINE && s->fn) {
+        atomic_fetch_add_explicit(&s->handed, 1, memory_order_relaxed);
+        s->fn(s->userdata, s, m);
+        return true;
+    }
+    /* queued delivery: pending limits */
+    long long lm = atomic_load_explicit(&s->limit_msgs, memory_order_relaxed);
+    long long lb = atomic_load_explicit(&s->limit_bytes, memory_order_relaxed);
+    long long pm = atomic_fetch_add_explicit(&s->pending_msgs, 1, memory_order_relaxed) + 1;
+    long long pb = atomic_fetch_add_explicit(&s->pending_bytes,
+                                             (long long)(m->data_len + m->hdr_len),
+                                             memory_order_relaxed) +
+                   (long long)(m->data_len + m->hdr_len);
+    if ((lm > 0 && pm > lm) || (lb > 0 && pb > lb)) {
+        esub_dequeued(s, m);
+        report_slow(c, s);
+        return false;
+    }
+    atomic_store_explicit(&s->slow, false, memory_order_relaxed);
+    dq *q = s->own ? s->own : (s->mode == EMBER_DELIVER_POLL ? &c->pollq : &c->dispq);
+    ember_msg_retain(m);
+    sub_retain(b);
+    pthread_mutex_lock(&q->mu);
+    bool ok = dq_push_locked(q, s, m);
+    pthread_mutex_unlock(&q->mu);
+    if (!ok) {
+        esub_dequeued(s, m);
+        ember_msg_release(m);
+        sub_release(b);
+        return false;
+    }
+    return true;
+}
+
+/* Run one dequeued item: the callback if the subscription is still live. */
+static void run_item(struct ember_conn *c, qitem *it)
+{
+    struct ember_sub *s = it->sub;
+    esub_dequeued(s, it->msg);
+    if (!atomic_load_explicit(&s->base.closed, memory_order_relaxed) ||
+        atomic_load_explicit(&s->base.max, memory_order_relaxed) > 0) {
+        /* an auto-unsubscribed sub still gets the messages counted before its max */
+        if (s->fn && !atomic_load(&c->user_closed)) {
+            atomic_fetch_add_explicit(&s->handed, 1, memory_order_relaxed);
+            s->fn(s->userdata, s, it->msg);
+        }
+    }
+    ember_msg_release(it->msg);
+    sub_release(&s->base);
+}
+
+static void conn_free(struct ember_conn *c);
+
+static void *dispatcher_main(void *arg)
+{
+    struct ember_conn *c = arg;
+    tls_dispatching = c;
+    qitem batch[256];
+    for (;;) {
+        pthread_mutex_lock(&c->dispq.mu);
+        dq_wait_locked(&c->dispq, -1, &c->disp_stop);
+        size_t n = dq_take_locked(&c->dispq, batch, 256);
+        bool stop = atomic_load(&c->disp_stop) && n == 0;
+        pthread_mutex_unlock(&c->dispq.mu);
+        if (stop)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            if (atomic_load(&c->disp_stop) && atomic_load(&c->user_closed)) {
+                /* closing: drop the rest */
+                esub_dequeued(batch[i].sub, batch[i].msg);
+                ember_msg_release(batch[i].msg);
+                sub_release(&batch[i].sub->base);
+                continue;
+            }
+            run_item(c, &batch[i]);
+        }
+    }
+    tls_dispatching = NULL;
+    pthread_mutex_lock(&c->mu);
+    bool free_me = c->free_on_disp_exit;
+    pthread_mutex_unlock(&c->mu);
+    if (free_me) {
+        pthread_detach(pthread_self());
+        c->disp_started = false;
+        conn_free(c);
+    }
+    return NULL;
+}
+
+static int ensure_dispatcher(struct ember_conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->disp_started) {
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&c->disp_thread, NULL, dispatcher_main, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0)
+        c->disp_started = true;
+    pthread_mutex_unlock(&c->mu);
+    return rc ? err_set(EMBER_ENOMEM, "cannot create dispatcher thread") : 0;
+}
+
+/* ------------------------------------------------------------------ connect */
+
+EMBER_API void ember_conn_options_init(ember_conn_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
+    o->pending_msgs_limit = 65536;
+    o->pending_bytes_limit = 64ll * 1024 * 1024;
+}
+
+EMBER_API int ember_conn_connect(ember_conn **out, ember_server *s, const ember_conn_options *opts)
+{
+    if (!out)
+        return err_set(EMBER_EINVAL, "out is NULL");
+    *out = NULL;
+    if (!s)
+        return err_set(EMBER_EINVAL, "server is NULL");
+    ember_conn_options o;
+    ember_conn_options_init(&o);
+    if (opts) {
+        if (opts->size == 0 || opts->size > sizeof o)
+            return err_set(EMBER_EINVAL, "options not initialised with ember_conn_options_init");
+        memcpy(&o, opts, opts->size);
+        o.size = sizeof o;
+    }
+    struct ember_conn *c = calloc(1, sizeof *c);
+    client *cl = calloc(1, sizeof *cl);
+    if (!c || !cl) {
+        free(c);
+        free(cl);
+        return err_set(EMBER_ENOMEM, "out of memory");
+    }
+    atomic_init(&cl->refs, 1);
+    server_retain(s);
+    cl->srv = s;
+    cl->cid = atomic_fetch_add(&s->next_cid, 1);
+    cl->kind = CK_INPROC;
+    pthread_mutex_init(&cl->mu, NULL);
+    cl->echo = !o.no_echo;
+    cl->headers = true;
+    cl->no_responders = true;
+    cl->verbose = cl->pedantic = false;
+    cl->connected = true;
+    cl->name = o.name ? strdup(o.name) : NULL;
+    o.name = cl->name;
+    snprintf(cl->ip, sizeof cl->ip, "in-process");
+    cl->conn = c;
+    c->cl = cl;
+    c->srv = s;
+    c->opts = o;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->rmu, NULL);
+    dq_init(&c->pollq, true);
+    dq_init(&c->dispq, false);
+    char nuid[23];
+    nuid_next(nuid);
+    c->inbox_len = (size_t)snprintf(c->inbox, sizeof c->inbox, "_INBOX.%s.", nuid);
+    int rc = server_add_client(s, cl);
+    if (rc) {
+        cl->conn = NULL;
+        dq_destroy(&c->pollq);
+        dq_destroy(&c->dispq);
+        pthread_mutex_destroy(&c->mu);
+        pthread_mutex_destroy(&c->rmu);
+        free(c);
+        client_release(cl);
+        return rc;
+    }
+    *out = c;
+    return EMBER_OK;
+}
+
+static int conn_usable(struct ember_conn *c)
+{
+    if (!c)
+        return err_set(EMBER_EINVAL, "connection is NULL");
+    if (atomic_load_explicit(&c->closed, memory_order_relaxed))
+        return err_set(EMBER_ECLOSED, "connection closed");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ publish */
+
+static int publish_view(struct ember_conn *c, msgview *mv, int *delivered)
+{
+    server *s = c->srv;
+    if (unlikely(!subject_is_valid_literal(mv->subject, mv->subject_len)))
+        return err_set(EMBER_EINVAL, "invalid publish subject \"%.*s\"", (int)mv->subject_len,
+                       mv->subject);
+    if (mv->reply && unlikely(!subject_is_valid_literal(mv->reply, mv->reply_len)))
+        return err_set(EMBER_EINVAL, "invalid reply subject \"%.*s\"", (int)mv->reply_len, mv->reply);
+    if (unlikely((int64_t)(mv->data_len + mv->hdr_len) > s->opts.max_payload))
+        return err_set(EMBER_EMAXPAYLOAD, "maximum payload exceeded: %zu > %lld",
+                       mv->data_len + mv->hdr_len, (long long)s->opts.max_payload);
+    client *cl = c->cl;
+    atomic_fetch_add_explicit(&cl->in_msgs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cl->in_bytes, mv->data_len + mv->hdr_len, memory_order_relaxed);
+    int n = server_route(s, cl, mv);
+    if (delivered)
+        *delivered = n;
+    return EMBER_OK;
+}
+
+EMBER_API int ember_conn_publish(ember_conn *c, const char *subject, const char *reply,
+                                 const void *data, size_t len)
+{
+    int rc = conn_usable(c);
+    if (rc)
+        return rc;
+    if (!subject)
+        return err_set(EMBER_EINVAL, "subject is NULL");
+    if (!data && len)
+        return err_set(EMBER_EINVAL, "data is NULL with a non-zero length");
+    msgview mv = {0};
+    mv.subject = subject;
+    mv.subject_len = strlen(subject);
+    if (reply && *reply) {
+        mv.reply = reply;
+        mv.reply_len = strlen(reply);
+    }
+    mv.data = data ? data : "";
+    mv.data_len = len;
+    return publish_view(c, &mv, NULL);
+}
+
+static void view_of_msg(msgview *mv, ember_msg *m)
+{
+    memset(mv, 0, sizeof *mv);
+    mv->subject = m->subject;
+    mv->subject_len = m->subject_len;
+    mv->reply = m->reply;
+    mv->reply_len = m->reply_len;
+    mv->hdr = m->hdr;
+    mv->hdr_len = m->hdr_len;
+    mv->data = m->data;
+    mv->data_len = m->data_len;
+}
+
+EMBER_API int ember_conn_publish_msg(ember_conn *c, ember_msg *m)
+{
+    int rc = conn_usable(c);
+    if (rc)
+        return rc;
+    if (!m)
+        return err_set(EMBER_EINVAL, "message is NULL");
+    m->flags |= MSG_F_FROZEN;
+    msgview mv;
+    view_of_msg(&mv, m);
+    mv.blk = m; /* shared as is: no copy */
+    return publish_view(c, &mv, NULL);
+}
+
+EMBER_API int ember_msg_respond(ember_conn *c, const ember_msg *request, const void *data,
+                                size_t len)
+{
+    if (!request)
+        return err_set(EMBER_EINVAL, "request is NULL");
+    if (!request->reply)
+        return err_set(EMBER_EINVAL, "message has no reply subject");
+    return ember_conn_publish(c, request->reply, NULL, data, len);
+}
+
+/* ------------------------------------------------------------------ subscribe */
+
+static int subscribe_internal(struct ember_sub **out, struct ember_conn *c, const char *subject,
+                              const char *queue, ember_delivery mode, ember_msg_fn fn,
+                              void *userdata, ember_free_fn free_userdata, bool internal)
+{
+    server *srv = c->srv;
+    struct ember_sub *s = calloc(1, sizeof *s);
+    if (!s) {
+        if (free_userdata)
+            free_userdata(userdata);
+        return err_set(EMBER_ENOMEM, "out of memory");
+    }
+    atomic_init(&s->base.refs, 1); /* the connection's */
+    s->base.cl = c->cl;
+    client_retain(c->cl);
+    s->base.destroy = esub_destroy;
+    s->base.subject = strdup(subject);
+    s->base.subject_len = strlen(subject);
+    s->base.queue = queue && *queue ? strdup(queue) : NULL;
+    s->conn = c;
+    s->mode = mode;
+    s->fn = fn;
+    s->userdata = userdata;
+    s->free_userdata = free_userdata;
+    s->internal = internal;
+    atomic_init(&s->limit_msgs, c->opts.pending_msgs_limit);
+    atomic_init(&s->limit_bytes, c->opts.pending_bytes_limit);
+    if (!s->base.subject || (queue && *queue && !s->base.queue)) {
+        sub_release(&s->base);
+        return err_set(EMBER_ENOMEM, "out of memory");
+    }
+    if (!fn) {
+        s->own = malloc(sizeof *s->own);
+        if (!s->own) {
+            sub_release(&s->base);
+            return err_set(EMBER_ENOMEM, "out of memory");
+        }
+        dq_init(s->own, false);
+    } else if (mode == EMBER_DELIVER_DISPATCH) {
+        int rc = ensure_dispatcher(c);
+        if (rc) {
+            s->free_userdata = NULL; /* error: the caller keeps userdata... */
+            sub_release(&s->base);
+            if (free_userdata)
+                free_userdata(userdata);
+            return rc;
+        }
+    }
+    pthread_mutex_lock(&c->mu);
+    if (atomic_load(&c->closed)) {
+        pthread_mutex_unlock(&c->mu);
+        sub_release(&s->base);
+        return err_set(EMBER_ECLOSED, "connection closed");
+    }
+    if (srv->opts.max_subscriptions > 0) {
+        int n = 0;
+        for (struct ember_sub *x = c->subs; x; x = x->next_all)
+            if (!atomic_load(&x->base.closed) && !x->internal)
+                n++;
+        if (n >= srv->opts.max_subscriptions && !internal) {
+            pthread_mutex_unlock(&c->mu);
+            sub_release(&s->base);
+            return err_set(EMBER_ELIMIT, "maximum subscriptions exceeded");
+        }
+    }
+    s->next_all = c->subs;
+    c->subs = s;
+    pthread_mutex_unlock(&c->mu);
+    if (sublist_insert(srv->sl, s->base.subject, s->base.queue, s) != 0) {
+        atomic_store(&s->base.closed, true);
+        return err_set(EMBER_EINVAL, "invalid subject \"%s\"", subject);
+    }
+    atomic_fetch_add(&srv->nsubs, 1);
+    if (out)
+        *out = s;
+    return EMBER_OK;
+}
+
+EMBER_API int ember_conn_subscribe(ember_sub **out, ember_conn *c, const char *subject,
+                                   const char *queue, ember_delivery mode, ember_msg_fn fn,
+                                   void *userdata, ember_free_fn free_userdata)
+{
+    if (out)
+        *out = NULL;
+    int rc = conn_usable(c);
+    if (!rc && !subject)
+        rc = err_set(EMBER_EINVAL, "subject is NULL");
+    if (!rc && !subject_is_valid_sub(subject, strlen(subject)))
+        rc = err_set(EMBER_EINVAL, "invalid subject \"%s\"", subject);
+    if (!rc && queue && *queue && !subject_is_valid_queue(queue, strlen(queue)))
+        rc = err_set(EMBER_EINVAL, "invalid queue name \"%s\"", queue);
+    if (!rc && mode != EMBER_DELIVER_DISPATCH && mode != EMBER_DELIVER_POLL &&
+        mode != EMBER_DELIVER_INLINE)
+        rc = err_set(EMBER_EINVAL, "invalid delivery mode %d", (int)mode);
+    if (!rc && mode == EMBER_DELIVER_INLINE && !fn)
+        rc = err_set(EMBER_EINVAL, "inline delivery needs a callback");
+    if (rc) {
+        if (free_userdata)
+            free_userdata(userdata);
+        return rc;
+    }
+    struct ember_sub *s = NULL;
+    rc = subscribe_internal(&s, c, subject, queue, mode, fn, userdata, free_userdata, false);
+    if (rc == 0 && out)
+        *out = s;
+    return rc;
+}
+
+EMBER_API int ember_sub_unsubscribe(ember_sub *s)
+{
+    if (!s)
+        return err_set(EMBER_EINVAL, "subscription is NULL");
+    sub_unsubscribe(s->conn->srv, &s->base);
+    if (s->own) {
+        pthread_mutex_lock(&s->own->mu);
+        s->own->closed = true;
+        pthread_cond_broadcast(&s->own->cv);
+        pthread_mutex_unlock(&s->own->mu);
+    }
+    return EMBER_OK;
+}
+
+EMBER_API int ember_sub_auto_unsubscribe(ember_sub *s, int64_t max)
+{
+    if (!s)
+        return err_set(EMBER_EINVAL, "subscription is NULL");
+    if (atomic_load(&s->base.closed))
+        return err_set(EMBER_ECLOSED, "subscription closed");
+    if (max <= 0)
+        return err_set(EMBER_EINVAL, "max must be positive");
+    atomic_store(&s->base.max, max);
+    if (atomic_load(&s->base.delivered) >= (unsigned long long)max)
+        sub_unsubscribe(s->conn->srv, &s->base);
+    return EMBER_OK;
+}
+
+EMBER_API int ember_sub_set_pending_limits(ember_sub *s, int64_t msgs, int64_t bytes)
+{
+    if (!s)
+        return err_set(EMBER_EINVAL, "subscription is NULL");
+    if (msgs == 0 || bytes == 0)
+        return err_set(EMBER_EINVAL, "limits must be non-zero (negative: unlimited)");
+    atomic_store(&s->limit_msgs, msgs);
+    atomic_store(&s->limit_bytes, bytes);
+    return EMBER_OK;
+}
+
+EMBER_API void ember_sub_get_stats(ember_sub *s, ember_sub_stats *out)
+{
+    if (!s || !out)
+        return;
+    out->delivered = atomic_load(&s->handed);
+    long long pm = atomic_load(&s->pending_msgs), pb = atomic_load(&s->pending_bytes);
+    out->pending_msgs = pm > 0 ? (uint64_t)pm : 0;
+    out->pending_bytes = pb > 0 ? (uint64_t)pb : 0;
+    out->dropped = atomic_load(&s->dropped);
+}
+
+EMBER_API const char *ember_sub_subject(const ember_sub *s) { return s ? s->base.subject : NULL; }
+
+EMBER_API bool ember_sub_is_valid(const ember_sub *s)
+{
+    return s && !atomic_load(&((ember_sub *)s)->base.closed) &&
+           !atomic_load(&s->conn->closed);
+}
+
+EMBER_API int ember_sub_next_msg(ember_sub *s, ember_msg **out, int timeout_ms)
+{
+    if (!out)
+        return err_set(EMBER_EINVAL, "out is NULL");
+    *out = NULL;
+    if (!s)
+        return err_set(EMBER_EINVAL, "subscription is NULL");
+    if (!s->own)
+        return err_set(EMBER_EINVAL, "subscription has a callback: use it, or ember_conn_poll");
+    if (atomic_exchange(&s->slow_report, false))
+        return err_set(EMBER_ESLOWCONSUMER, "slow consumer: %llu messages dropped",
+                       (unsigned long long)atomic_load(&s->dropped));
+    dq *q = s->own;
+    pthread_mutex_lock(&q->mu);
+    bool got = dq_wait_locked(q, timeout_ms, NULL);
+    qitem it;
+    size_t n = got ? dq_take_locked(q, &it, 1) : 0;
+    bool closed = q->closed;
+    pthread_mutex_unlock(&q->mu);
+    if (n == 0) {
+        if (closed || atomic_load(&s->conn->closed))
+            return err_set(EMBER_ECLOSED, "subscription closed");
+        return err_set(EMBER_ETIMEDOUT, "no message within %d ms", timeout_ms);
+    }
+    esub_dequeued(s, it.msg);
+    atomic_fetch_add(&s->handed, 1);
+    sub_release(&s->base);
+    *out = it.msg;
+    return EMBER_OK;
+}
+
+/* ------------------------------------------------------------------ poll */
+
+EMBER_API int ember_conn_poll(ember_conn *c, int timeout_ms)
+{
+    if (!c)
+        return err_set(EMBER_EINVAL, "connection is NULL");
+    qitem batch[256];
+    dq *q = &c->pollq;
+    pthread_mutex_lock(&q->mu);
+    if (q->count == 0)
+        dq_reset_fd(q);
+    if (q->count == 0 && atomic_load(&c->closed)) {
+        pthread_mutex_unlock(&q->mu);
+        return err_set(EMBER_ECLOSED, "connection closed");
+    }
+    dq_wait_locked(q, timeout_ms, &c->closed);
+    size_t n = dq_take_locked(q, batch, 256);
+    if (q->count == 0 && n == 0)
+        dq_reset_fd(q);
+    pthread_mutex_unlock(&q->mu);
+    for (size_t i = 0; i < n; i++)
+        run_item(c, &batch[i]);
+    return (int)n;
+}
+
+EMBER_API int ember_conn_fd(ember_conn *c)
+{
+    if (!c) {
+        err_set(EMBER_EINVAL, "connection is NULL");
+        return -1;
+    }
+    return c->pollq.efd;
+}
+
+/* ------------------------------------------------------------------ request */
+
+static void resp_handler(void *ud, ember_sub *sub, ember_msg *m)
+{
+    struct ember_conn *c = ud;
+    if (m->subject_len <= c->inbox_len)
+        return;
+    uint64_t token = strtoull(m->subject + c->inbox_len, NULL, 10);
+    pthread_mutex_lock(&c->rmu);
+    req_waiter **pp = &c->waiters, *w = NULL;
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->token == token) {
+            w = *pp;
+            *pp = w->next;
+            break;
+        }
+    pthread_mutex_unlock(&c->rmu);
+    if (!w)
+        return; /* late or duplicate reply */
+    pthread_mutex_lock(&w->mu);
+    w->reply = ember_msg_retain(m);
+    atomic_store(&w->done, 1);
+    if (w->sleeping)
+        pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int ensure_resp_sub(struct ember_conn *c)
+{
+    pthread_mutex_lock(&c->rmu);
+    bool have = c->resp_sub != NULL;
+    pthread_mutex_unlock(&c->rmu);
+    if (have)
+        return 0;
+    char subj[80];
+    snprintf(subj, sizeof subj, "%s*", c->inbox);
+    struct ember_sub *s = NULL;
+    int rc = subscribe_internal(&s, c, subj, NULL, EMBER_DELIVER_INLINE, resp_handler, c, NULL,
+                                true);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&c->rmu);
+    if (c->resp_sub) {
+        pthread_mutex_unlock(&c->rmu);
+        ember_sub_unsubscribe(s);
+        return 0;
+    }
+    c->resp_sub = s;
+    pthread_mutex_unlock(&c->rmu);
+    return 0;
+}
+
+static int request_view(struct ember_conn *c, msgview *mv, int timeout_ms, ember_msg **reply)
+{
+    int rc = ensure_resp_sub(c);
+    if (rc)
+        return rc;
+    req_waiter w;
+    memset(&w, 0, sizeof w);
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    w.token = atomic_fetch_add(&c->next_token, 1) + 1;
+    char inbox[96];
+    memcpy(inbox, c->inbox, c->inbox_len);
+    size_t il = c->inbox_len + fmt_u64(inbox + c->inbox_len, w.token);
+    inbox[il] = 0;
+    pthread_mutex_lock(&c->rmu);
+    w.next = c->waiters;
+    c->waiters = &w;
+    pthread_mutex_unlock(&c->rmu);
+    mv->reply = inbox;
+    mv->reply_len = il;
+    int delivered = 0;
+    rc = publish_view(c, mv, &delivered);
+    if (rc == 0 && delivered == 0 && !atomic_load(&w.done))
+        rc = err_set(EMBER_ENORESPONDERS, "no responders available for request on \"%.*s\"",
+                     (int)mv->subject_len, mv->subject);
+    if (rc == 0 && !atomic_load_explicit(&w.done, memory_order_acquire)) {
+        /* spin briefly, then sleep */
+        uint64_t t0 = time_mono_ns();
+        uint64_t spin = SPIN_NS;
+        if (timeout_ms >= 0 && (uint64_t)timeout_ms * 1000000ull < spin)
+            spin = (uint64_t)timeout_ms * 1000000ull;
+        for (unsigned i = 0; !atomic_load_explicit(&w.done, memory_order_acquire); i++) {
+            if ((i & 63) == 63 && time_mono_ns() - t0 > spin)
+                break;
+            cpu_relax();
+        }
+        if (!atomic_load(&w.done)) {
+            struct timespec dl;
+            clock_gettime(CLOCK_MONOTONIC, &dl);
+            uint64_t ns = (uint64_t)dl.tv_nsec + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
+            dl.tv_sec += (time_t)(ns / 1000000000ull);
+            dl.tv_nsec = (long)(ns % 1000000000ull);
+            pthread_mutex_lock(&w.mu);
+            w.sleeping = true;
+            while (!atomic_load(&w.done) && !atomic_load(&c->closed)) {
+                int r = timeout_ms < 0 ? pthread_cond_wait(&w.cv, &w.mu)
+                                       : pthread_cond_timedwait(&w.cv, &w.mu, &dl);
+                if (r == ETIMEDOUT)
+                    break;
+            }
+            pthread_mutex_unlock(&w.mu);
+        }
+        if (!atomic_load(&w.done))
+            rc = atomic_load(&c->closed)
+                     ? err_set(EMBER_ECLOSED, "connection closed")
+                     : err_set(EMBER_ETIMEDOUT, "request on \"%.*s\" timed out after %d ms",
+                               (int)mv->subject_len, mv->subject, timeout_ms);
+    }
+    /* unregister; if a responder is delivering right now, wait for it to finish */
+    pthread_mutex_lock(&c->rmu);
+    bool found = false;
+    for (req_waiter **pp = &c->waiters; *pp; pp = &(*pp)->next)
+        if (*pp == &w) {
+            *pp = w.next;
+            found = true;
+            break;
+        }
+    pthread_mutex_unlock(&c->rmu);
+    if (!found) {
+        pthread_mutex_lock(&w.mu);
+        w.sleeping = true;
+        while (!atomic_load(&w.done))
+            pthread_cond_wait(&w.cv, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+    }
+    if (atomic_load(&w.done)) {
+        if (rc == 0 || rc == EMBER_ETIMEDOUT || rc == EMBER_ENORESPONDERS) {
+            rc = 0;
+            *reply = w.reply;
+            w.reply = NULL;
+        }
+        if (w.reply)
+            ember_msg_release(w.reply);
+    }
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    return rc;
+}
+
+EMBER_API int ember_conn_request(ember_conn *c, const char *subject, const void *data,
+                                 size_t len, int timeout_ms, ember_msg **reply)
+{
+    if (!reply)
+        return err_set(EMBER_EINVAL, "reply is NULL");
+    *reply = NULL;
+    int rc = conn_usable(c);
+    if (rc)
+        return rc;
+    if (!subject)
+        return err_set(EMBER_EINVAL, "subject is NULL");
+    if (!data && len)
+        return err_set(EMBER_EINVAL, "data is NULL with a non-zero length");
+    msgview mv = {0};
+    mv.subject = subject;
+    mv.subject_len = strlen(subject);
+    mv.data = data ? data : "";
+    mv.data_len = len;
+    return request_view(c, &mv, timeout_ms, reply);
+}
+
+EMBER_API int ember_conn_request_msg(ember_conn *c, ember_msg *m, int timeout_ms,
+                                     ember_msg **reply)
+{
+    if (!reply)
+        return err_set(EMBER_EINVAL, "reply is NULL");
+    *reply = NULL;
+    int rc = conn_usable(c);
+    if (rc)
+        return rc;
+    if (!m)
+        return err_set(EMBER_EINVAL, "message is NULL");
+    m->flags |= MSG_F_FROZEN;
+    msgview mv;
+    view_of_msg(&mv, m);
+    /* the reply differs from m's: a new block is built when an in-process sub needs one */
+    return request_view(c, &mv, timeout_ms, reply);
+}
+
+/* ------------------------------------------------------------------ flush, drain, close */
+
+EMBER_API int ember_conn_flush(ember_conn *c, int timeout_ms)
+{
+    return conn_usable(c);
+}
+
+EMBER_API bool ember_conn_is_closed(const ember_conn *c)
+{
+    return !c || atomic_load(&((ember_conn *)c)->closed);
+}
+
+EMBER_API void ember_conn_get_stats(ember_conn *c, ember_conn_stats *out)
+{
+    if (!c || !out)
+        return;
+    memset(out, 0, sizeof *out);
+    out->in_msgs = atomic_load(&c->cl->out_msgs);
+    out->in_bytes = atomic_load(&c->cl->out_bytes);
+    out->out_msgs = atomic_load(&c->cl->in_msgs);
+    out->out_bytes = atomic_load(&c->cl->in_bytes);
+    pthread_mutex_lock(&c->mu);
+    for (struct ember_sub *s = c->subs; s; s = s->next_all)
+        out->dropped += atomic_load(&s->dropped);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void unsubscribe_all(struct ember_conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    for (struct ember_sub *s = c->subs; s; s = s->next_all) {
+        sub_unsubscribe(c->srv, &s->base);
+        if (s->own) {
+            pthread_mutex_lock(&s->own->mu);
+            s->own->closed = true;
+            pthread_cond_broadcast(&s->own->cv);
+            pthread_mutex_unlock(&s->own->mu);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void wake_all(struct ember_conn *c)
+{
+    dq *qs[2] = {&c->pollq, &c->dispq};
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_lock(&qs[i]->mu);
+        pthread_cond_broadcast(&qs[i]->cv);
+        dq_signal_fd(qs[i]);
+        pthread_mutex_unlock(&qs[i]->mu);
+    }
+    /* wake requesters */
+    pthread_mutex_lock(&c->rmu);
+    for (req_waiter *w = c->waiters; w; w = w->next) {
+        pthread_mutex_lock(&w->mu);
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+    pthread_mutex_unlock(&c->rmu);
+}
+
+/* The server is shutting down (server thread): close without blocking on the host. */
+void inproc_server_closing(client *cl)
+{
+    struct ember_conn *c = cl->conn;
+    if (!c)
+        return;
+    atomic_store(&c->closed, true);
+    unsubscribe_all(c);
+    wake_all(c);
+}
+
+EMBER_API int ember_conn_drain(ember_conn *c, int timeout_ms)
+{
+    int rc = conn_usable(c);
+    if (rc)
+        return rc;
+    unsubscribe_all(c);
+    /* let queued messages be delivered */
+    uint64_t dl = time_mono_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+    bool timed_out = false;
+    for (;;) {
+        size_t pending = atomic_load(&c->dispq.acount);
+        if (pending == 0)
+            break;
+        if (tls_dispatching == c)
+            break; /* drained from a callback: cannot wait for ourselves */
+        if (timeout_ms >= 0 && time_mono_ms() >= dl) {
+            timed_out = true;
+            break;
+        }
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&c->closed, true);
+    wake_all(c);
+    return timed_out ? err_set(EMBER_ETIMEDOUT, "drain timed out") : EMBER_OK;
+}
+
+static void drop_queue(dq *q)
+{
+    qitem it;
+    pthread_mutex_lock(&q->mu);
+    q->closed = true;
+    while (dq_take_locked(q, &it, 1)) {
+        esub_dequeued(it.sub, it.msg);
+        ember_msg_release(it.msg);
+        sub_release(&it.sub->base);
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+static void conn_free(struct ember_conn *c)
+{
+    drop_queue(&c->pollq);
+    drop_queue(&c->dispq);
+    server *srv = c->srv;
+    client *cl = c->cl;
+    /* free subscriptions (their userdata is released with them) */
+    pthread_mutex_lock(&c->mu);
+    struct ember_sub *s = c->subs;
+    c->subs = NULL;
+    pthread_mutex_unlock(&c->mu);
+    while (s) {
+        struct ember_sub *n = s->next_all;
+        sub_release(&s->base);
+        s = n;
+    }
+    server_remove_client(srv, cl);
+    pthread_mutex_lock(&cl->mu);
+    cl->conn = NULL;
+    pthread_mutex_unlock(&cl->mu);
+    dq_destroy(&c->pollq);
+    dq_destroy(&c->dispq);
+    pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->rmu);
+    free(cl->name);
+    cl->name = NULL;
+    free(c);
+    client_release(cl);
+}
+
+EMBER_API void ember_conn_close(ember_conn *c)
+{
+    if (!c)
+        return;
+    if (atomic_exchange(&c->user_closed, true))
+        return;
+    atomic_store(&c->closed, true);
+    unsubscribe_all(c);
+    atomic_store(&c->disp_stop, true);
+    wake_all(c);
+    pthread_mutex_lock(&c->mu);
+    bool started = c->disp_started;
+    bool self = started && pthread_equal(c->disp_thread, pthread_self());
+    if (self)
+        c->free_on_disp_exit = true;
+    pthread_mutex_unlock(&c->mu);
+    if (self)
+        return; /* the dispatcher frees the connection when the callback returns */
+    if (started)
+        pthread_join(c->disp_thread, NULL);
+    conn_free(c);
+}

@@ -1,0 +1,92 @@
+/* route: hand one message to every matching subscription. The network path and the
+ * in-process path meet here and nowhere else. */
+#include <stdlib.h>
+
+#include "server.h"
+
+void sub_retain(sub *s) { atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed); }
+
+void sub_release(sub *s)
+{
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        s->destroy(s);
+}
+
+void sub_unsubscribe(server *srv, sub *s)
+{
+    if (atomic_exchange(&s->closed, true))
+        return;
+    sublist_remove(srv->sl, s->subject, s->queue, s);
+    atomic_fetch_sub(&srv->nsubs, 1);
+}
+
+ember_msg *msgview_block(msgview *mv)
+{
+    if (!mv->blk) {
+        mv->blk = msg_build(mv->subject, mv->subject_len, mv->reply, mv->reply_len, mv->hdr,
+                            mv->hdr_len, mv->data, mv->data_len);
+        mv->blk_owned = mv->blk != NULL;
+    }
+    return mv->blk;
+}
+
+/* Count one delivery against the subscription's auto-unsubscribe max.
+ * Returns false when the subscription already got its max. */
+static inline bool sub_take(server *srv, sub *s, bool *last)
+{
+    long long max = atomic_load_explicit(&s->max, memory_order_relaxed);
+    *last = false;
+    if (max <= 0) {
+        atomic_fetch_add_explicit(&s->delivered, 1, memory_order_relaxed);
+        return true;
+    }
+    unsigned long long n = atomic_fetch_add(&s->delivered, 1) + 1;
+    if (n > (unsigned long long)max)
+        return false;
+    *last = n == (unsigned long long)max;
+    return true;
+}
+
+static inline bool deliver(server *srv, client *from, sub *s, msgview *mv)
+{
+    if (atomic_load_explicit(&s->closed, memory_order_relaxed))
+        return false;
+    client *c = s->cl;
+    if (c == from && !from->echo)
+        return false;
+    bool last;
+    if (!sub_take(srv, s, &last))
+        return false;
+    bool ok = c->kind == CK_TCP ? client_tcp_deliver(c, s, mv) : inproc_deliver(c, s, mv);
+    if (last)
+        sub_unsubscribe(srv, s);
+    return ok;
+}
+
+int server_route(server *srv, client *from, msgview *mv)
+{
+    sublist_result *r = sublist_match(srv->sl, mv->subject, mv->subject_len);
+    int n = 0;
+    for (size_t i = 0; i < r->npsubs; i++)
+        n += deliver(srv, from, (sub *)r->psubs[i], mv);
+    for (size_t q = 0; q < r->nqsubs; q++) {
+        sublist_qgroup *g = &r->qsubs[q];
+        if (g->n == 0)
+            continue;
+        size_t start = g->n == 1 ? 0 : (size_t)(rand_u64() % g->n);
+        for (size_t k = 0; k < g->n; k++) {
+            sub *s = g->items[(start + k) % g->n];
+            if (deliver(srv, from, s, mv)) {
+                n++;
+                break;
+            }
+        }
+    }
+    sublist_result_release(r);
+    if (mv->blk_owned) {
+        ember_msg_release(mv->blk);
+        mv->blk = NULL;
+        mv->blk_owned = false;
+    }
+    return n;
+}

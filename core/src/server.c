@@ -1,0 +1,653 @@
+#define _GNU_SOURCE
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static _Thread_local server *tls_loop_server;
+
+bool srv_on_loop(server *s) { return tls_loop_server == s; }
+
+EMBER_API void ember_server_options_init(ember_server_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
+    o->host = "0.0.0.0";
+    o->port = 0;
+    o->max_payload = 1024 * 1024;
+    o->max_control_line = 4096;
+    o->max_pending = 64ll * 1024 * 1024;
+    o->max_connections = 64 * 1024;
+    o->max_subscriptions = 0;
+    o->ping_interval_ms = 2 * 60 * 1000;
+    o->max_pings_out = 2;
+    o->write_deadline_ms = 10 * 1000;
+    o->auth_timeout_ms = 2 * 1000;
+    o->log_level = EMBER_LOG_INFO;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+void srv_log(server *s, int level, const char *fmt, ...)
+{
+    pthread_mutex_lock(&s->log_mu);
+    logger lg = s->lg;
+    pthread_mutex_unlock(&s->log_mu);
+    if (!LOG_ON(&lg, level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_vemit(&lg, level, fmt, ap);
+    va_end(ap);
+}
+
+bool srv_log_on(server *s, int level)
+{
+    pthread_mutex_lock(&s->log_mu);
+    bool on = LOG_ON(&s->lg, level);
+    pthread_mutex_unlock(&s->log_mu);
+    return on;
+}
+
+EMBER_API void ember_server_log_to_stderr(ember_server *s, int level)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->log_mu);
+    s->lg.to_stderr = true;
+    s->lg.level = level;
+    pthread_mutex_unlock(&s->log_mu);
+}
+
+EMBER_API void ember_server_set_logger(ember_server *s, int level, ember_log_fn fn,
+                                       void *userdata)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->log_mu);
+    s->lg.fn = fn;
+    s->lg.userdata = userdata;
+    s->lg.level = level;
+    pthread_mutex_unlock(&s->log_mu);
+}
+
+static void sub_retain_v(void *p) { sub_retain(p); }
+static void sub_release_v(void *p) { sub_release(p); }
+
+EMBER_API int ember_server_new(ember_server **out, const ember_server_options *opts)
+{
+    if (!out)
+        return err_set(EMBER_EINVAL, "out is NULL");
+    *out = NULL;
+    ember_server_options o;
+    ember_server_options_init(&o);
+    if (opts) {
+        if (opts->size == 0 || opts->size > sizeof o)
+            return err_set(EMBER_EINVAL, "options not initialised with ember_server_options_init");
+        memcpy(&o, opts, opts->size);
+        o.size = sizeof o;
+    }
+    if (o.port < -1 || o.port > 65535)
+        return err_set(EMBER_EINVAL, "invalid port %d", o.port);
+    if (o.max_payload <= 0 || o.max_payload > 64ll * 1024 * 1024)
+        return err_set(EMBER_EINVAL, "invalid max_payload %lld (1 byte to 64 MiB)",
+                       (long long)o.max_payload);
+    if (o.max_control_line <= 0)
+        return err_set(EMBER_EINVAL, "invalid max_control_line %d", o.max_control_line);
+    if (o.max_pending <= 0)
+        return err_set(EMBER_EINVAL, "invalid max_pending %lld", (long long)o.max_pending);
+    if (o.max_payload > o.max_pending)
+        return err_set(EMBER_EINVAL, "max_payload (%lld) over max_pending (%lld)",
+                       (long long)o.max_payload, (long long)o.max_pending);
+    if ((o.username && !o.password) || (!o.username && o.password))
+        return err_set(EMBER_EINVAL, "username and password must be given together");
+    if (o.auth_token && o.username)
+        return err_set(EMBER_EINVAL, "token and user/password authentication cannot be combined");
+    if (o.jetstream)
+        return err_set(EMBER_EINVAL, "JetStream is not available in this build yet");
+
+    server *s = calloc(1, sizeof *s);
+    if (!s)
+        return err_set(EMBER_ENOMEM, "out of memory");
+    atomic_init(&s->refs, 1);
+    s->opts = o;
+    s->o_host = strdup(o.host ? o.host : "0.0.0.0");
+    s->o_name = dup_or_null(o.server_name);
+    s->o_user = dup_or_null(o.username);
+    s->o_pass = dup_or_null(o.password);
+    s->o_token = dup_or_null(o.auth_token);
+    s->o_store = dup_or_null(o.store_dir);
+    s->o_domain = dup_or_null(o.jetstream_domain);
+    s->opts.host = s->o_host;
+    s->opts.username = s->o_user;
+    s->opts.password = s->o_pass;
+    s->opts.auth_token = s->o_token;
+    s->opts.store_dir = s->o_store;
+    s->opts.jetstream_domain = s->o_domain;
+    server_id_new(s->id);
+    if (!s->o_name)
+        s->o_name = strdup(s->id);
+    s->opts.server_name = s->o_name;
+    pthread_mutex_init(&s->log_mu, NULL);
+    s->lg.level = o.log_fn ? o.log_level : -1;
+    s->lg.fn = o.log_fn;
+    s->lg.userdata = o.log_userdata;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->fmu, NULL);
+    s->sl = sublist_new(sub_retain_v, sub_release_v);
+    s->read_buf_len = 64 * 1024;
+    s->read_buf = malloc(s->read_buf_len);
+    atomic_init(&s->next_cid, 1);
+    if (!s->o_host || !s->o_name || !s->sl || !s->read_buf) {
+        server_release(s);
+        return err_set(EMBER_ENOMEM, "out of memory");
+    }
+    *out = s;
+    return EMBER_OK;
+}
+
+void server_retain(server *s) { atomic_fetch_add(&s->refs, 1); }
+
+static void server_destroy(server *s)
+{
+    if (s->sl)
+        sublist_free(s->sl);
+    free(s->o_host);
+    free(s->o_name);
+    free(s->o_user);
+    free(s->o_pass);
+    free(s->o_token);
+    free(s->o_store);
+    free(s->o_domain);
+    free(s->read_buf);
+    pthread_mutex_destroy(&s->log_mu);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->fmu);
+    free(s);
+}
+
+void server_release(server *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) == 1)
+        server_destroy(s);
+}
+
+int server_add_client(server *s, client *c)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->state != SS_RUNNING) {
+        pthread_mutex_unlock(&s->mu);
+        return err_set(EMBER_ECLOSED, "server is not running");
+    }
+    c->next = s->clients;
+    c->prev = NULL;
+    if (s->clients)
+        s->clients->prev = c;
+    s->clients = c;
+    client_retain(c);
+    pthread_mutex_unlock(&s->mu);
+    atomic_fetch_add(&s->nconns, 1);
+    atomic_fetch_add(&s->total_conns, 1);
+    return EMBER_OK;
+}
+
+void server_remove_client(server *s, client *c)
+{
+    bool found = false;
+    pthread_mutex_lock(&s->mu);
+    for (client *x = s->clients; x; x = x->next)
+        if (x == c) {
+            found = true;
+            break;
+        }
+    if (found) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            s->clients = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        c->prev = c->next = NULL;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (found) {
+        atomic_fetch_sub(&s->nconns, 1);
+        atomic_fetch_add(&s->closed_in_msgs, atomic_load(&c->in_msgs));
+        atomic_fetch_add(&s->closed_in_bytes, atomic_load(&c->in_bytes));
+        atomic_fetch_add(&s->closed_out_msgs, atomic_load(&c->out_msgs));
+        atomic_fetch_add(&s->closed_out_bytes, atomic_load(&c->out_bytes));
+        client_release(c);
+    }
+}
+
+/* ------------------------------------------------------------------ loop thread */
+
+static void on_async(uv_async_t *h)
+{
+    server *s = h->data;
+    server_process_pending(s);
+    if (atomic_load(&s->shutdown_requested))
+        uv_stop(&s->loop);
+}
+
+static void on_housekeeping(uv_timer_t *t)
+{
+    server *s = t->data;
+    uint64_t now = time_mono_ms();
+    /* collect TCP clients under the lock, then act without it */
+    client *list[256];
+    size_t n = 0;
+    size_t skip = 0;
+    for (;;) {
+        n = 0;
+        size_t idx = 0;
+        pthread_mutex_lock(&s->mu);
+        for (client *c = s->clients; c && n < 256; c = c->next) {
+            if (c->kind != CK_TCP)
+                continue;
+            if (idx++ < skip)
+                continue;
+            client_retain(c);
+            list[n++] = c;
+        }
+        pthread_mutex_unlock(&s->mu);
+        for (size_t i = 0; i < n; i++) {
+            client_tcp_housekeeping(list[i], now);
+            client_release(list[i]);
+        }
+        if (n < 256)
+            break;
+        skip += n;
+    }
+}
+
+static void on_walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+    server *s = l->data;
+    if (status < 0) {
+        srv_log(s, EMBER_LOG_ERROR, "Error accepting client connection: %s", uv_strerror(status));
+        return;
+    }
+    client_tcp_accept(s);
+}
+
+static void close_all_clients(server *s)
+{
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        client *c = s->clients;
+        while (c && c->kind == CK_TCP && c->handle_closed)
+            c = c->next;
+        if (c)
+            client_retain(c);
+        pthread_mutex_unlock(&s->mu);
+        if (!c)
+            break;
+        if (c->kind == CK_TCP) {
+            client_tcp_close(c, CR_SHUTDOWN);
+        } else {
+            inproc_server_closing(c);
+            server_remove_client(s, c);
+        }
+        client_release(c);
+        /* let uv close callbacks run so closed TCP clients leave the list */
+        uv_run(&s->loop, UV_RUN_NOWAIT);
+    }
+}
+
+static void *server_thread(void *arg)
+{
+    server *s = arg;
+    tls_loop_server = s;
+    int rc = uv_loop_init(&s->loop);
+    if (rc) {
+        pthread_mutex_lock(&s->mu);
+        s->start_failed = true;
+        snprintf(s->start_err, sizeof s->start_err, "event loop init: %s", uv_strerror(rc));
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        return NULL;
+    }
+    uv_async_init(&s->loop, &s->async, on_async);
+    s->async.data = s;
+    pthread_mutex_lock(&s->fmu);
+    s->loop_alive = true;
+    pthread_mutex_unlock(&s->fmu);
+    uv_timer_init(&s->loop, &s->housekeeping);
+    s->housekeeping.data = s;
+
+    srv_log(s, EMBER_LOG_INFO, "Starting nats-server (ember %s)", EMBER_VERSION_STRING);
+    srv_log(s, EMBER_LOG_INFO, "  Version:  %s", EMBER_NATS_VERSION);
+    srv_log(s, EMBER_LOG_INFO, "  Name:     %s", s->o_name);
+    srv_log(s, EMBER_LOG_INFO, "  ID:       %s", s->id);
+
+    bool failed = false;
+    char err[256] = "";
+    if (!s->opts.dont_listen) {
+        int port = s->opts.port == 0 ? 4222 : (s->opts.port < 0 ? 0 : s->opts.port);
+        struct sockaddr_storage ss;
+        if (uv_ip4_addr(s->o_host, port, (struct sockaddr_in *)&ss) != 0 &&
+            uv_ip6_addr(s->o_host, port, (struct sockaddr_in6 *)&ss) != 0) {
+            failed = true;
+            snprintf(err, sizeof err, "invalid listen host \"%s\"", s->o_host);
+        } else {
+            uv_tcp_init(&s->loop, &s->listener);
+            s->listener.data = s;
+            s->listening = true;
+            rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0);
+            if (!rc)
+                rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+            if (rc) {
+                failed = true;
+                snprintf(err, sizeof err, "Error listening on port: %s:%d, \"%s\"", s->o_host,
+                         port, uv_strerror(rc));
+            } else {
+                struct sockaddr_storage bound;
+                int blen = sizeof bound;
+                uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen);
+                s->bound_port = ntohs(bound.ss_family == AF_INET6
+                                          ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                          : ((struct sockaddr_in *)&bound)->sin_port);
+                const char *h = s->o_host;
+                if (!strcmp(h, "0.0.0.0") || !strcmp(h, "::") || !*h)
+                    h = "127.0.0.1";
+                if (strchr(h, ':'))
+                    snprintf(s->client_url, sizeof s->client_url, "nats://[%s]:%d", h, s->bound_port);
+                else
+                    snprintf(s->client_url, sizeof s->client_url, "nats://%s:%d", h, s->bound_port);
+                srv_log(s, EMBER_LOG_INFO, "Listening for client connections on %s:%d",
+                        s->o_host, s->bound_port);
+            }
+        }
+    }
+    if (failed) {
+        srv_log(s, EMBER_LOG_FATAL, "%s", err);
+    } else {
+        srv_log(s, EMBER_LOG_INFO, "Server is ready");
+        uv_timer_start(&s->housekeeping, on_housekeeping, 250, 250);
+    }
+    pthread_mutex_lock(&s->mu);
+    if (failed) {
+        s->start_failed = true;
+        snprintf(s->start_err, sizeof s->start_err, "%s", err);
+    } else {
+        s->ready = true;
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+
+    if (!failed && !atomic_load(&s->shutdown_requested))
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+
+    /* shutting down */
+    pthread_mutex_lock(&s->mu);
+    s->state = SS_SHUTTING;
+    pthread_mutex_unlock(&s->mu);
+    if (s->listening)
+        uv_close((uv_handle_t *)&s->listener, NULL);
+    srv_log(s, EMBER_LOG_INFO, "Initiating Shutdown...");
+    server_process_pending(s);
+    close_all_clients(s);
+    uv_timer_stop(&s->housekeeping);
+    pthread_mutex_lock(&s->fmu);
+    s->loop_alive = false;
+    pthread_mutex_unlock(&s->fmu);
+    server_process_pending(s);
+    uv_walk(&s->loop, on_walk_close, NULL);
+    while (uv_run(&s->loop, UV_RUN_NOWAIT))
+        ;
+    uv_loop_close(&s->loop);
+    srv_log(s, EMBER_LOG_INFO, "Server Exiting..");
+    pthread_mutex_lock(&s->mu);
+    s->state = SS_DONE;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+EMBER_API int ember_server_start(ember_server *s)
+{
+    if (!s)
+        return err_set(EMBER_EINVAL, "server is NULL");
+    pthread_mutex_lock(&s->mu);
+    if (s->state != SS_NEW || s->thread_started) {
+        pthread_mutex_unlock(&s->mu);
+        return err_set(EMBER_ESTATE, "server already started");
+    }
+    s->state = SS_RUNNING;
+    /* server threads never take the host's process signals */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&s->thread, NULL, server_thread, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        s->state = SS_DONE;
+        pthread_mutex_unlock(&s->mu);
+        return err_set(EMBER_ENOMEM, "cannot create server thread: %s", strerror(rc));
+    }
+    s->thread_started = true;
+    pthread_mutex_unlock(&s->mu);
+    return EMBER_OK;
+}
+
+static void abs_deadline(struct timespec *ts, int timeout_ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+EMBER_API bool ember_server_ready_for_connections(ember_server *s, int timeout_ms)
+{
+    if (!s) {
+        err_set(EMBER_EINVAL, "server is NULL");
+        return false;
+    }
+    struct timespec ts;
+    abs_deadline(&ts, timeout_ms < 0 ? 0 : timeout_ms);
+    pthread_mutex_lock(&s->mu);
+    while (!s->ready && !s->start_failed && s->state == SS_RUNNING) {
+        if (!s->thread_started)
+            break;
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    bool ok = s->ready && s->state == SS_RUNNING && !atomic_load(&s->shutdown_requested);
+    if (!ok) {
+        if (s->start_failed)
+            err_set(EMBER_EIO, "%s", s->start_err);
+        else if (!s->thread_started)
+            err_set(EMBER_ESTATE, "server not started");
+        else if (s->state != SS_RUNNING || atomic_load(&s->shutdown_requested))
+            err_set(EMBER_ECLOSED, "server is shut down");
+        else
+            err_set(EMBER_ETIMEDOUT, "server not ready for connections after %d ms", timeout_ms);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+EMBER_API const char *ember_server_client_url(const ember_server *s)
+{
+    if (!s || s->opts.dont_listen)
+        return NULL;
+    server *m = (server *)s;
+    pthread_mutex_lock(&m->mu);
+    bool ready = m->ready;
+    pthread_mutex_unlock(&m->mu);
+    return ready ? s->client_url : NULL;
+}
+
+EMBER_API int ember_server_port(const ember_server *s)
+{
+    if (!s)
+        return 0;
+    server *m = (server *)s;
+    pthread_mutex_lock(&m->mu);
+    int p = m->ready ? m->bound_port : 0;
+    pthread_mutex_unlock(&m->mu);
+    return p;
+}
+
+EMBER_API const char *ember_server_id(const ember_server *s) { return s ? s->id : NULL; }
+EMBER_API const char *ember_server_name(const ember_server *s) { return s ? s->o_name : NULL; }
+
+EMBER_API void ember_server_shutdown(ember_server *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (!s->thread_started) {
+        s->state = SS_DONE;
+        atomic_store(&s->shutdown_requested, true);
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    bool first = !atomic_exchange(&s->shutdown_requested, true);
+    pthread_mutex_unlock(&s->mu);
+    if (first)
+        srv_log(s, EMBER_LOG_DEBUG, "shutdown requested");
+    pthread_mutex_lock(&s->fmu);
+    if (s->loop_alive)
+        uv_async_send(&s->async);
+    pthread_mutex_unlock(&s->fmu);
+    if (srv_on_loop(s))
+        return; /* from a callback on the loop thread: the loop ends after it returns */
+    /* Wait for the loop thread to finish (do not wait from a thread it may wait for:
+     * in-process callbacks never block the loop, so waiting is safe here). */
+    pthread_mutex_lock(&s->mu);
+    while (s->state != SS_DONE)
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void server_join(server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!s->thread_started || s->joined) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    while (s->joining)
+        pthread_cond_wait(&s->cv, &s->mu);
+    if (s->joined) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    s->joining = true;
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    pthread_mutex_lock(&s->mu);
+    s->joined = true;
+    s->joining = false;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+EMBER_API int ember_server_wait_for_shutdown(ember_server *s, bool handle_signals)
+{
+    if (!s)
+        return err_set(EMBER_EINVAL, "server is NULL");
+    if (srv_on_loop(s))
+        return err_set(EMBER_ESTATE, "cannot wait for shutdown on the server's own thread");
+    if (!handle_signals) {
+        pthread_mutex_lock(&s->mu);
+        while (s->state != SS_DONE && s->state != SS_NEW)
+            pthread_cond_wait(&s->cv, &s->mu);
+        pthread_mutex_unlock(&s->mu);
+        return EMBER_OK;
+    }
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        bool done = s->state == SS_DONE || s->state == SS_NEW;
+        pthread_mutex_unlock(&s->mu);
+        if (done)
+            break;
+        struct timespec ts = {0, 100 * 1000000L};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGINT || sig == SIGTERM) {
+            srv_log(s, EMBER_LOG_INFO, "Trapped \"%s\" signal",
+                    sig == SIGINT ? "interrupt" : "terminated");
+            ember_server_shutdown(s);
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return EMBER_OK;
+}
+
+EMBER_API void ember_server_free(ember_server *s)
+{
+    if (!s)
+        return;
+    ember_server_shutdown(s);
+    server_join(s);
+    server_release(s);
+}
+
+EMBER_API void ember_server_get_stats(ember_server *s, ember_server_stats *out)
+{
+    if (!s || !out)
+        return;
+    memset(out, 0, sizeof *out);
+    out->in_msgs = atomic_load(&s->closed_in_msgs);
+    out->in_bytes = atomic_load(&s->closed_in_bytes);
+    out->out_msgs = atomic_load(&s->closed_out_msgs);
+    out->out_bytes = atomic_load(&s->closed_out_bytes);
+    pthread_mutex_lock(&s->mu);
+    for (client *c = s->clients; c; c = c->next) {
+        out->in_msgs += atomic_load(&c->in_msgs);
+        out->in_bytes += atomic_load(&c->in_bytes);
+        out->out_msgs += atomic_load(&c->out_msgs);
+        out->out_bytes += atomic_load(&c->out_bytes);
+    }
+    pthread_mutex_unlock(&s->mu);
+    out->connections = atomic_load(&s->nconns);
+    out->total_connections = atomic_load(&s->total_conns);
+    out->subscriptions = atomic_load(&s->nsubs);
+    out->slow_consumers = atomic_load(&s->slow_consumers);
+}
+
+const char *close_reason_text(int r)
+{
+    switch (r) {
+    case CR_CLIENT: return "Client Closed";
+    case CR_SLOW_CONSUMER_PENDING: return "Slow Consumer (Pending Bytes)";
+    case CR_SLOW_CONSUMER_DEADLINE: return "Slow Consumer (Write Deadline)";
+    case CR_PROTOCOL: return "Protocol Violation";
+    case CR_AUTH: return "Authentication Failure";
+    case CR_AUTH_TIMEOUT: return "Authentication Timeout";
+    case CR_STALE: return "Stale Connection";
+    case CR_MAX_PAYLOAD: return "Maximum Message Payload Exceeded";
+    case CR_MAX_CONNECTIONS: return "Maximum Connections Exceeded";
+    case CR_SHUTDOWN: return "Server Shutdown";
+    case CR_WRITE_ERROR: return "Write Error";
+    case CR_READ_ERROR: return "Read Error";
+    default: return "Unknown";
+    }
+}

@@ -1,0 +1,192 @@
+/* server: the broker's internal types shared by server.c, client.c, route.c, conn.c. */
+#ifndef EMBER_SERVER_H
+#define EMBER_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "ember.h"
+#include "msg.h"
+#include "parser.h"
+#include "sublist.h"
+#include "util.h"
+
+typedef struct ember_server server;
+typedef struct client client;
+typedef struct sub sub;
+
+enum { CK_TCP = 0, CK_INPROC = 1 };
+
+/* A subscription of any kind of client. Refcounted: the sublist, match results,
+ * queued deliveries and the owning client each hold a reference. */
+struct sub {
+    atomic_int refs;
+    client *cl;             /* retained */
+    char *subject;
+    char *queue;            /* NULL when none */
+    char *sid;              /* TCP: the client's sid */
+    size_t sid_len;
+    size_t subject_len;
+    atomic_bool closed;     /* unsubscribed: deliver nothing more */
+    atomic_llong max;       /* auto-unsubscribe after this many (0: none) */
+    atomic_ullong delivered;
+    void (*destroy)(sub *s); /* kind-specific free of the containing object */
+    sub *tnext;             /* TCP: sid hash chain (loop thread only) */
+};
+
+void sub_retain(sub *s);
+void sub_release(sub *s);
+/* Remove from the sublist and mark closed; idempotent. */
+void sub_unsubscribe(server *srv, sub *s);
+
+/* A message as seen by the router: slices plus a lazily built block. */
+typedef struct msgview {
+    const char *subject;
+    size_t subject_len;
+    const char *reply;      /* NULL when none */
+    size_t reply_len;
+    const char *hdr;        /* NULL when none */
+    size_t hdr_len;
+    const char *data;
+    size_t data_len;
+    ember_msg *blk;         /* built once on demand (msgview_block) */
+    bool blk_owned;         /* the router made blk and releases it */
+} msgview;
+
+/* The shared block for this message, built on first use. NULL on ENOMEM. */
+ember_msg *msgview_block(msgview *mv);
+
+struct client {
+    atomic_int refs;
+    server *srv;
+    uint64_t cid;
+    int kind;
+    pthread_mutex_t mu;     /* outbound buffers, closing */
+    /* CONNECT options */
+    bool verbose, pedantic, echo, headers, no_responders;
+    int protocol;
+    char *name, *lang, *version;
+    bool connected;         /* CONNECT processed */
+    atomic_bool closing;    /* no more deliveries */
+    int close_reason;
+    /* TCP outbound (mu) */
+    bytebuf ob;             /* accumulating */
+    bytebuf wb;             /* being written */
+    bool writing;
+    bool close_after_write;
+    uint64_t write_start_ms;
+    bool in_flush_list;
+    client *flush_next;
+    /* TCP, loop thread only */
+    uv_tcp_t tcp;
+    uv_write_t wreq;
+    bool handle_closed;
+    proto_parser *parser;
+    sub **stab;             /* sid hash table */
+    size_t stab_cap, nsubs;
+    int pings_out;
+    uint64_t last_in_ms, last_ping_ms, start_ms;
+    char ip[64];
+    int port;
+    bool in_close_list;
+    client *close_next;
+    /* list of the server's clients (srv->mu) */
+    client *prev, *next;
+    /* stats */
+    atomic_ullong in_msgs, in_bytes, out_msgs, out_bytes;
+    /* in-process */
+    struct ember_conn *conn;
+};
+
+void client_retain(client *c);
+void client_release(client *c);
+
+enum server_state { SS_NEW = 0, SS_RUNNING, SS_SHUTTING, SS_DONE };
+
+struct ember_server {
+    atomic_int refs;
+    ember_server_options opts;          /* strings below are owned copies */
+    char *o_host, *o_name, *o_user, *o_pass, *o_token, *o_store, *o_domain;
+    char id[57];
+    pthread_mutex_t log_mu;
+    logger lg;
+    sublist *sl;
+    /* loop (owned by the server thread) */
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t async;
+    uv_timer_t housekeeping;
+    bool listening;
+    pthread_t thread;
+    bool thread_started;
+    pthread_t shutdown_caller;
+    /* state (mu) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state;
+    bool ready, start_failed, joined, joining;
+    char start_err[256];
+    client *clients;
+    /* cross-thread work for the loop (fmu) */
+    pthread_mutex_t fmu;
+    client *flush_head;
+    client *close_head;
+    bool loop_alive;        /* async handle usable (fmu) */
+    atomic_bool shutdown_requested;
+    int bound_port;
+    char client_url[160];
+    atomic_ullong next_cid;
+    atomic_ullong nconns, total_conns, slow_consumers, nsubs;
+    atomic_ullong closed_in_msgs, closed_in_bytes, closed_out_msgs, closed_out_bytes;
+    char *read_buf;
+    size_t read_buf_len;
+};
+
+/* logging through the server's logger (thread-safe) */
+void srv_log(server *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool srv_log_on(server *s, int level);
+
+/* Is the calling thread the server's event-loop thread? */
+bool srv_on_loop(server *s);
+
+void server_retain(server *s);
+void server_release(server *s);
+
+/* Register/unregister a client in the server's list (counts connections). */
+int server_add_client(server *s, client *c);
+void server_remove_client(server *s, client *c);
+
+/* Route a message from `from` to every matching subscription. Returns the number of
+ * subscriptions it was handed to. Any thread. */
+int server_route(server *s, client *from, msgview *mv);
+
+/* TCP clients (client.c) */
+void client_tcp_accept(server *s);
+/* Append a MSG/HMSG for sub to c's outbound buffer; false if not delivered. Any thread. */
+bool client_tcp_deliver(client *c, sub *s, const msgview *mv);
+/* Ask the loop to flush c's outbound (any thread). */
+void client_schedule_flush(client *c);
+/* Ask the loop to close c (any thread). */
+void client_schedule_close(client *c, int reason);
+/* Loop thread: flush and close what other threads asked for. */
+void server_process_pending(server *s);
+/* Loop thread: periodic checks (pings, write deadline, auth timeout). */
+void client_tcp_housekeeping(client *c, uint64_t now_ms);
+/* Loop thread: close now. */
+void client_tcp_close(client *c, int reason);
+
+enum close_reason {
+    CR_CLIENT = 1, CR_SLOW_CONSUMER_PENDING, CR_SLOW_CONSUMER_DEADLINE, CR_PROTOCOL,
+    CR_AUTH, CR_AUTH_TIMEOUT, CR_STALE, CR_MAX_PAYLOAD, CR_MAX_CONNECTIONS, CR_SHUTDOWN,
+    CR_WRITE_ERROR, CR_READ_ERROR,
+};
+const char *close_reason_text(int r);
+
+/* in-process (conn.c) */
+bool inproc_deliver(client *c, sub *s, msgview *mv);
+void inproc_server_closing(client *c);
+
+#endif

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test of Ember: installs dependencies, builds, runs the C unit tests, the
+# interop suites (official C client against ember-server and nats-server), the same C
+# tests under ASan+UBSan and the threaded ones under TSan, and the fuzz smoke runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-2}
+bash scripts/install-deps.sh
+
+echo "== build (RelWithDebInfo)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$JOBS"
+echo "== tests"
+ctest --test-dir build --output-on-failure -j"$JOBS"
+
+echo "== ASan + UBSan"
+CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEMBER_SANITIZE=address,undefined \
+  -DEMBER_BUILD_BENCH=OFF -DEMBER_BUILD_FUZZ=ON >/dev/null
+cmake --build build-asan -j"$JOBS"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$JOBS" -L 'unit|fuzz|interop'
+
+echo "== TSan (threaded tests)"
+CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DEMBER_SANITIZE=thread \
+  -DEMBER_BUILD_BENCH=OFF -DEMBER_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build-tsan -j"$JOBS"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  ctest --test-dir build-tsan --output-on-failure -j1 -L 'unit'
+
+echo "== demo smoke"
+./build/examples/example-demo --quiet
+./build/examples/example-demo --quiet --dont-listen
+echo "all tests passed"

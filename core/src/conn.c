@@ -192,9 +192,11 @@ typedef struct req_waiter {
     uint64_t token;
     ember_msg *reply;
     atomic_int done;
+    atomic_int released;     /* the responder no longer touches this waiter */
+    atomic_bool sleeping;
+    bool cv_ready;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool sleeping;
     struct req_waiter *next;
 } req_waiter;
 
@@ -215,7 +217,7 @@ struct ember_conn {
     /* request mux */
     char inbox[64];           /* "_INBOX.<nuid>." */
     size_t inbox_len;
-    struct ember_sub *resp_sub;
+    _Atomic(struct ember_sub *) resp_sub;
     pthread_mutex_t rmu;
     req_waiter *waiters;
     atomic_ullong next_token;
@@ -795,20 +797,21 @@ static void resp_handler(void *ud, ember_sub *sub, ember_msg *m)
     pthread_mutex_unlock(&c->rmu);
     if (!w)
         return; /* late or duplicate reply */
-    pthread_mutex_lock(&w->mu);
+    /* Hand over without a lock unless the requester sleeps (seq_cst Dekker pair:
+     * we store done then load sleeping; the requester stores sleeping then loads done). */
     w->reply = ember_msg_retain(m);
     atomic_store(&w->done, 1);
-    if (w->sleeping)
+    if (atomic_load(&w->sleeping)) {
+        pthread_mutex_lock(&w->mu);
         pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+        pthread_mutex_unlock(&w->mu);
+    }
+    atomic_store_explicit(&w->released, 1, memory_order_release); /* last touch of w */
 }
 
 static int ensure_resp_sub(struct ember_conn *c)
 {
-    pthread_mutex_lock(&c->rmu);
-    bool have = c->resp_sub != NULL;
-    pthread_mutex_unlock(&c->rmu);
-    if (have)
+    if (atomic_load_explicit(&c->resp_sub, memory_order_acquire))
         return 0;
     char subj[80];
     snprintf(subj, sizeof subj, "%s*", c->inbox);
@@ -817,14 +820,9 @@ static int ensure_resp_sub(struct ember_conn *c)
                                 true);
     if (rc)
         return rc;
-    pthread_mutex_lock(&c->rmu);
-    if (c->resp_sub) {
-        pthread_mutex_unlock(&c->rmu);
-        ember_sub_unsubscribe(s);
-        return 0;
-    }
-    c->resp_sub = s;
-    pthread_mutex_unlock(&c->rmu);
+    struct ember_sub *expected = NULL;
+    if (!atomic_compare_exchange_strong(&c->resp_sub, &expected, s))
+        ember_sub_unsubscribe(s); /* another thread won; ours stays in the conn's list */
     return 0;
 }
 
@@ -834,14 +832,12 @@ static int request_view(struct ember_conn *c, msgview *mv, int timeout_ms, ember
     if (rc)
         return rc;
     req_waiter w;
-    memset(&w, 0, sizeof w);
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w.cv, &ca);
-    pthread_condattr_destroy(&ca);
-    w.token = atomic_fetch_add(&c->next_token, 1) + 1;
+    w.reply = NULL;
+    atomic_init(&w.done, 0);
+    atomic_init(&w.released, 0);
+    atomic_init(&w.sleeping, false);
+    w.cv_ready = false;
+    w.token = atomic_fetch_add_explicit(&c->next_token, 1, memory_order_relaxed) + 1;
     char inbox[96];
     memcpy(inbox, c->inbox, c->inbox_len);
     size_t il = c->inbox_len + fmt_u64(inbox + c->inbox_len, w.token);
@@ -869,13 +865,20 @@ static int request_view(struct ember_conn *c, msgview *mv, int timeout_ms, ember
             cpu_relax();
         }
         if (!atomic_load(&w.done)) {
+            pthread_mutex_init(&w.mu, NULL);
+            pthread_condattr_t ca;
+            pthread_condattr_init(&ca);
+            pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+            pthread_cond_init(&w.cv, &ca);
+            pthread_condattr_destroy(&ca);
+            w.cv_ready = true;
             struct timespec dl;
             clock_gettime(CLOCK_MONOTONIC, &dl);
             uint64_t ns = (uint64_t)dl.tv_nsec + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
             dl.tv_sec += (time_t)(ns / 1000000000ull);
             dl.tv_nsec = (long)(ns % 1000000000ull);
             pthread_mutex_lock(&w.mu);
-            w.sleeping = true;
+            atomic_store(&w.sleeping, true);
             while (!atomic_load(&w.done) && !atomic_load(&c->closed)) {
                 int r = timeout_ms < 0 ? pthread_cond_wait(&w.cv, &w.mu)
                                        : pthread_cond_timedwait(&w.cv, &w.mu, &dl);
@@ -890,25 +893,22 @@ static int request_view(struct ember_conn *c, msgview *mv, int timeout_ms, ember
                      : err_set(EMBER_ETIMEDOUT, "request on \"%.*s\" timed out after %d ms",
                                (int)mv->subject_len, mv->subject, timeout_ms);
     }
-    /* unregister; if a responder is delivering right now, wait for it to finish */
-    pthread_mutex_lock(&c->rmu);
-    bool found = false;
-    for (req_waiter **pp = &c->waiters; *pp; pp = &(*pp)->next)
-        if (*pp == &w) {
-            *pp = w.next;
-            found = true;
-            break;
-        }
-    pthread_mutex_unlock(&c->rmu);
-    if (!found) {
-        pthread_mutex_lock(&w.mu);
-        w.sleeping = true;
-        while (!atomic_load(&w.done))
-            pthread_cond_wait(&w.cv, &w.mu);
-        pthread_mutex_unlock(&w.mu);
+    if (!atomic_load(&w.done)) {
+        /* unregister; if a responder took it meanwhile, it completes below */
+        pthread_mutex_lock(&c->rmu);
+        for (req_waiter **pp = &c->waiters; *pp; pp = &(*pp)->next)
+            if (*pp == &w) {
+                *pp = w.next;
+                atomic_store(&w.released, 1); /* nobody else will touch it */
+                break;
+            }
+        pthread_mutex_unlock(&c->rmu);
     }
-    if (atomic_load(&w.done)) {
-        if (rc == 0 || rc == EMBER_ETIMEDOUT || rc == EMBER_ENORESPONDERS) {
+    /* the responder's hand-over may still be finishing: wait for its last touch */
+    while (!atomic_load_explicit(&w.released, memory_order_acquire))
+        cpu_relax();
+    if (atomic_load(&w.done) && w.reply) {
+        if (rc == 0 || rc == EMBER_ETIMEDOUT || rc == EMBER_ENORESPONDERS || rc == EMBER_ECLOSED) {
             rc = 0;
             *reply = w.reply;
             w.reply = NULL;
@@ -916,8 +916,10 @@ static int request_view(struct ember_conn *c, msgview *mv, int timeout_ms, ember
         if (w.reply)
             ember_msg_release(w.reply);
     }
-    pthread_mutex_destroy(&w.mu);
-    pthread_cond_destroy(&w.cv);
+    if (w.cv_ready) {
+        pthread_mutex_destroy(&w.mu);
+        pthread_cond_destroy(&w.cv);
+    }
     return rc;
 }
 
@@ -1014,6 +1016,8 @@ static void wake_all(struct ember_conn *c)
     /* wake requesters */
     pthread_mutex_lock(&c->rmu);
     for (req_waiter *w = c->waiters; w; w = w->next) {
+        if (!atomic_load(&w->sleeping))
+            continue; /* not waiting on its condvar: it sees `closed` when it checks */
         pthread_mutex_lock(&w->mu);
         pthread_cond_broadcast(&w->cv);
         pthread_mutex_unlock(&w->mu);

@@ -1013,20 +1013,27 @@ sublist_result *sublist_match(sublist *sl, const char *subject, size_t len)
     if (!sl || !subject)
         return &empty_static;
     uint64_t h = sl_hash(subject, len);
+    /* Reply inboxes are unique per request: caching them would only churn the cache. */
+    const bool nocache = len > 7 && memcmp(subject, "_INBOX.", 7) == 0;
+    uint64_t gen = 0;
+    result_impl *r;
+    if (nocache)
+        goto walk;
 
     /* hit path */
     pthread_mutex_lock(&sl->cache_mu);
     sl->num_matches++;
-    result_impl *r = cache_find(sl, h, subject, len, NULL);
+    r = cache_find(sl, h, subject, len, NULL);
     if (r) {
         atomic_fetch_add_explicit(&r->pub.refs, 1, memory_order_relaxed);
         sl->cache_hits++;
         pthread_mutex_unlock(&sl->cache_mu);
         return &r->pub;
     }
-    uint64_t gen = sl->gen;
+    gen = sl->gen;
     pthread_mutex_unlock(&sl->cache_mu);
 
+walk:
     if (!tokens_nonempty(subject, len))
         return &empty_static;
 
@@ -1044,6 +1051,8 @@ sublist_result *sublist_match(sublist *sl, const char *subject, size_t len)
         free(nv.v);
     if (!r)
         return &empty_static;
+    if (nocache)
+        return &r->pub;
 
     /* store, unless the trie changed since we read gen */
     result_impl *chain = NULL;

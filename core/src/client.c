@@ -569,10 +569,9 @@ static void process_pub(client *c, const proto_op *op)
     server *s = c->srv;
     atomic_fetch_add_explicit(&c->in_msgs, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->in_bytes, op->hdr.len + op->payload.len, memory_order_relaxed);
-    if (c->pedantic && !subject_is_valid_literal(op->subject.p, op->subject.len)) {
+    /* as nats-server: the error is reported, the message still goes through */
+    if (c->pedantic && !subject_is_valid_literal(op->subject.p, op->subject.len))
         client_send_err(c, "Invalid Publish Subject");
-        return;
-    }
     if (c->verbose)
         client_send(c, "+OK\r\n", 5);
     msgview mv = {0};
@@ -687,8 +686,16 @@ static int on_op(void *ctx, const proto_op *op)
         if (process_connect(c, op->arg.p, op->arg.len))
             return 1;
         break;
-    case PROTO_OP_PUB:
     case PROTO_OP_HPUB:
+        if (!c->headers) {
+            /* nats-server: headers not negotiated -> protocol violation, closed silently */
+            CLOG(c, EMBER_LOG_ERROR, "Client parser ERROR: message headers not supported");
+            client_err_close(c, NULL, CR_PROTOCOL);
+            return 1;
+        }
+        process_pub(c, op);
+        break;
+    case PROTO_OP_PUB:
         process_pub(c, op);
         break;
     case PROTO_OP_SUB:
@@ -703,8 +710,12 @@ static int on_op(void *ctx, const proto_op *op)
     case PROTO_OP_PONG:
         c->pings_out = 0;
         break;
+    case PROTO_OP_ERR:
+        /* nats-server closes a client that sends -ERR */
+        client_err_close(c, NULL, CR_CLIENT);
+        return 1;
     default:
-        break; /* INFO, +OK, -ERR from a client: ignored */
+        break; /* INFO, +OK from a client: ignored */
     }
     return atomic_load_explicit(&c->closing, memory_order_relaxed) ? 1 : 0;
 }

@@ -2,6 +2,7 @@
  * nothing is formatted or parsed. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,11 +248,25 @@ static void esub_destroy(sub *b)
     client_release(c);
 }
 
+/* Pending counters change only under the lock of the queue holding the message. */
 static void esub_dequeued(struct ember_sub *s, ember_msg *m)
 {
-    atomic_fetch_sub_explicit(&s->pending_msgs, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&s->pending_bytes, (long long)(m->data_len + m->hdr_len),
-                              memory_order_relaxed);
+    atomic_store_explicit(&s->pending_msgs,
+                          atomic_load_explicit(&s->pending_msgs, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->pending_bytes,
+                          atomic_load_explicit(&s->pending_bytes, memory_order_relaxed) -
+                              (long long)(m->data_len + m->hdr_len),
+                          memory_order_relaxed);
+}
+
+/* dq_take_locked plus the pending accounting of each taken message (lock held). */
+static size_t take_locked(dq *q, qitem *out, size_t max)
+{
+    size_t n = dq_take_locked(q, out, max);
+    for (size_t i = 0; i < n; i++)
+        esub_dequeued(out[i].sub, out[i].msg);
+    return n;
 }
 
 static void report_slow(struct ember_conn *c, struct ember_sub *s)
@@ -264,56 +279,67 @@ static void report_slow(struct ember_conn *c, struct ember_sub *s)
     }
 }
 
+static _Thread_local struct ember_conn *tls_inline_conn; /* inline callback running */
+
 bool inproc_deliver(client *cl, sub *b, msgview *mv)
 {
     struct ember_sub *s = (struct ember_sub *)b;
+    /* in-flight guard: ember_conn_close waits for deliveries that passed this point */
+    atomic_fetch_add(&cl->inflight, 1);
     struct ember_conn *c = cl->conn;
-    if (unlikely(!c))
+    if (unlikely(atomic_load(&cl->closing) || !c)) {
+        atomic_fetch_sub(&cl->inflight, 1);
         return false;
+    }
+    bool ok = false;
     ember_msg *m = msgview_block(mv);
     if (unlikely(!m))
-        return false;
+        goto out;
     atomic_fetch_add_explicit(&cl->out_msgs, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&cl->out_bytes, mv->data_len + mv->hdr_len, memory_order_relaxed);
     if (s->mode == EMBER_DELIVER_INLINE && s->fn) {
         atomic_fetch_add_explicit(&s->handed, 1, memory_order_relaxed);
+        struct ember_conn *prev = tls_inline_conn;
+        tls_inline_conn = c;
         s->fn(s->userdata, s, m);
-        return true;
+        tls_inline_conn = prev;
+        ok = true;
+        goto out;
     }
-    /* queued delivery: pending limits */
+    /* queued delivery, with the subscription's pending limits checked under the queue lock */
+    dq *q = s->own ? s->own : (s->mode == EMBER_DELIVER_POLL ? &c->pollq : &c->dispq);
+    long long sz = (long long)(m->data_len + m->hdr_len);
     long long lm = atomic_load_explicit(&s->limit_msgs, memory_order_relaxed);
     long long lb = atomic_load_explicit(&s->limit_bytes, memory_order_relaxed);
-    long long pm = atomic_fetch_add_explicit(&s->pending_msgs, 1, memory_order_relaxed) + 1;
-    long long pb = atomic_fetch_add_explicit(&s->pending_bytes,
-                                             (long long)(m->data_len + m->hdr_len),
-                                             memory_order_relaxed) +
-                   (long long)(m->data_len + m->hdr_len);
-    if ((lm > 0 && pm > lm) || (lb > 0 && pb > lb)) {
-        esub_dequeued(s, m);
-        report_slow(c, s);
-        return false;
-    }
-    atomic_store_explicit(&s->slow, false, memory_order_relaxed);
-    dq *q = s->own ? s->own : (s->mode == EMBER_DELIVER_POLL ? &c->pollq : &c->dispq);
+    bool slow = false;
     ember_msg_retain(m);
-    sub_retain(b);
     pthread_mutex_lock(&q->mu);
-    bool ok = dq_push_locked(q, s, m);
-    pthread_mutex_unlock(&q->mu);
-    if (!ok) {
-        esub_dequeued(s, m);
-        ember_msg_release(m);
-        sub_release(b);
-        return false;
+    long long pm = atomic_load_explicit(&s->pending_msgs, memory_order_relaxed) + 1;
+    long long pb = atomic_load_explicit(&s->pending_bytes, memory_order_relaxed) + sz;
+    if ((lm > 0 && pm > lm) || (lb > 0 && pb > lb)) {
+        slow = true;
+    } else if (dq_push_locked(q, s, m)) {
+        atomic_store_explicit(&s->pending_msgs, pm, memory_order_relaxed);
+        atomic_store_explicit(&s->pending_bytes, pb, memory_order_relaxed);
+        ok = true;
     }
-    return true;
+    pthread_mutex_unlock(&q->mu);
+    if (!ok)
+        ember_msg_release(m);
+    if (slow) {
+        report_slow(c, s);
+    } else if (ok && atomic_load_explicit(&s->slow, memory_order_relaxed)) {
+        atomic_store_explicit(&s->slow, false, memory_order_relaxed);
+    }
+out:
+    atomic_fetch_sub(&cl->inflight, 1);
+    return ok;
 }
 
 /* Run one dequeued item: the callback if the subscription is still live. */
 static void run_item(struct ember_conn *c, qitem *it)
 {
     struct ember_sub *s = it->sub;
-    esub_dequeued(s, it->msg);
     if (!atomic_load_explicit(&s->base.closed, memory_order_relaxed) ||
         atomic_load_explicit(&s->base.max, memory_order_relaxed) > 0) {
         /* an auto-unsubscribed sub still gets the messages counted before its max */
@@ -323,7 +349,6 @@ static void run_item(struct ember_conn *c, qitem *it)
         }
     }
     ember_msg_release(it->msg);
-    sub_release(&s->base);
 }
 
 static void conn_free(struct ember_conn *c);
@@ -336,7 +361,7 @@ static void *dispatcher_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&c->dispq.mu);
         dq_wait_locked(&c->dispq, -1, &c->disp_stop);
-        size_t n = dq_take_locked(&c->dispq, batch, 256);
+        size_t n = take_locked(&c->dispq, batch, 256);
         bool stop = atomic_load(&c->disp_stop) && n == 0;
         pthread_mutex_unlock(&c->dispq.mu);
         if (stop)
@@ -344,9 +369,7 @@ static void *dispatcher_main(void *arg)
         for (size_t i = 0; i < n; i++) {
             if (atomic_load(&c->disp_stop) && atomic_load(&c->user_closed)) {
                 /* closing: drop the rest */
-                esub_dequeued(batch[i].sub, batch[i].msg);
                 ember_msg_release(batch[i].msg);
-                sub_release(&batch[i].sub->base);
                 continue;
             }
             run_item(c, &batch[i]);
@@ -729,7 +752,7 @@ EMBER_API int ember_sub_next_msg(ember_sub *s, ember_msg **out, int timeout_ms)
     pthread_mutex_lock(&q->mu);
     bool got = dq_wait_locked(q, timeout_ms, NULL);
     qitem it;
-    size_t n = got ? dq_take_locked(q, &it, 1) : 0;
+    size_t n = got ? take_locked(q, &it, 1) : 0;
     bool closed = q->closed;
     pthread_mutex_unlock(&q->mu);
     if (n == 0) {
@@ -737,9 +760,7 @@ EMBER_API int ember_sub_next_msg(ember_sub *s, ember_msg **out, int timeout_ms)
             return err_set(EMBER_ECLOSED, "subscription closed");
         return err_set(EMBER_ETIMEDOUT, "no message within %d ms", timeout_ms);
     }
-    esub_dequeued(s, it.msg);
     atomic_fetch_add(&s->handed, 1);
-    sub_release(&s->base);
     *out = it.msg;
     return EMBER_OK;
 }
@@ -760,7 +781,7 @@ EMBER_API int ember_conn_poll(ember_conn *c, int timeout_ms)
         return err_set(EMBER_ECLOSED, "connection closed");
     }
     dq_wait_locked(q, timeout_ms, &c->closed);
-    size_t n = dq_take_locked(q, batch, 256);
+    size_t n = take_locked(q, batch, 256);
     if (q->count == 0 && n == 0)
         dq_reset_fd(q);
     pthread_mutex_unlock(&q->mu);
@@ -1068,11 +1089,8 @@ static void drop_queue(dq *q)
     qitem it;
     pthread_mutex_lock(&q->mu);
     q->closed = true;
-    while (dq_take_locked(q, &it, 1)) {
-        esub_dequeued(it.sub, it.msg);
+    while (take_locked(q, &it, 1))
         ember_msg_release(it.msg);
-        sub_release(&it.sub->base);
-    }
     pthread_mutex_unlock(&q->mu);
 }
 
@@ -1106,6 +1124,17 @@ static void conn_free(struct ember_conn *c)
     client_release(cl);
 }
 
+/* Stop new deliveries and wait for the ones running now (except our own inline
+ * callback, when closing from inside it). */
+static void conn_quiesce(struct ember_conn *c)
+{
+    client *cl = c->cl;
+    atomic_store(&cl->closing, true);
+    int self = tls_inline_conn == c ? 1 : 0;
+    while (atomic_load(&cl->inflight) > self)
+        sched_yield();
+}
+
 EMBER_API void ember_conn_close(ember_conn *c)
 {
     if (!c)
@@ -1114,6 +1143,7 @@ EMBER_API void ember_conn_close(ember_conn *c)
         return;
     atomic_store(&c->closed, true);
     unsubscribe_all(c);
+    conn_quiesce(c);
     atomic_store(&c->disp_stop, true);
     wake_all(c);
     pthread_mutex_lock(&c->mu);

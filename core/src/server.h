@@ -99,6 +99,7 @@ struct client {
     atomic_ullong in_msgs, in_bytes, out_msgs, out_bytes;
     /* in-process */
     struct ember_conn *conn;
+    atomic_int inflight;    /* deliveries into conn running now (conn.c) */
 };
 
 void client_retain(client *c);

@@ -18,6 +18,9 @@ void client_release(client *c)
     bytebuf_free(&c->ob);
     bytebuf_free(&c->wb);
     free(c->stab);
+    for (size_t i = 0; i < c->nstalled; i++)
+        client_release(c->stalled_producers[i]);
+    free(c->stalled_producers);
     free(c->name);
     free(c->lang);
     free(c->version);
@@ -27,6 +30,9 @@ void client_release(client *c)
     if (s)
         server_release(s);
 }
+
+/* The TCP client whose PUB the loop thread is routing right now (for producer stalls). */
+static _Thread_local client *tls_tcp_publisher;
 
 #define CLOG(c, lvl, fmt, ...)                                                                 \
     srv_log((c)->srv, lvl, "%s:%d - cid:%llu - " fmt, (c)->ip, (c)->port,                      \
@@ -230,6 +236,23 @@ bool client_tcp_deliver(client *c, sub *s, const msgview *mv)
     *p++ = '\n';
     c->ob.len = (size_t)(p - c->ob.p);
     schedule_locked_flush(c, &flush);
+    client *pub = tls_tcp_publisher;
+    if (unlikely(pub && pub != c && !pub->stall_pending && !pub->stalled &&
+                 pending + need > (size_t)c->srv->opts.max_pending / 4 * 3)) {
+        if (c->nstalled == c->stalled_cap) {
+            size_t ncap = c->stalled_cap ? c->stalled_cap * 2 : 4;
+            client **np = realloc(c->stalled_producers, ncap * sizeof *np);
+            if (np) {
+                c->stalled_producers = np;
+                c->stalled_cap = ncap;
+            }
+        }
+        if (c->nstalled < c->stalled_cap) {
+            client_retain(pub);
+            c->stalled_producers[c->nstalled++] = pub;
+            pub->stall_pending = true;
+        }
+    }
     pthread_mutex_unlock(&c->mu);
     (void)line;
     atomic_fetch_add_explicit(&c->out_msgs, 1, memory_order_relaxed);
@@ -237,6 +260,41 @@ bool client_tcp_deliver(client *c, sub *s, const msgview *mv)
     if (flush)
         client_schedule_flush(c);
     return true;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static void producer_resume(client *p)
+{
+    p->stall_pending = false;
+    if (p->stalled) {
+        CLOG(p, EMBER_LOG_TRACE, "producer resumed");
+        p->stalled = false;
+        if (!p->handle_closed)
+            uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
+    }
+}
+
+/* Loop thread: resume the publishers stalled on c once its outbound drained (or always). */
+static void resume_producers(client *c, bool always)
+{
+    pthread_mutex_lock(&c->mu);
+    size_t pending = c->ob.len + (c->writing ? c->wb.len : 0);
+    if (c->nstalled == 0 || (!always && pending > (size_t)c->srv->opts.max_pending / 2)) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    client **list = c->stalled_producers;
+    size_t n = c->nstalled;
+    c->stalled_producers = NULL;
+    c->nstalled = c->stalled_cap = 0;
+    pthread_mutex_unlock(&c->mu);
+    for (size_t i = 0; i < n; i++) {
+        producer_resume(list[i]);
+        client_release(list[i]);
+    }
+    free(list);
 }
 
 static void client_flush(client *c);
@@ -257,6 +315,7 @@ static void on_write(uv_write_t *req, int status)
     } else if (!c->handle_closed) {
         client_flush(c);
     }
+    resume_producers(c, c->handle_closed);
     client_release(c);
 }
 
@@ -292,6 +351,8 @@ static void client_flush(client *c)
                 bytebuf_free(&c->wb);
             }
             pthread_mutex_unlock(&c->mu);
+            if (c->nstalled)
+                resume_producers(c, false);
             continue;
         }
         if (n < 0 && n != UV_EAGAIN) {
@@ -378,6 +439,7 @@ void client_tcp_close(client *c, int reason)
         c->stab[i] = NULL;
     }
     c->nsubs = 0;
+    resume_producers(c, true);
     CLOG(c, EMBER_LOG_DEBUG, "Client connection closed: %s", close_reason_text(reason));
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -552,12 +614,17 @@ static void send_no_responders(client *c, const msgview *mv)
                 continue;
             if (!subject_matches(x->subject, x->subject_len, mv->reply, mv->reply_len))
                 continue;
-            static const char hdr[] = "NATS/1.0 503\r\n\r\n";
+            /* as nats-server 2.12+: the status names the subject nobody listens on */
+            char hdr[64 + 4096];
+            int hl = snprintf(hdr, sizeof hdr, "NATS/1.0 503\r\nNats-Subject: %.*s\r\n\r\n",
+                              (int)mv->subject_len, mv->subject);
+            if (hl <= 0 || (size_t)hl >= sizeof hdr)
+                hl = snprintf(hdr, sizeof hdr, "NATS/1.0 503\r\n\r\n");
             msgview nr = {0};
             nr.subject = mv->reply;
             nr.subject_len = mv->reply_len;
             nr.hdr = hdr;
-            nr.hdr_len = sizeof hdr - 1;
+            nr.hdr_len = (size_t)hl;
             nr.data = "";
             client_tcp_deliver(c, x, &nr);
             return;
@@ -587,7 +654,9 @@ static void process_pub(client *c, const proto_op *op)
     }
     mv.data = op->payload.p;
     mv.data_len = op->payload.len;
+    tls_tcp_publisher = c;
     int n = server_route(s, c, &mv);
+    tls_tcp_publisher = NULL;
     if (n == 0 && mv.reply && c->headers && c->no_responders)
         send_no_responders(c, &mv);
 }
@@ -751,6 +820,13 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             CLOG(c, EMBER_LOG_ERROR, "Client parser ERROR (%d)", (int)st2);
         client_err_close(c, text, st2 == PROTO_ERR_MAX_PAYLOAD ? CR_MAX_PAYLOAD : CR_PROTOCOL);
     }
+    if (c->stall_pending && !c->handle_closed && !c->stalled) {
+        c->stall_pending = false;
+        c->stalled = true;
+        c->stall_start_ms = time_mono_ms();
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        CLOG(c, EMBER_LOG_TRACE, "producer stalled");
+    }
     client_release(c);
     server_process_pending(s);
 }
@@ -812,6 +888,8 @@ void client_tcp_housekeeping(client *c, uint64_t now)
     server *s = c->srv;
     if (c->handle_closed)
         return;
+    if (c->stalled && now - c->stall_start_ms >= 1000)
+        producer_resume(c); /* bounded stall, as nats-server's (at most 1 s) */
     pthread_mutex_lock(&c->mu);
     bool stuck = c->writing && now - c->write_start_ms > (uint64_t)s->opts.write_deadline_ms;
     if (stuck)

@@ -1,0 +1,1895 @@
+/*
+ * ember-bench: Ember's benchmark program. Prints absolute figures and ratios against a
+ * peer measured in the same run (see bench/README.md).
+ *
+ *   ember-bench tcp [--ember PATH] [--nats PATH] [--msgs N] [--size N] [--runs N]
+ *       ember-server vs nats-server as child processes on loopback, driven by the
+ *       official C client (libnats): pub/sub throughput, request/reply latency,
+ *       start-to-ready time, idle RSS.
+ *   ember-bench inproc [--inproc-msgs N] [--size N]
+ *       DEMO.md step 5: an embedded server; request/reply and pub/sub in-process in
+ *       every delivery mode vs the same server over loopback TCP with libnats.
+ *   ember-bench all      (default) both of the above.
+ *
+ * Everything runs on 127.0.0.1 and every wait is bounded; a watchdog aborts a phase
+ * that hangs. Timing uses CLOCK_MONOTONIC. This is a program, not a test: it never
+ * fails on a slow figure, it prints it (with the target next to it).
+ *
+ * Standalone build of the TCP part only (no libember needed):
+ *   gcc -O2 -DEMBER_BENCH_NO_INPROC bench/ember-bench.c -Icore/include \
+ *       $(pkg-config --cflags --libs libnats) -lpthread -o /tmp/ember-bench
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+
+#include <nats/nats.h>
+
+#ifndef EMBER_BENCH_NO_INPROC
+#include "ember.h"
+#endif
+
+/* ------------------------------------------------------------------ settings */
+
+typedef struct bench_cfg {
+    const char *ember_path; /* NULL: next to the binary */
+    const char *nats_path;  /* NULL: /usr/bin/nats-server, /usr/sbin/nats-server, $PATH */
+    long msgs;              /* tcp pub/sub messages per run */
+    long inproc_msgs;       /* in-process pub/sub messages per delivery mode */
+    int size;               /* payload bytes */
+    int runs;               /* tcp throughput runs per server (median reported) */
+    int start_runs;         /* start-to-ready runs per server (best reported) */
+    double lat_secs;        /* time per latency measurement */
+    bool verbose;           /* show server output */
+} bench_cfg;
+
+static bench_cfg g_cfg = {
+    .ember_path = NULL,
+    .nats_path = NULL,
+    .msgs = 1000000,
+    .inproc_msgs = 2000000,
+    .size = 128,
+    .runs = 3,
+    .start_runs = 5,
+    .lat_secs = 1.5,
+    .verbose = false,
+};
+
+static const char *g_argv0 = "ember-bench";
+
+/* Targets (from the issues). */
+#define TGT_TCP_TPUT_RATIO 1.0   /* ember/nats msgs/s >= */
+#define TGT_TCP_LAT_RATIO 1.0    /* ember/nats latency <= */
+#define TGT_START_MS 5.0         /* <= */
+#define TGT_RSS_MB 3.0           /* <= (MiB) */
+#define TGT_INPROC_RR_US 1.5     /* dispatch / poll, <= */
+#define TGT_INLINE_RR_US 0.3     /* inline, <= */
+#define TGT_INPROC_PUBSUB 10e6   /* msgs/s >= */
+#define TGT_VS_LOOPBACK 10.0     /* x faster >= */
+
+/* ------------------------------------------------------------------ time, misc */
+
+static inline int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Print s left-aligned in width display columns (UTF-8 aware: "µs", "→"). */
+static void pcell(const char *s, int width, bool right)
+{
+    int cols = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xC0) != 0x80)
+            cols++;
+    int pad = width > cols ? width - cols : 0;
+    if (right)
+        printf("%*s%s", pad, "", s);
+    else
+        printf("%s%*s", s, pad, "");
+}
+
+static const char *fmt_rate(char *buf, size_t n, double v)
+{
+    if (v <= 0)
+        snprintf(buf, n, "n/a");
+    else if (v >= 1e6)
+        snprintf(buf, n, "%.2f M/s", v / 1e6);
+    else if (v >= 1e3)
+        snprintf(buf, n, "%.1f k/s", v / 1e3);
+    else
+        snprintf(buf, n, "%.0f /s", v);
+    return buf;
+}
+
+static const char *fmt_us(char *buf, size_t n, double us)
+{
+    if (us <= 0)
+        snprintf(buf, n, "n/a");
+    else if (us < 10)
+        snprintf(buf, n, "%.3f µs", us);
+    else
+        snprintf(buf, n, "%.1f µs", us);
+    return buf;
+}
+
+static const char *fmt_ratio(char *buf, size_t n, double r)
+{
+    if (!(r > 0))
+        snprintf(buf, n, "n/a");
+    else if (r >= 100)
+        snprintf(buf, n, "%.0fx", r);
+    else
+        snprintf(buf, n, "%.2fx", r);
+    return buf;
+}
+
+/* ------------------------------------------------------------------ watchdog */
+
+static _Atomic int64_t g_wd_deadline; /* 0: disarmed */
+static const char *_Atomic g_wd_phase;
+#define MAX_CHILDREN 16
+static _Atomic pid_t g_children[MAX_CHILDREN];
+
+static void track_child(pid_t pid, bool add)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        pid_t expect = add ? 0 : pid;
+        if (atomic_compare_exchange_strong(&g_children[i], &expect, add ? pid : 0))
+            return;
+    }
+}
+
+static void kill_children(void)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        pid_t p = atomic_load(&g_children[i]);
+        if (p > 0)
+            kill(p, SIGKILL);
+    }
+}
+
+static void *watchdog_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        sleep_us(100000);
+        int64_t d = atomic_load(&g_wd_deadline);
+        if (d && now_ns() > d) {
+            fflush(stdout);
+            fprintf(stderr,
+                    "\nember-bench: phase '%s' did not finish within its bound; aborting "
+                    "(a hang in the server or the library?)\n",
+                    atomic_load(&g_wd_phase));
+            kill_children();
+            _exit(3);
+        }
+    }
+    return NULL;
+}
+
+static void phase_begin(const char *name, double max_secs)
+{
+    atomic_store(&g_wd_phase, name);
+    atomic_store(&g_wd_deadline, now_ns() + (int64_t)(max_secs * 1e9));
+}
+
+static void phase_end(void) { atomic_store(&g_wd_deadline, 0); }
+
+/* ------------------------------------------------------------------ counters */
+
+/* A message counter with exactly one writer (the delivering thread), a target, and
+ * the time the target was reached. Plain load+store keeps the hot path free of
+ * locked instructions. */
+typedef struct counter {
+    _Atomic uint64_t count;
+    uint64_t target;
+    _Atomic int64_t t_target; /* when count reached target (0: not yet) */
+} counter;
+
+static void counter_init(counter *c, uint64_t target)
+{
+    atomic_store(&c->count, 0);
+    c->target = target;
+    atomic_store(&c->t_target, 0);
+}
+
+static inline void counter_hit(counter *c)
+{
+    uint64_t n = atomic_load_explicit(&c->count, memory_order_relaxed) + 1;
+    atomic_store_explicit(&c->count, n, memory_order_release);
+    if (n == c->target)
+        atomic_store_explicit(&c->t_target, now_ns(), memory_order_release);
+}
+
+typedef uint64_t (*dropped_fn)(void *ctx);
+
+/* Wait until count >= goal, or count + dropped >= goal, or no progress for
+ * stall_secs, or max_secs overall. Returns the time of completion / last progress. */
+static int64_t counter_wait(counter *c, uint64_t goal, dropped_fn df, void *dctx,
+                            double stall_secs, double max_secs, bool *complete)
+{
+    int64_t start = now_ns(), last_progress = start;
+    uint64_t last = atomic_load(&c->count);
+    *complete = false;
+    for (;;) {
+        uint64_t n = atomic_load_explicit(&c->count, memory_order_acquire);
+        if (n >= goal) {
+            *complete = true;
+            int64_t t = (goal == c->target) ? atomic_load(&c->t_target) : 0;
+            return t ? t : now_ns();
+        }
+        int64_t t = now_ns();
+        if (n != last) {
+            last = n;
+            last_progress = t;
+        }
+        if (df && n + df(dctx) >= goal)
+            return t; /* everything is accounted for: the rest was dropped */
+        if (t - last_progress > (int64_t)(stall_secs * 1e9) ||
+            t - start > (int64_t)(max_secs * 1e9))
+            return last_progress;
+        sleep_us(n + 100000 >= goal ? 50 : 1000);
+    }
+}
+
+/* ------------------------------------------------------------------ results */
+
+typedef struct lat_result {
+    bool ok;
+    double mean_us, p50_us, p99_us;
+    long iters;
+    char err[256];
+    /* accumulated over one or more measure_latency calls, then lat_finish */
+    int64_t batch_ns;
+    long batch_n;
+    int64_t *samples;
+    long nsamples, cap;
+} lat_result;
+
+typedef struct tput_result {
+    bool ok;         /* measured (possibly with losses) */
+    double rate;     /* msgs/s received */
+    double pub_rate; /* msgs/s of the publish loop alone (publisher side) */
+    long sent, received, lost;
+    double secs;
+    char err[256];
+} tput_result;
+
+static char g_err[256]; /* error text from a request function (main thread only) */
+
+typedef int (*req_fn)(void *ctx);
+
+static void lat_init(lat_result *r) { memset(r, 0, sizeof *r); }
+
+/* Synchronous request/reply latency: warm up, then a batch loop timed as a whole (mean,
+ * no per-call clock overhead), then a per-call sampled loop (p50/p99). Accumulates into
+ * r, so several rounds (alternating with a peer) can be merged; lat_finish computes. */
+static bool measure_latency(req_fn fn, void *ctx, double secs, lat_result *r)
+{
+    int64_t t0 = now_ns();
+    int64_t warm_end = t0 + (int64_t)(secs * 0.1e9);
+    for (long i = 0; i < 200000; i++) {
+        if (fn(ctx) != 0)
+            goto fail;
+        if ((i & 63) == 63 && now_ns() > warm_end)
+            break;
+    }
+    /* mean */
+    int64_t b0 = now_ns(), bend = b0 + (int64_t)(secs * 0.45e9), b1 = b0;
+    long n = 0;
+    for (;;) {
+        if (fn(ctx) != 0)
+            goto fail;
+        n++;
+        if ((n & 63) == 0) {
+            b1 = now_ns();
+            if (b1 > bend || n >= 50000000)
+                break;
+        }
+    }
+    r->batch_ns += b1 - b0;
+    r->batch_n += n;
+    /* percentiles */
+    if (!r->samples) {
+        r->cap = 2000000;
+        r->samples = malloc(sizeof(int64_t) * (size_t)r->cap);
+        if (!r->samples) {
+            snprintf(r->err, sizeof r->err, "out of memory");
+            return false;
+        }
+    }
+    int64_t send = now_ns() + (int64_t)(secs * 0.45e9);
+    int64_t prev = now_ns();
+    while (r->nsamples < r->cap) {
+        if (fn(ctx) != 0)
+            goto fail;
+        int64_t t = now_ns();
+        r->samples[r->nsamples++] = t - prev;
+        prev = t;
+        if (t > send)
+            break;
+    }
+    return true;
+fail:
+    snprintf(r->err, sizeof r->err, "%s", g_err);
+    return false;
+}
+
+static void lat_finish(lat_result *r)
+{
+    if (!r->err[0] && r->batch_n > 0 && r->nsamples > 0) {
+        r->mean_us = (double)r->batch_ns / 1e3 / (double)r->batch_n;
+        r->iters = r->batch_n;
+        qsort(r->samples, (size_t)r->nsamples, sizeof(int64_t), cmp_i64);
+        r->p50_us = (double)r->samples[r->nsamples / 2] / 1e3;
+        r->p99_us = (double)r->samples[(r->nsamples * 99) / 100] / 1e3;
+        r->ok = true;
+    }
+    free(r->samples);
+    r->samples = NULL;
+}
+
+/* The machine's thread hand-off floor: a synchronous round trip between two threads
+ * through a mutex+condvar (what a blocking wait costs: two futex sleeps and wake-ups),
+ * and through spinning on an atomic (what a cross-core cache-line ping-pong costs).
+ * Every DISPATCH/POLL request/reply pays at least two hand-offs. */
+typedef struct pingpong {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int turn;
+    _Atomic int sturn;
+    _Atomic bool stop;
+    long n;
+    bool spin;
+} pingpong;
+
+static void *pingpong_main(void *p)
+{
+    pingpong *x = p;
+    for (long i = 0; i < x->n; i++) {
+        if (x->spin) {
+            while (atomic_load_explicit(&x->sturn, memory_order_acquire) != 1)
+                if (atomic_load_explicit(&x->stop, memory_order_relaxed))
+                    return NULL;
+            atomic_store_explicit(&x->sturn, 0, memory_order_release);
+        } else {
+            pthread_mutex_lock(&x->mu);
+            while (x->turn != 1)
+                pthread_cond_wait(&x->cv, &x->mu);
+            x->turn = 0;
+            pthread_cond_broadcast(&x->cv);
+            pthread_mutex_unlock(&x->mu);
+        }
+    }
+    return NULL;
+}
+
+/* Mean round trip in µs over at most n round trips or ~0.3 s (spinning: when the two
+ * threads share one free CPU, each round trip costs a scheduler time slice), or -1. */
+__attribute__((unused)) static double pingpong_us(bool spin, long n)
+{
+    pingpong x;
+    memset(&x, 0, sizeof x);
+    pthread_mutex_init(&x.mu, NULL);
+    pthread_cond_init(&x.cv, NULL);
+    x.n = n;
+    x.spin = spin;
+    pthread_t th;
+    if (pthread_create(&th, NULL, pingpong_main, &x) != 0)
+        return -1;
+    int64_t t0 = now_ns(), give_up = t0 + 300000000LL;
+    long done = 0;
+    for (; done < n; done++) {
+        if (spin) {
+            atomic_store_explicit(&x.sturn, 1, memory_order_release);
+            while (atomic_load_explicit(&x.sturn, memory_order_acquire) != 0)
+                if (now_ns() > give_up)
+                    goto out;
+            if ((done & 255) == 255 && now_ns() > give_up) {
+                done++;
+                break;
+            }
+        } else {
+            pthread_mutex_lock(&x.mu);
+            x.turn = 1;
+            pthread_cond_broadcast(&x.cv);
+            while (x.turn != 0)
+                pthread_cond_wait(&x.cv, &x.mu);
+            pthread_mutex_unlock(&x.mu);
+        }
+    }
+out:;
+    int64_t t1 = now_ns();
+    atomic_store(&x.stop, true);
+    pthread_join(th, NULL);
+    pthread_mutex_destroy(&x.mu);
+    pthread_cond_destroy(&x.cv);
+    return done > 0 ? (double)(t1 - t0) / 1e3 / (double)done : -1;
+}
+
+/* ------------------------------------------------------------------ machine load */
+
+/* Other processes competing for the CPUs change every figure that needs two threads
+ * running at once. Measure how much CPU the rest of the machine used during a part:
+ * busy time of all CPUs (/proc/stat) minus our own and our waited-for children's. */
+
+typedef struct load_mark {
+    int64_t t;
+    double busy_s; /* all CPUs, seconds */
+    double self_s; /* this process + reaped children, seconds */
+} load_mark;
+
+static double rusage_s(int who)
+{
+    struct rusage ru;
+    if (getrusage(who, &ru) != 0)
+        return 0;
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+static void load_take(load_mark *m)
+{
+    m->t = now_ns();
+    m->busy_s = -1;
+    m->self_s = rusage_s(RUSAGE_SELF) + rusage_s(RUSAGE_CHILDREN);
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return;
+    unsigned long long v[8] = {0};
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+               &v[4], &v[5], &v[6], &v[7]) == 8) {
+        long hz = sysconf(_SC_CLK_TCK);
+        /* user nice system [idle iowait] irq softirq steal */
+        m->busy_s = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)(hz > 0 ? hz : 100);
+    }
+    fclose(f);
+}
+
+/* "other processes used 0.9 of 2 CPUs" */
+static void load_report(const load_mark *a, const char *part)
+{
+    load_mark b;
+    load_take(&b);
+    double wall = (double)(b.t - a->t) / 1e9;
+    if (a->busy_s < 0 || b.busy_s < 0 || wall <= 0)
+        return;
+    double others = ((b.busy_s - a->busy_s) - (b.self_s - a->self_s)) / wall;
+    if (others < 0)
+        others = 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("  machine: during %s (%.1f s) other processes kept %.2f of %ld CPUs busy%s\n", part,
+           wall, others, ncpu,
+           others > 0.25 ? "; figures that need two threads running at once (cross-thread "
+                           "hand-offs, spinning waits) are pessimistic"
+                         : "");
+}
+
+/* ------------------------------------------------------------------ child servers */
+
+static const char *find_nats_server(void)
+{
+    static char buf[PATH_MAX];
+    if (g_cfg.nats_path)
+        return access(g_cfg.nats_path, X_OK) == 0 ? g_cfg.nats_path : NULL;
+    const char *fixed[] = {"/usr/bin/nats-server", "/usr/sbin/nats-server",
+                           "/usr/local/bin/nats-server"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (access(fixed[i], X_OK) == 0)
+            return fixed[i];
+    const char *path = getenv("PATH");
+    if (!path)
+        return NULL;
+    char *dup = strdup(path), *save = NULL;
+    for (char *d = strtok_r(dup, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        snprintf(buf, sizeof buf, "%s/nats-server", d);
+        if (access(buf, X_OK) == 0) {
+            free(dup);
+            return buf;
+        }
+    }
+    free(dup);
+    return NULL;
+}
+
+static const char *find_ember_server(void)
+{
+    static char buf[PATH_MAX];
+    if (g_cfg.ember_path)
+        return access(g_cfg.ember_path, X_OK) == 0 ? g_cfg.ember_path : NULL;
+    char dir[PATH_MAX - 32];
+    const char *slash = strrchr(g_argv0, '/');
+    if (slash) {
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - g_argv0), g_argv0);
+    } else {
+        ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+        if (n <= 0)
+            return NULL;
+        dir[n] = 0;
+        char *s = strrchr(dir, '/');
+        if (s)
+            *s = 0;
+    }
+    const char *rel[] = {"../core/ember-server", "ember-server"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(buf, sizeof buf, "%s/%s", dir[0] ? dir : ".", rel[i]);
+        if (access(buf, X_OK) == 0)
+            return buf;
+    }
+    return NULL;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static pid_t spawn_server(const char *path, int port)
+{
+    char portbuf[16];
+    snprintf(portbuf, sizeof portbuf, "%d", port);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        if (!g_cfg.verbose) {
+            int dn = open("/dev/null", O_RDWR);
+            if (dn >= 0) {
+                dup2(dn, 0);
+                dup2(dn, 1);
+                dup2(dn, 2);
+                if (dn > 2)
+                    close(dn);
+            }
+        }
+        execl(path, path, "-a", "127.0.0.1", "-p", portbuf, (char *)NULL);
+        _exit(127);
+    }
+    track_child(pid, true);
+    return pid;
+}
+
+/* Connect to 127.0.0.1:port and read the INFO line. 1: ready, 0: not yet, -1: error */
+static int probe_info(int port, char *info, size_t infolen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return 0;
+    }
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    size_t got = 0;
+    int ret = 0;
+    while (got < sizeof buf - 1) {
+        ssize_t n = read(fd, buf + got, sizeof buf - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        buf[got] = 0;
+        if (strstr(buf, "\r\n")) {
+            ret = strncmp(buf, "INFO ", 5) == 0 ? 1 : -1;
+            break;
+        }
+    }
+    if (ret == 1 && info) {
+        char *e = strstr(buf, "\r\n");
+        *e = 0;
+        size_t l = strlen(buf);
+        if (l >= infolen)
+            l = infolen - 1;
+        memcpy(info, buf, l);
+        info[l] = 0;
+    }
+    close(fd);
+    return ret;
+}
+
+/* Wait until the server answers with INFO. Returns the ns since t_spawn, or -1. */
+static int64_t wait_ready(pid_t pid, int port, int64_t t_spawn, double timeout_s,
+                          char *why, size_t whylen)
+{
+    int64_t deadline = t_spawn + (int64_t)(timeout_s * 1e9);
+    for (;;) {
+        int r = probe_info(port, NULL, 0);
+        if (r == 1)
+            return now_ns() - t_spawn;
+        if (r < 0) {
+            snprintf(why, whylen, "port %d answered without an INFO line", port);
+            return -1;
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            track_child(pid, false);
+            if (WIFEXITED(st))
+                snprintf(why, whylen, "server exited with status %d%s", WEXITSTATUS(st),
+                         WEXITSTATUS(st) == 127 ? " (could not exec?)" : "");
+            else
+                snprintf(why, whylen, "server killed by signal %d", WTERMSIG(st));
+            return -2;
+        }
+        if (now_ns() > deadline) {
+            snprintf(why, whylen, "not ready within %.0f s", timeout_s);
+            return -1;
+        }
+        sleep_us(100);
+    }
+}
+
+static void stop_server(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    int64_t deadline = now_ns() + 3000000000LL;
+    int st;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (now_ns() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            break;
+        }
+        sleep_us(1000);
+    }
+    track_child(pid, false);
+}
+
+/* Start a server on a free port; retries a few times (another process may take the
+ * port between our probe and the server's bind). Returns pid, fills port/ready_ns. */
+static pid_t start_server(const char *path, int *port_out, int64_t *ready_ns, char *why,
+                          size_t whylen)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int port = free_port();
+        if (port <= 0) {
+            snprintf(why, whylen, "no free port: %s", strerror(errno));
+            return -1;
+        }
+        int64_t t0 = now_ns();
+        pid_t pid = spawn_server(path, port);
+        if (pid < 0) {
+            snprintf(why, whylen, "fork: %s", strerror(errno));
+            return -1;
+        }
+        int64_t r = wait_ready(pid, port, t0, 5.0, why, whylen);
+        if (r >= 0) {
+            *port_out = port;
+            *ready_ns = r;
+            return pid;
+        }
+        stop_server(pid);
+        if (r == -1)
+            return -1; /* a timeout or a wrong answer is not a port race */
+    }
+    return -1;
+}
+
+static double rss_mib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    double kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kb = strtod(line + 6, NULL);
+            break;
+        }
+    fclose(f);
+    return kb < 0 ? -1 : kb / 1024.0;
+}
+
+/* ------------------------------------------------------------------ libnats */
+
+static _Atomic uint64_t g_nats_async_errs;
+
+static void nats_err_cb(natsConnection *nc, natsSubscription *sub, natsStatus err,
+                        void *closure)
+{
+    (void)nc;
+    (void)sub;
+    (void)err;
+    (void)closure;
+    atomic_fetch_add(&g_nats_async_errs, 1);
+}
+
+static natsStatus nats_connect(natsConnection **nc, const char *url, bool send_asap,
+                               char *err, size_t errlen)
+{
+    natsOptions *o = NULL;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(o, url);
+    if (s == NATS_OK)
+        s = natsOptions_SetAllowReconnect(o, false);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(o, 2000);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(o, nats_err_cb, NULL);
+    if (s == NATS_OK && send_asap)
+        s = natsOptions_SetSendAsap(o, true);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(nc, o);
+    if (s != NATS_OK)
+        snprintf(err, errlen, "connect %s: %s (%s)", url, natsStatus_GetText(s),
+                 nats_GetLastError(NULL));
+    natsOptions_Destroy(o);
+    return s;
+}
+
+typedef struct nats_tp_ctx {
+    counter cnt;
+} nats_tp_ctx;
+
+static void nats_count_cb(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *cl)
+{
+    (void)nc;
+    (void)sub;
+    natsMsg_Destroy(msg);
+    counter_hit(&((nats_tp_ctx *)cl)->cnt);
+}
+
+static uint64_t nats_dropped(void *ctx)
+{
+    int64_t d = 0;
+    if (natsSubscription_GetDropped((natsSubscription *)ctx, &d) != NATS_OK)
+        return 0;
+    return (uint64_t)d;
+}
+
+/* 1 publisher connection -> 1 subscriber connection, async callback counting. */
+static void nats_pubsub(const char *url, long n, int size, const char *subj, tput_result *r)
+{
+    memset(r, 0, sizeof *r);
+    natsConnection *pc = NULL, *sc = NULL;
+    natsSubscription *sub = NULL;
+    nats_tp_ctx ctx;
+    char *buf = calloc(1, (size_t)size + 1);
+    long warm = n / 10 < 50000 ? n / 10 : 50000;
+    memset(buf, 'x', (size_t)size);
+    counter_init(&ctx.cnt, (uint64_t)(warm + n));
+    if (nats_connect(&sc, url, false, r->err, sizeof r->err) != NATS_OK ||
+        nats_connect(&pc, url, false, r->err, sizeof r->err) != NATS_OK)
+        goto out;
+    natsStatus s = natsConnection_Subscribe(&sub, sc, subj, nats_count_cb, &ctx);
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(sub, -1, -1);
+    if (s == NATS_OK)
+        s = natsConnection_FlushTimeout(sc, 5000);
+    if (s != NATS_OK) {
+        snprintf(r->err, sizeof r->err, "subscribe: %s", natsStatus_GetText(s));
+        goto out;
+    }
+    bool complete;
+    for (long i = 0; i < warm && s == NATS_OK; i++)
+        s = natsConnection_Publish(pc, subj, buf, size);
+    if (s == NATS_OK)
+        s = natsConnection_FlushTimeout(pc, 5000);
+    if (s != NATS_OK) {
+        snprintf(r->err, sizeof r->err, "publish (warm-up): %s", natsStatus_GetText(s));
+        goto out;
+    }
+    counter_wait(&ctx.cnt, (uint64_t)warm, nats_dropped, sub, 2.0, 5.0, &complete);
+    uint64_t base = atomic_load(&ctx.cnt.count) + nats_dropped(sub);
+    if (base < (uint64_t)warm) {
+        snprintf(r->err, sizeof r->err, "warm-up: only %llu of %ld messages arrived",
+                 (unsigned long long)atomic_load(&ctx.cnt.count), warm);
+        goto out;
+    }
+    uint64_t drop0 = nats_dropped(sub);
+    int64_t t0 = now_ns();
+    for (long i = 0; i < n && s == NATS_OK; i++)
+        s = natsConnection_Publish(pc, subj, buf, size);
+    int64_t t_pub = now_ns();
+    if (s == NATS_OK)
+        s = natsConnection_FlushTimeout(pc, 10000);
+    if (s != NATS_OK) {
+        snprintf(r->err, sizeof r->err, "publish: %s", natsStatus_GetText(s));
+        goto out;
+    }
+    int64_t t_end = counter_wait(&ctx.cnt, (uint64_t)(warm + n), nats_dropped, sub, 2.0,
+                                 10.0, &complete);
+    uint64_t got = atomic_load(&ctx.cnt.count) - (uint64_t)warm;
+    r->pub_rate = t_pub > t0 ? (double)n * 1e9 / (double)(t_pub - t0) : 0;
+    r->sent = n;
+    r->received = (long)got;
+    r->lost = n - (long)got;
+    r->secs = (double)(t_end - t0) / 1e9;
+    r->rate = r->secs > 0 ? (double)got / r->secs : 0;
+    r->ok = true;
+    if (r->lost)
+        snprintf(r->err, sizeof r->err, "%ld lost: libnats dropped %llu as slow consumer%s",
+                 r->lost, (unsigned long long)(nats_dropped(sub) - drop0),
+                 natsConnection_IsClosed(sc) ? "; the server closed the subscriber's connection"
+                                             : "; the rest never arrived");
+out:
+    if (sub) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    if (pc)
+        natsConnection_Destroy(pc);
+    if (sc)
+        natsConnection_Destroy(sc);
+    free(buf);
+}
+
+typedef struct nats_rr_ctx {
+    natsConnection *nc;
+    const char *subj;
+    const char *data;
+    int len;
+} nats_rr_ctx;
+
+static void nats_echo_cb(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *cl)
+{
+    (void)sub;
+    (void)cl;
+    const char *reply = natsMsg_GetReply(msg);
+    if (reply)
+        natsConnection_Publish(nc, reply, natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
+    natsMsg_Destroy(msg);
+}
+
+static int nats_req_once(void *p)
+{
+    nats_rr_ctx *x = p;
+    natsMsg *reply = NULL;
+    natsStatus s = natsConnection_Request(&reply, x->nc, x->subj, x->data, x->len, 2000);
+    if (s != NATS_OK) {
+        snprintf(g_err, sizeof g_err, "natsConnection_Request: %s", natsStatus_GetText(s));
+        return -1;
+    }
+    natsMsg_Destroy(reply);
+    return 0;
+}
+
+/* A libnats responder on one connection, libnats requester on another (both with
+ * SendAsap, so that no flusher-thread hop sits in the round trip). Accumulates into r
+ * (lat_init before, lat_finish after). */
+static void nats_reqrep(const char *url, int size, const char *subj, double secs,
+                        lat_result *r)
+{
+    natsConnection *rc = NULL, *qc = NULL;
+    natsSubscription *sub = NULL;
+    char *buf = calloc(1, (size_t)size + 1);
+    memset(buf, 'r', (size_t)size);
+    if (nats_connect(&rc, url, true, r->err, sizeof r->err) != NATS_OK ||
+        nats_connect(&qc, url, true, r->err, sizeof r->err) != NATS_OK)
+        goto out;
+    natsStatus s = natsConnection_Subscribe(&sub, rc, subj, nats_echo_cb, NULL);
+    if (s == NATS_OK)
+        s = natsConnection_FlushTimeout(rc, 5000);
+    if (s != NATS_OK) {
+        snprintf(r->err, sizeof r->err, "subscribe: %s", natsStatus_GetText(s));
+        goto out;
+    }
+    nats_rr_ctx x = {qc, subj, buf, size};
+    measure_latency(nats_req_once, &x, secs, r);
+out:
+    if (sub) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    if (qc)
+        natsConnection_Destroy(qc);
+    if (rc)
+        natsConnection_Destroy(rc);
+    free(buf);
+}
+
+/* ------------------------------------------------------------------ tcp subcommand */
+
+typedef struct server_run {
+    const char *label;
+    const char *path;
+    char why[256]; /* why n/a */
+    bool present;
+    double start_ms; /* best */
+    double rss_idle, rss_after;
+    pid_t pid;
+    int port;
+    char url[64];
+    char info[512];
+    double tput[16];      /* runs that lost nothing */
+    int ntput;
+    double tput_lossy[16]; /* runs that lost messages */
+    int nlossy;
+    tput_result last_tput;
+    char lossy_err[256];
+    lat_result lat;
+} server_run;
+
+static void tcp_start_times(server_run *sr)
+{
+    double best = -1;
+    for (int i = 0; i < g_cfg.start_runs; i++) {
+        int port;
+        int64_t rns;
+        pid_t pid = start_server(sr->path, &port, &rns, sr->why, sizeof sr->why);
+        if (pid < 0) {
+            sr->present = false;
+            return;
+        }
+        stop_server(pid);
+        double ms = (double)rns / 1e6;
+        if (best < 0 || ms < best)
+            best = ms;
+    }
+    sr->start_ms = best;
+}
+
+static void tcp_launch(server_run *sr)
+{
+    int64_t rns;
+    sr->pid = start_server(sr->path, &sr->port, &rns, sr->why, sizeof sr->why);
+    if (sr->pid < 0) {
+        sr->present = false;
+        return;
+    }
+    snprintf(sr->url, sizeof sr->url, "nats://127.0.0.1:%d", sr->port);
+    probe_info(sr->port, sr->info, sizeof sr->info);
+    sleep_us(300000); /* let it settle; "idle" = after start, before any client load */
+    sr->rss_idle = rss_mib(sr->pid);
+}
+
+static double median(double *v, int n)
+{
+    if (n <= 0)
+        return 0;
+    double tmp[16];
+    memcpy(tmp, v, sizeof(double) * (size_t)n);
+    qsort(tmp, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+}
+
+static void print_row(const char *metric, const char *a, const char *b, const char *ratio,
+                      const char *better, const char *target, const char *verdict)
+{
+    printf("  ");
+    pcell(metric, 30, false);
+    pcell(a, 13, true);
+    pcell(b, 13, true);
+    pcell(ratio, 11, true);
+    printf("  ");
+    pcell(better, 8, false);
+    pcell(target, 22, false);
+    printf("%s\n", verdict);
+}
+
+static int cmd_tcp(void)
+{
+    server_run srv[2];
+    memset(srv, 0, sizeof srv);
+    srv[0].label = "ember";
+    srv[1].label = "nats-server";
+    srv[0].path = find_ember_server();
+    srv[1].path = find_nats_server();
+    for (int i = 0; i < 2; i++) {
+        srv[i].present = srv[i].path != NULL;
+        if (!srv[i].present)
+            snprintf(srv[i].why, sizeof srv[i].why, "%s not found%s", i ? "nats-server" : "ember-server",
+                     i ? (g_cfg.nats_path ? " at --nats" : " (use --nats PATH)")
+                       : (g_cfg.ember_path ? " at --ember" : " (use --ember PATH)"));
+    }
+
+    load_mark lm;
+    load_take(&lm);
+    printf("== tcp: ember-server vs nats-server over loopback, official C client (libnats %s)\n",
+           nats_GetVersion());
+    for (int i = 0; i < 2; i++)
+        printf("   %-12s %s\n", srv[i].label, srv[i].present ? srv[i].path : srv[i].why);
+    printf("   payload %d B, %ld msgs per throughput run, %d runs (median), start-to-ready best of %d\n",
+           g_cfg.size, g_cfg.msgs, g_cfg.runs, g_cfg.start_runs);
+    fflush(stdout);
+
+    /* (3) start-to-ready */
+    for (int i = 0; i < 2; i++)
+        if (srv[i].present) {
+            phase_begin("tcp start-to-ready", 10.0 + 6.0 * g_cfg.start_runs);
+            tcp_start_times(&srv[i]);
+            phase_end();
+            if (srv[i].present)
+                printf("   %-12s start-to-ready %.2f ms (best of %d)\n", srv[i].label,
+                       srv[i].start_ms, g_cfg.start_runs);
+            else
+                printf("   %-12s failed to start: %s\n", srv[i].label, srv[i].why);
+        }
+
+    /* long-lived instances: (4) idle RSS */
+    for (int i = 0; i < 2; i++)
+        if (srv[i].present) {
+            phase_begin("tcp launch", 15.0);
+            tcp_launch(&srv[i]);
+            phase_end();
+            if (srv[i].present) {
+                printf("   %-12s %s  (idle RSS %.2f MiB)\n", srv[i].label, srv[i].url,
+                       srv[i].rss_idle);
+                if (g_cfg.verbose)
+                    printf("      %.200s\n", srv[i].info);
+            } else {
+                printf("   %-12s failed to start: %s\n", srv[i].label, srv[i].why);
+            }
+        }
+    fflush(stdout);
+
+    /* (1) throughput, alternating servers run by run */
+    for (int run = 0; run < g_cfg.runs; run++)
+        for (int i = 0; i < 2; i++) {
+            if (!srv[i].present)
+                continue;
+            char subj[64];
+            snprintf(subj, sizeof subj, "bench.tput.%d", run);
+            phase_begin("tcp pub/sub throughput", 40.0);
+            tput_result *tr = &srv[i].last_tput;
+            nats_pubsub(srv[i].url, g_cfg.msgs, g_cfg.size, subj, tr);
+            phase_end();
+            char b[32];
+            if (tr->ok) {
+                if (tr->lost) {
+                    srv[i].tput_lossy[srv[i].nlossy++] = tr->rate;
+                    size_t l = strnlen(tr->err, sizeof srv[i].lossy_err - 1);
+                    memcpy(srv[i].lossy_err, tr->err, l);
+                    srv[i].lossy_err[l] = 0;
+                } else {
+                    srv[i].tput[srv[i].ntput++] = tr->rate;
+                }
+                printf("   %-12s pub/sub run %d: %s (%ld/%ld received in %.3f s)%s%s\n",
+                       srv[i].label, run + 1, fmt_rate(b, sizeof b, tr->rate), tr->received,
+                       tr->sent, tr->secs, tr->lost ? "  LOST: " : "",
+                       tr->lost ? tr->err : "");
+            } else {
+                printf("   %-12s pub/sub run %d: error: %s\n", srv[i].label, run + 1, tr->err);
+            }
+            fflush(stdout);
+        }
+
+    /* (2) request/reply latency, alternating servers round by round */
+    int lat_rounds = 4;
+    for (int i = 0; i < 2; i++)
+        lat_init(&srv[i].lat);
+    for (int round = 0; round < lat_rounds; round++)
+        for (int i = 0; i < 2; i++) {
+            if (!srv[i].present || srv[i].lat.err[0])
+                continue;
+            phase_begin("tcp request/reply", 30.0);
+            nats_reqrep(srv[i].url, g_cfg.size, "bench.rr", g_cfg.lat_secs / lat_rounds * 1.4,
+                        &srv[i].lat);
+            phase_end();
+        }
+    for (int i = 0; i < 2; i++) {
+        if (!srv[i].present)
+            continue;
+        lat_finish(&srv[i].lat);
+        if (!srv[i].lat.ok)
+            printf("   %-12s request/reply: error: %s\n", srv[i].label, srv[i].lat.err);
+        else
+            printf("   %-12s request/reply: mean %.1f µs over %ld calls\n", srv[i].label,
+                   srv[i].lat.mean_us, srv[i].lat.iters);
+        srv[i].rss_after = rss_mib(srv[i].pid);
+    }
+
+    for (int i = 0; i < 2; i++)
+        if (srv[i].pid > 0) {
+            int st;
+            if (waitpid(srv[i].pid, &st, WNOHANG) == srv[i].pid) {
+                track_child(srv[i].pid, false);
+                if (WIFSIGNALED(st))
+                    printf("   %-12s DIED during the runs: killed by signal %d\n", srv[i].label,
+                           WTERMSIG(st));
+                else
+                    printf("   %-12s DIED during the runs: exit status %d\n", srv[i].label,
+                           WEXITSTATUS(st));
+            } else {
+                stop_server(srv[i].pid);
+            }
+        }
+
+    /* table */
+    server_run *e = &srv[0], *n = &srv[1];
+    char a[48], b[48], r[48], tgt[64];
+    printf("\n");
+    print_row("metric", "ember", "nats-server", "ember/nats", "better", "target", "");
+    print_row("------", "-----", "-----------", "----------", "------", "------", "");
+
+    /* the median of the runs that lost nothing; of all runs only if every run lost some */
+    double et = e->ntput ? median(e->tput, e->ntput) : median(e->tput_lossy, e->nlossy);
+    double nt = n->ntput ? median(n->tput, n->ntput) : median(n->tput_lossy, n->nlossy);
+    char label[64];
+    snprintf(label, sizeof label, "pub/sub %dB 1→1 msgs/s", g_cfg.size);
+    print_row(label, fmt_rate(a, sizeof a, et), fmt_rate(b, sizeof b, nt),
+              fmt_ratio(r, sizeof r, et > 0 && nt > 0 ? et / nt : 0), "higher", "≥1.0x nats",
+              et > 0 && nt > 0
+                  ? (e->nlossy ? "MISS (lost msgs)" : et / nt >= TGT_TCP_TPUT_RATIO ? "ok" : "MISS")
+                  : "");
+    for (int k = 0; k < 2; k++) {
+        server_run *x = &srv[k];
+        if (x->nlossy)
+            printf("    %s LOST messages in %d of %d runs (%s; median over %s), last: %s\n",
+                   x->label, x->nlossy, x->nlossy + x->ntput,
+                   x->ntput ? "excluded" : "included", x->ntput ? "the others" : "all",
+                   x->lossy_err);
+    }
+
+    struct {
+        const char *name;
+        double ev, nv;
+    } lat[3] = {
+        {"req/reply mean", e->lat.ok ? e->lat.mean_us : 0, n->lat.ok ? n->lat.mean_us : 0},
+        {"req/reply p50", e->lat.ok ? e->lat.p50_us : 0, n->lat.ok ? n->lat.p50_us : 0},
+        {"req/reply p99", e->lat.ok ? e->lat.p99_us : 0, n->lat.ok ? n->lat.p99_us : 0},
+    };
+    /* The verdict uses p50: on a shared 2-core box the mean moves by +-20% between two
+     * identical servers (a few scheduler hiccups), the median by a few %. */
+    for (int i = 0; i < 3; i++) {
+        double ratio = lat[i].ev > 0 && lat[i].nv > 0 ? lat[i].ev / lat[i].nv : 0;
+        print_row(lat[i].name, fmt_us(a, sizeof a, lat[i].ev), fmt_us(b, sizeof b, lat[i].nv),
+                  fmt_ratio(r, sizeof r, ratio), "lower", i == 1 ? "≤1.0x nats" : "",
+                  i == 1 && ratio > 0 ? (ratio <= TGT_TCP_LAT_RATIO ? "ok" : "MISS") : "");
+    }
+
+    double es = e->present ? e->start_ms : 0, ns = n->present ? n->start_ms : 0;
+    snprintf(a, sizeof a, es > 0 ? "%.2f ms" : "n/a", es);
+    snprintf(b, sizeof b, ns > 0 ? "%.2f ms" : "n/a", ns);
+    snprintf(tgt, sizeof tgt, "≤%.0f ms", TGT_START_MS);
+    print_row("start-to-ready (best)", a, b, fmt_ratio(r, sizeof r, es > 0 && ns > 0 ? es / ns : 0),
+              "lower", tgt, es > 0 ? (es <= TGT_START_MS ? "ok" : "MISS") : "");
+
+    double er = e->present ? e->rss_idle : 0, nr = n->present ? n->rss_idle : 0;
+    snprintf(a, sizeof a, er > 0 ? "%.2f MiB" : "n/a", er);
+    snprintf(b, sizeof b, nr > 0 ? "%.2f MiB" : "n/a", nr);
+    snprintf(tgt, sizeof tgt, "≤%.0f MiB", TGT_RSS_MB);
+    print_row("idle RSS after start", a, b, fmt_ratio(r, sizeof r, er > 0 && nr > 0 ? er / nr : 0),
+              "lower", tgt, er > 0 ? (er <= TGT_RSS_MB ? "ok" : "MISS") : "");
+
+    double ea = e->present ? e->rss_after : 0, na = n->present ? n->rss_after : 0;
+    snprintf(a, sizeof a, ea > 0 ? "%.2f MiB" : "n/a", ea);
+    snprintf(b, sizeof b, na > 0 ? "%.2f MiB" : "n/a", na);
+    print_row("RSS after the runs (info)", a, b,
+              fmt_ratio(r, sizeof r, ea > 0 && na > 0 ? ea / na : 0), "lower", "", "");
+    printf("  ratio = ember/nats-server; \"better\" says which direction wins "
+           "(throughput: >1 ember faster; latency, time, memory: <1 ember better)\n");
+    load_report(&lm, "tcp");
+    printf("\n");
+    fflush(stdout);
+    return e->present ? 0 : 1;
+}
+
+/* ------------------------------------------------------------------ inproc subcommand */
+
+#ifndef EMBER_BENCH_NO_INPROC
+
+static const char *mode_name(ember_delivery m)
+{
+    switch (m) {
+    case EMBER_DELIVER_INLINE:
+        return "INLINE";
+    case EMBER_DELIVER_DISPATCH:
+        return "DISPATCH";
+    case EMBER_DELIVER_POLL:
+        return "POLL";
+    }
+    return "?";
+}
+
+typedef struct ember_resp {
+    ember_conn *c;
+    _Atomic uint64_t errors;
+    _Atomic int last_error;
+} ember_resp;
+
+static void ember_echo_cb(void *ud, ember_sub *sub, ember_msg *m)
+{
+    (void)sub;
+    ember_resp *x = ud;
+    size_t len = 0;
+    const void *d = ember_msg_data(m, &len);
+    int rc = ember_msg_respond(x->c, m, d, len);
+    if (rc != EMBER_OK) {
+        atomic_fetch_add(&x->errors, 1);
+        atomic_store(&x->last_error, rc);
+    }
+}
+
+typedef struct poll_thread {
+    pthread_t th;
+    ember_conn *c;
+    ember_sub *sub;   /* for next_msg mode */
+    counter *cnt;     /* for next_msg mode */
+    _Atomic bool stop;
+    _Atomic int error;
+} poll_thread;
+
+static void *poll_main(void *p)
+{
+    poll_thread *t = p;
+    while (!atomic_load_explicit(&t->stop, memory_order_relaxed)) {
+        int n = ember_conn_poll(t->c, 100);
+        if (n < 0 && n != EMBER_ETIMEDOUT) {
+            atomic_store(&t->error, n);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void *next_msg_main(void *p)
+{
+    poll_thread *t = p;
+    while (!atomic_load_explicit(&t->stop, memory_order_relaxed)) {
+        ember_msg *m = NULL;
+        int rc = ember_sub_next_msg(t->sub, &m, 100);
+        if (rc == EMBER_OK) {
+            ember_msg_release(m);
+            counter_hit(t->cnt);
+        } else if (rc != EMBER_ETIMEDOUT && rc != EMBER_ESLOWCONSUMER) {
+            atomic_store(&t->error, rc);
+            break;
+        }
+    }
+    return NULL;
+}
+
+typedef struct ember_rr_ctx {
+    ember_conn *c;
+    const char *subj;
+    const void *data;
+    size_t len;
+} ember_rr_ctx;
+
+static int ember_req_once(void *p)
+{
+    ember_rr_ctx *x = p;
+    ember_msg *reply = NULL;
+    int rc = ember_conn_request(x->c, x->subj, x->data, x->len, 2000, &reply);
+    if (rc != EMBER_OK) {
+        snprintf(g_err, sizeof g_err, "ember_conn_request: %s (%s)", ember_strerror(rc),
+                 ember_last_error());
+        return -1;
+    }
+    ember_msg_release(reply);
+    return 0;
+}
+
+static void ember_fail(char *err, size_t len, const char *what, int rc)
+{
+    snprintf(err, len, "%s: %s (%s)", what, ember_strerror(rc), ember_last_error());
+}
+
+/* (a) in-process request/reply, responder in the given delivery mode */
+static void inproc_reqrep(ember_server *s, ember_delivery mode, lat_result *r)
+{
+    lat_init(r);
+    ember_conn *rc = NULL, *qc = NULL;
+    ember_resp resp = {0};
+    poll_thread pt = {0};
+    bool pt_started = false;
+    char subj[64];
+    snprintf(subj, sizeof subj, "bench.inproc.rr.%s", mode_name(mode));
+    char *buf = calloc(1, (size_t)g_cfg.size + 1);
+    memset(buf, 'q', (size_t)g_cfg.size);
+    int st = ember_conn_connect(&rc, s, NULL);
+    if (st != EMBER_OK) {
+        ember_fail(r->err, sizeof r->err, "ember_conn_connect", st);
+        goto out;
+    }
+    st = ember_conn_connect(&qc, s, NULL);
+    if (st != EMBER_OK) {
+        ember_fail(r->err, sizeof r->err, "ember_conn_connect", st);
+        goto out;
+    }
+    resp.c = rc;
+    ember_sub *sub = NULL;
+    st = ember_conn_subscribe(&sub, rc, subj, NULL, mode, ember_echo_cb, &resp, NULL);
+    if (st != EMBER_OK) {
+        ember_fail(r->err, sizeof r->err, "ember_conn_subscribe", st);
+        goto out;
+    }
+    if (mode == EMBER_DELIVER_POLL) {
+        pt.c = rc;
+        if (pthread_create(&pt.th, NULL, poll_main, &pt) != 0) {
+            snprintf(r->err, sizeof r->err, "pthread_create failed");
+            goto out;
+        }
+        pt_started = true;
+    }
+    ember_rr_ctx x = {qc, subj, buf, (size_t)g_cfg.size};
+    /* check the echo once */
+    ember_msg *reply = NULL;
+    st = ember_conn_request(qc, subj, buf, (size_t)g_cfg.size, 2000, &reply);
+    if (st != EMBER_OK) {
+        ember_fail(r->err, sizeof r->err, "ember_conn_request", st);
+        goto out;
+    }
+    size_t rlen = 0;
+    const void *rd = ember_msg_data(reply, &rlen);
+    bool same = rlen == (size_t)g_cfg.size && memcmp(rd, buf, rlen) == 0;
+    ember_msg_release(reply);
+    if (!same) {
+        snprintf(r->err, sizeof r->err, "reply payload differs from the request (%zu bytes)",
+                 rlen);
+        goto out;
+    }
+    measure_latency(ember_req_once, &x, g_cfg.lat_secs, r);
+    lat_finish(r);
+    if (atomic_load(&resp.errors))
+        snprintf(r->err, sizeof r->err, "%llu ember_msg_respond errors (last: %s)",
+                 (unsigned long long)atomic_load(&resp.errors),
+                 ember_strerror(atomic_load(&resp.last_error)));
+out:
+    if (pt_started) {
+        atomic_store(&pt.stop, true);
+        pthread_join(pt.th, NULL);
+        if (atomic_load(&pt.error) && !r->err[0])
+            snprintf(r->err, sizeof r->err, "ember_conn_poll: %s",
+                     ember_strerror(atomic_load(&pt.error)));
+    }
+    if (qc)
+        ember_conn_close(qc);
+    if (rc)
+        ember_conn_close(rc);
+    free(buf);
+}
+
+static void ember_count_cb(void *ud, ember_sub *sub, ember_msg *m)
+{
+    (void)sub;
+    (void)m;
+    counter_hit(ud);
+}
+
+static uint64_t ember_sub_dropped(void *ctx)
+{
+    ember_sub_stats st;
+    memset(&st, 0, sizeof st);
+    ember_sub_get_stats((ember_sub *)ctx, &st);
+    return st.dropped;
+}
+
+enum { PS_INLINE, PS_DISPATCH, PS_POLL, PS_NEXTMSG, PS_COUNT };
+static const char *const ps_names[PS_COUNT] = {
+    "INLINE callback", "DISPATCH callback", "POLL ember_conn_poll", "POLL ember_sub_next_msg"};
+
+/* (c) in-process 1->1 pub/sub, separate publisher and subscriber connections */
+static void inproc_pubsub(ember_server *s, ember_conn *pc, int kind, long n, tput_result *r)
+{
+    memset(r, 0, sizeof *r);
+    ember_delivery mode = kind == PS_INLINE     ? EMBER_DELIVER_INLINE
+                          : kind == PS_DISPATCH ? EMBER_DELIVER_DISPATCH
+                                                : EMBER_DELIVER_POLL;
+    long warm = n / 10 < 100000 ? n / 10 : 100000;
+    long total = warm + n;
+    ember_conn *sc = NULL;
+    ember_sub *sub = NULL;
+    counter cnt;
+    counter_init(&cnt, (uint64_t)total);
+    poll_thread pt = {0};
+    bool pt_started = false;
+    char subj[64];
+    snprintf(subj, sizeof subj, "bench.inproc.ps.%d", kind);
+    char *buf = calloc(1, (size_t)g_cfg.size + 1);
+    memset(buf, 'p', (size_t)g_cfg.size);
+
+    ember_conn_options co;
+    ember_conn_options_init(&co);
+    co.name = "bench-sub";
+    co.pending_msgs_limit = total;
+    co.pending_bytes_limit = (int64_t)total * (g_cfg.size + 512);
+    int st = ember_conn_connect(&sc, s, &co);
+    if (st != EMBER_OK) {
+        ember_fail(r->err, sizeof r->err, "ember_conn_connect", st);
+        goto out;
+    }
+    st = ember_conn_subscribe(&sub, sc, subj, NULL, mode,
+                              kind == PS_NEXTMSG ? NULL : ember_count_cb,
+                              kind == PS_NEXTMSG ? NULL : &cnt, NULL);
+    if (st != EMBER_OK) {
+        ember_fail(r->err, sizeof r->err, "ember_conn_subscribe", st);
+        goto out;
+    }
+    st = ember_sub_set_pending_limits(sub, total, (int64_t)total * (g_cfg.size + 512));
+    if (st != EMBER_OK) {
+        ember_fail(r->err, sizeof r->err, "ember_sub_set_pending_limits", st);
+        goto out;
+    }
+    if (kind == PS_POLL || kind == PS_NEXTMSG) {
+        pt.c = sc;
+        pt.sub = sub;
+        pt.cnt = &cnt;
+        if (pthread_create(&pt.th, NULL, kind == PS_POLL ? poll_main : next_msg_main, &pt)) {
+            snprintf(r->err, sizeof r->err, "pthread_create failed");
+            goto out;
+        }
+        pt_started = true;
+    }
+    bool complete;
+    for (long i = 0; i < warm; i++)
+        if ((st = ember_conn_publish(pc, subj, NULL, buf, (size_t)g_cfg.size)) != EMBER_OK) {
+            ember_fail(r->err, sizeof r->err, "ember_conn_publish (warm-up)", st);
+            goto out;
+        }
+    counter_wait(&cnt, (uint64_t)warm, ember_sub_dropped, sub, 2.0, 5.0, &complete);
+    if (atomic_load(&cnt.count) + ember_sub_dropped(sub) < (uint64_t)warm) {
+        snprintf(r->err, sizeof r->err, "warm-up: only %llu of %ld messages arrived%s",
+                 (unsigned long long)atomic_load(&cnt.count), warm,
+                 atomic_load(&pt.error) ? " (poll error)" : "");
+        goto out;
+    }
+    uint64_t drop0 = ember_sub_dropped(sub);
+    int64_t t0 = now_ns();
+    for (long i = 0; i < n; i++)
+        if ((st = ember_conn_publish(pc, subj, NULL, buf, (size_t)g_cfg.size)) != EMBER_OK) {
+            ember_fail(r->err, sizeof r->err, "ember_conn_publish", st);
+            goto out;
+        }
+    int64_t t_pub = now_ns();
+    r->pub_rate = t_pub > t0 ? (double)n * 1e9 / (double)(t_pub - t0) : 0;
+    /* INLINE: the last delivery happened inside the last publish call */
+    int64_t t_end = counter_wait(&cnt, (uint64_t)total, ember_sub_dropped, sub, 2.0, 10.0,
+                                 &complete);
+    uint64_t got = atomic_load(&cnt.count) - (uint64_t)warm;
+    r->sent = n;
+    r->received = (long)got;
+    r->lost = n - (long)got;
+    r->secs = (double)(t_end - t0) / 1e9;
+    r->rate = r->secs > 0 ? (double)got / r->secs : 0;
+    r->ok = true;
+    if (r->lost)
+        snprintf(r->err, sizeof r->err, "%ld lost (%llu dropped by pending limits)", r->lost,
+                 (unsigned long long)(ember_sub_dropped(sub) - drop0));
+out:
+    if (pt_started) {
+        atomic_store(&pt.stop, true);
+        pthread_join(pt.th, NULL);
+    }
+    if (sub)
+        ember_sub_unsubscribe(sub);
+    if (sc)
+        ember_conn_close(sc);
+    free(buf);
+}
+
+static void print_inproc_header(const char *a, const char *b, const char *c, const char *d,
+                                const char *e, const char *f)
+{
+    printf("  ");
+    pcell(a, 34, false);
+    pcell(b, 12, true);
+    pcell(c, 12, true);
+    pcell(d, 12, true);
+    pcell(e, 13, true);
+    printf("  %s\n", f);
+}
+
+static int cmd_inproc(void)
+{
+    int status = 0;
+    printf("== inproc: DEMO.md step 5, embedded ember server (libember %s), in-process vs "
+           "loopback TCP (libnats %s)\n",
+           ember_version(), nats_GetVersion());
+    printf("   payload %d B, %ld msgs per pub/sub mode, %.1f s per latency figure\n", g_cfg.size,
+           g_cfg.inproc_msgs, g_cfg.lat_secs);
+    fflush(stdout);
+
+    load_mark lm;
+    load_take(&lm);
+    ember_server_options o;
+    ember_server_options_init(&o);
+    o.host = "127.0.0.1";
+    o.port = -1;
+    ember_server *s = NULL;
+    phase_begin("inproc server start", 15.0);
+    int64_t t0 = now_ns();
+    int st = ember_server_new(&s, &o);
+    if (st != EMBER_OK) {
+        printf("   ember_server_new failed: %s (%s)\n\n", ember_strerror(st), ember_last_error());
+        phase_end();
+        return 1;
+    }
+    st = ember_server_start(s);
+    if (st != EMBER_OK || !ember_server_ready_for_connections(s, 5000)) {
+        printf("   embedded server did not become ready within 5 s: %s (%s)\n\n",
+               st != EMBER_OK ? ember_strerror(st) : "not ready", ember_last_error());
+        ember_server_free(s);
+        phase_end();
+        return 1;
+    }
+    int64_t t_ready = now_ns() - t0;
+    phase_end();
+    const char *url = ember_server_client_url(s);
+    printf("   embedded server ready in %.2f ms, %s\n", (double)t_ready / 1e6,
+           url ? url : "(no client URL)");
+    fflush(stdout);
+
+    /* (a) in-process request/reply per delivery mode */
+    const ember_delivery modes[3] = {EMBER_DELIVER_INLINE, EMBER_DELIVER_DISPATCH,
+                                     EMBER_DELIVER_POLL};
+    lat_result rr[3], rr_tcp;
+    for (int i = 0; i < 3; i++) {
+        phase_begin("inproc request/reply", 30.0);
+        inproc_reqrep(s, modes[i], &rr[i]);
+        phase_end();
+        if (rr[i].err[0])
+            printf("   request/reply %s: %s%s\n", mode_name(modes[i]),
+                   rr[i].ok ? "warning: " : "error: ", rr[i].err);
+        fflush(stdout);
+    }
+    /* (b) the same over loopback TCP with libnats */
+    lat_init(&rr_tcp);
+    if (url) {
+        phase_begin("inproc loopback request/reply", 30.0);
+        nats_reqrep(url, g_cfg.size, "bench.inproc.rr.tcp", g_cfg.lat_secs, &rr_tcp);
+        lat_finish(&rr_tcp);
+        phase_end();
+        if (!rr_tcp.ok)
+            printf("   request/reply loopback: error: %s\n", rr_tcp.err);
+    } else {
+        snprintf(rr_tcp.err, sizeof rr_tcp.err, "no client URL");
+    }
+
+    /* (c) pub/sub */
+    tput_result ps[PS_COUNT], ps_tcp;
+    ember_conn *pc = NULL;
+    st = ember_conn_connect(&pc, s, NULL);
+    for (int k = 0; k < PS_COUNT; k++) {
+        if (st != EMBER_OK) {
+            memset(&ps[k], 0, sizeof ps[k]);
+            ember_fail(ps[k].err, sizeof ps[k].err, "ember_conn_connect", st);
+            continue;
+        }
+        phase_begin("inproc pub/sub", 40.0);
+        inproc_pubsub(s, pc, k, g_cfg.inproc_msgs, &ps[k]);
+        phase_end();
+        if (ps[k].err[0])
+            printf("   pub/sub %s: %s%s\n", ps_names[k], ps[k].ok ? "warning: " : "error: ",
+                   ps[k].err);
+        fflush(stdout);
+    }
+    /* publish with no interest: the publisher-side floor (validate, route, no match) */
+    double nosub_rate = 0;
+    if (st == EMBER_OK) {
+        phase_begin("inproc publish without subscribers", 20.0);
+        char *buf = calloc(1, (size_t)g_cfg.size + 1);
+        long n = g_cfg.inproc_msgs;
+        int64_t p0 = now_ns();
+        int prc = EMBER_OK;
+        for (long i = 0; i < n && prc == EMBER_OK; i++)
+            prc = ember_conn_publish(pc, "bench.inproc.nobody", NULL, buf, (size_t)g_cfg.size);
+        int64_t p1 = now_ns();
+        free(buf);
+        phase_end();
+        if (prc == EMBER_OK)
+            nosub_rate = (double)n * 1e9 / (double)(p1 - p0);
+        else
+            printf("   publish without subscribers: %s (%s)\n", ember_strerror(prc),
+                   ember_last_error());
+    }
+    if (pc)
+        ember_conn_close(pc);
+    memset(&ps_tcp, 0, sizeof ps_tcp);
+    if (url) {
+        phase_begin("inproc loopback pub/sub", 40.0);
+        nats_pubsub(url, g_cfg.msgs, g_cfg.size, "bench.inproc.ps.tcp", &ps_tcp);
+        phase_end();
+        if (ps_tcp.err[0])
+            printf("   pub/sub loopback: %s%s\n", ps_tcp.ok ? "warning: " : "error: ",
+                   ps_tcp.err);
+    }
+
+    ember_server_stats ss;
+    memset(&ss, 0, sizeof ss);
+    ember_server_get_stats(s, &ss);
+
+    phase_begin("thread hand-off floor", 20.0);
+    double floor_cv = pingpong_us(false, 5000), floor_spin = pingpong_us(true, 200000);
+    phase_end();
+
+    /* tables */
+    char a[48], b[48], c[48], d[48], t[64];
+    printf("\n  request/reply, %d B echo (synchronous loop; ratio = loopback µs / this µs)\n",
+           g_cfg.size);
+    print_inproc_header("path", "mean", "p50", "p99", "vs loopback", "target");
+    for (int i = 0; i < 4; i++) {
+        lat_result *x = i < 3 ? &rr[i] : &rr_tcp;
+        char name[64];
+        if (i < 3)
+            snprintf(name, sizeof name, "in-process, responder %s", mode_name(modes[i]));
+        else
+            snprintf(name, sizeof name, "loopback TCP (libnats both ends)");
+        double ratio = x->ok && rr_tcp.ok ? rr_tcp.mean_us / x->mean_us : 0;
+        t[0] = 0;
+        if (i < 3) {
+            double tgt = modes[i] == EMBER_DELIVER_INLINE ? TGT_INLINE_RR_US : TGT_INPROC_RR_US;
+            snprintf(t, sizeof t, "≤%.1f µs %s, ≥%.0fx %s", tgt,
+                     !x->ok ? "n/a" : x->mean_us <= tgt ? "ok" : "MISS", TGT_VS_LOOPBACK,
+                     ratio <= 0 ? "n/a" : ratio >= TGT_VS_LOOPBACK ? "ok" : "MISS");
+        }
+        printf("  ");
+        pcell(name, 34, false);
+        pcell(x->ok ? fmt_us(a, sizeof a, x->mean_us) : "n/a", 12, true);
+        pcell(x->ok ? fmt_us(b, sizeof b, x->p50_us) : "n/a", 12, true);
+        pcell(x->ok ? fmt_us(c, sizeof c, x->p99_us) : "n/a", 12, true);
+        pcell(i < 3 ? fmt_ratio(d, sizeof d, ratio) : "1x", 13, true);
+        printf("  ");
+        printf("%s\n", t);
+    }
+    printf("  this machine's thread hand-off floor (round trip between two threads): "
+           "condvar %s, spinning %s\n",
+           fmt_us(a, sizeof a, floor_cv), fmt_us(b, sizeof b, floor_spin));
+    printf("  (DISPATCH and POLL cost at least two hand-offs per request; DEMO.md reference, "
+           "Go embedding on 2 cores: in-process ~14 µs, loopback ~60 µs)\n");
+
+    printf("\n  pub/sub %d B, 1 publisher → 1 subscriber connection (msgs/s = received; "
+           "ratio = this / loopback)\n",
+           g_cfg.size);
+    printf("  ");
+    pcell("path", 34, false);
+    pcell("msgs/s", 12, true);
+    pcell("ns/msg", 9, true);
+    pcell("pub side", 12, true);
+    pcell("lost", 8, true);
+    pcell("vs loopback", 13, true);
+    printf("  target\n");
+    for (int k = 0; k <= PS_COUNT + 1; k++) {
+        tput_result nosub;
+        memset(&nosub, 0, sizeof nosub);
+        if (k == PS_COUNT + 1) {
+            nosub.ok = nosub_rate > 0;
+            nosub.rate = nosub.pub_rate = nosub_rate;
+        }
+        tput_result *x = k < PS_COUNT ? &ps[k] : k == PS_COUNT ? &ps_tcp : &nosub;
+        char name[64];
+        if (k < PS_COUNT)
+            snprintf(name, sizeof name, "in-process, %s", ps_names[k]);
+        else if (k == PS_COUNT)
+            snprintf(name, sizeof name, "loopback TCP (libnats both ends)");
+        else
+            snprintf(name, sizeof name, "(info) in-process, no subscriber");
+        double ratio = x->ok && ps_tcp.ok && ps_tcp.rate > 0 ? x->rate / ps_tcp.rate : 0;
+        t[0] = 0;
+        if (k < PS_COUNT)
+            snprintf(t, sizeof t, "≥%.0f M/s %s, ≥%.0fx %s", TGT_INPROC_PUBSUB / 1e6,
+                     !x->ok ? "n/a" : x->rate >= TGT_INPROC_PUBSUB ? "ok" : "MISS",
+                     TGT_VS_LOOPBACK, ratio <= 0 ? "n/a" : ratio >= TGT_VS_LOOPBACK ? "ok" : "MISS");
+        snprintf(b, sizeof b, x->ok && x->rate > 0 ? "%.1f" : "n/a",
+                 x->ok && x->rate > 0 ? 1e9 / x->rate : 0);
+        snprintf(c, sizeof c, x->ok && k <= PS_COUNT ? "%ld" : "", x->lost);
+        printf("  ");
+        pcell(name, 34, false);
+        pcell(x->ok ? fmt_rate(a, sizeof a, x->rate) : "n/a", 12, true);
+        pcell(b, 9, true);
+        pcell(x->ok && x->pub_rate > 0 ? fmt_rate(d, sizeof d, x->pub_rate) : "", 12, true);
+        pcell(c, 8, true);
+        pcell(k < PS_COUNT ? fmt_ratio(d, sizeof d, ratio) : k == PS_COUNT ? "1x" : "", 13, true);
+        printf("  ");
+        printf("%s\n", t);
+    }
+    printf("  server totals: in %llu msgs, out %llu msgs, slow consumers %llu\n",
+           (unsigned long long)ss.in_msgs, (unsigned long long)ss.out_msgs,
+           (unsigned long long)ss.slow_consumers);
+    load_report(&lm, "inproc");
+    printf("\n");
+    fflush(stdout);
+    /* after the tables, so that a hang here does not hide the figures */
+    phase_begin("inproc server shutdown", 15.0);
+    ember_server_shutdown(s);
+    ember_server_free(s);
+    phase_end();
+    return status;
+}
+
+#else /* EMBER_BENCH_NO_INPROC */
+
+static int cmd_inproc(void)
+{
+    printf("== inproc: not compiled in (built with -DEMBER_BENCH_NO_INPROC)\n\n");
+    return 0;
+}
+
+#endif
+
+/* ------------------------------------------------------------------ main */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ember-bench [tcp|inproc|all] [options]\n"
+            "  tcp       ember-server vs nats-server on loopback (libnats client)\n"
+            "  inproc    embedded server: in-process (every delivery mode) vs loopback\n"
+            "  all       both (default)\n"
+            "options:\n"
+            "  --ember PATH        ember-server binary (default: <bindir>/../core/ember-server)\n"
+            "  --nats PATH         nats-server binary (default: /usr/bin/nats-server)\n"
+            "  --msgs N            messages per TCP pub/sub run (default %ld)\n"
+            "  --inproc-msgs N     messages per in-process pub/sub mode (default %ld)\n"
+            "  --size N            payload bytes (default %d)\n"
+            "  --runs N            TCP throughput runs per server, median shown (default %d)\n"
+            "  --start-runs N      start-to-ready runs per server, best shown (default %d)\n"
+            "  --lat-secs S        seconds per latency figure (default %.1f)\n"
+            "  -v, --verbose       show the servers' own output\n",
+            g_cfg.msgs, g_cfg.inproc_msgs, g_cfg.size, g_cfg.runs, g_cfg.start_runs,
+            g_cfg.lat_secs);
+}
+
+static long parse_long(const char *opt, const char *v, long lo, long hi)
+{
+    char *end = NULL;
+    errno = 0;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || errno || *end || x < lo || x > hi) {
+        fprintf(stderr, "ember-bench: %s wants a number in [%ld, %ld]\n", opt, lo, hi);
+        exit(2);
+    }
+    return x;
+}
+
+static void print_env(void)
+{
+    struct utsname u;
+    char model[256] = "?";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "model name", 10) == 0) {
+                char *c = strchr(line, ':');
+                if (c) {
+                    c++;
+                    while (*c == ' ')
+                        c++;
+                    c[strcspn(c, "\n")] = 0;
+                    snprintf(model, sizeof model, "%s", c);
+                }
+                break;
+            }
+        fclose(f);
+    }
+    uname(&u);
+    printf("ember-bench: %s %s, %ld CPUs (%s)\n\n", u.sysname, u.release,
+           sysconf(_SC_NPROCESSORS_ONLN), model);
+}
+
+int main(int argc, char **argv)
+{
+    g_argv0 = argv[0];
+    const char *cmd = "all";
+    int i = 1;
+    if (i < argc && argv[i][0] != '-')
+        cmd = argv[i++];
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            g_cfg.verbose = true;
+        } else if (!strcmp(a, "--ember") && v) {
+            g_cfg.ember_path = v;
+            i++;
+        } else if (!strcmp(a, "--nats") && v) {
+            g_cfg.nats_path = v;
+            i++;
+        } else if (!strcmp(a, "--msgs")) {
+            g_cfg.msgs = parse_long(a, v, 1000, 100000000);
+            i++;
+        } else if (!strcmp(a, "--inproc-msgs")) {
+            g_cfg.inproc_msgs = parse_long(a, v, 1000, 100000000);
+            i++;
+        } else if (!strcmp(a, "--size")) {
+            g_cfg.size = (int)parse_long(a, v, 0, 1024 * 1024);
+            i++;
+        } else if (!strcmp(a, "--runs")) {
+            g_cfg.runs = (int)parse_long(a, v, 1, 16);
+            i++;
+        } else if (!strcmp(a, "--start-runs")) {
+            g_cfg.start_runs = (int)parse_long(a, v, 1, 50);
+            i++;
+        } else if (!strcmp(a, "--lat-secs")) {
+            double s = v ? strtod(v, NULL) : 0;
+            if (!(s >= 0.1 && s <= 10)) {
+                fprintf(stderr, "ember-bench: --lat-secs wants 0.1 .. 10\n");
+                return 2;
+            }
+            g_cfg.lat_secs = s;
+            i++;
+        } else {
+            fprintf(stderr, "ember-bench: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    bool do_tcp = !strcmp(cmd, "tcp") || !strcmp(cmd, "all");
+    bool do_inproc = !strcmp(cmd, "inproc") || !strcmp(cmd, "all");
+    if (!do_tcp && !do_inproc) {
+        fprintf(stderr, "ember-bench: unknown subcommand '%s'\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    pthread_t wd;
+    pthread_create(&wd, NULL, watchdog_main, NULL);
+    pthread_detach(wd);
+
+    natsStatus ns = nats_Open(-1);
+    if (ns != NATS_OK) {
+        fprintf(stderr, "ember-bench: nats_Open: %s\n", natsStatus_GetText(ns));
+        return 1;
+    }
+    print_env();
+    int rc = 0;
+    if (do_tcp)
+        rc |= cmd_tcp();
+    if (do_inproc)
+        rc |= cmd_inproc();
+    nats_CloseAndWait(2000);
+    return rc;
+}

@@ -580,15 +580,16 @@ static int process_connect(client *c, const char *arg, size_t len)
         authed = user && pass && streq_ct(user, s->o_user) && streq_ct(pass, s->o_pass);
     else if (s->o_token)
         authed = token && streq_ct(token, s->o_token);
-    cJSON_Delete(j);
     if (!authed) {
         if (s->o_user)
             CLOG(c, EMBER_LOG_ERROR, "Authorization Error - User \"%s\"", user ? user : "");
         else
             CLOG(c, EMBER_LOG_ERROR, "Authorization Error - Token");
+        cJSON_Delete(j);
         client_err_close(c, "Authorization Violation", CR_AUTH);
         return -1;
     }
+    cJSON_Delete(j); /* user, pass, ... pointed into it */
     if (protocol < 0 || protocol > 1) {
         client_err_close(c, "invalid client protocol", CR_PROTOCOL);
         return -1;
@@ -598,6 +599,7 @@ static int process_connect(client *c, const char *arg, size_t len)
         return -1;
     }
     c->connected = true;
+    proto_parser_require_connect(c->parser, 0);
     if (c->verbose)
         client_send(c, "+OK\r\n", 5);
     return 0;
@@ -816,9 +818,14 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         const char *text = proto_status_err_text(st2);
         if (st2 == PROTO_ERR_MAX_PAYLOAD)
             CLOG(c, EMBER_LOG_ERROR, "%s", "Maximum Payload Violation");
+        else if (st2 == PROTO_ERR_AUTH)
+            CLOG(c, EMBER_LOG_ERROR, "Authorization Error");
         else
             CLOG(c, EMBER_LOG_ERROR, "Client parser ERROR (%d)", (int)st2);
-        client_err_close(c, text, st2 == PROTO_ERR_MAX_PAYLOAD ? CR_MAX_PAYLOAD : CR_PROTOCOL);
+        client_err_close(c, text,
+                         st2 == PROTO_ERR_MAX_PAYLOAD ? CR_MAX_PAYLOAD
+                         : st2 == PROTO_ERR_AUTH      ? CR_AUTH
+                                                      : CR_PROTOCOL);
     }
     if (c->stall_pending && !c->handle_closed && !c->stalled) {
         c->stall_pending = false;
@@ -867,6 +874,8 @@ void client_tcp_accept(server *s)
     }
     c->parser = proto_parser_new(PROTO_MODE_CLIENT, (size_t)s->opts.max_control_line,
                                  (size_t)s->opts.max_payload);
+    if (c->parser && auth_required(s))
+        proto_parser_require_connect(c->parser, 1); /* nats-server's first-byte rule */
     if (!c->parser || server_add_client(s, c) != 0) {
         c->handle_closed = true;
         uv_close((uv_handle_t *)&c->tcp, on_unregistered_closed);

@@ -240,7 +240,7 @@ static void tok_last(const char *a, size_t len, int cr, proto_slice *t, size_t k
 
 /* Leaf LMSG / HMSG: <subject> [reply | + reply q.. | | q..] [<hdr>] <size>
  * (nats-server processLeafMsgArgs / processLeafHeaderMsgArgs). */
-static proto_status parse_leaf_msg(const proto_parser *p, const char *a, size_t alen, int hashdr,
+static proto_status parse_leaf_msg(size_t mpay, const char *a, size_t alen, int hashdr,
                                    proto_op *op, size_t *total, size_t *hdr)
 {
     proto_slice t[TOKMAX], tail[3];
@@ -280,7 +280,7 @@ static proto_status parse_leaf_msg(const proto_parser *p, const char *a, size_t 
         return PROTO_ERR_ARGS;
     if (hs > sz)
         return PROTO_ERR_HEADER;
-    if ((uint64_t)sz > p->mpay)
+    if ((uint64_t)sz > mpay)
         return PROTO_ERR_MAX_PAYLOAD;
     if (qe > qs) {
         size_t nq = qe - qs;
@@ -298,9 +298,10 @@ static proto_status parse_leaf_msg(const proto_parser *p, const char *a, size_t 
     return PROTO_OK;
 }
 
-/* Fill op from the argument text a[0..alen) of an op of `kind`. For messages, *total
- * gets the payload size (headers included) and *hdr the header size. */
-static proto_status parse_args(const proto_parser *p, int kind, const char *a, size_t alen,
+/* Fill op from the argument text a[0..alen) of an op of `kind`, in `mode`. For messages,
+ * *total gets the payload size (headers included) and *hdr the header size, and a size
+ * above mpay is an error. */
+static proto_status parse_args(int mode, size_t mpay, int kind, const char *a, size_t alen,
                                proto_op *op, size_t *total, size_t *hdr)
 {
     proto_slice t[6];
@@ -321,7 +322,7 @@ static proto_status parse_args(const proto_parser *p, int kind, const char *a, s
         op->subject = t[0];
         if (sz < 0)
             return PROTO_ERR_ARGS;
-        if ((uint64_t)sz > p->mpay)
+        if ((uint64_t)sz > mpay)
             return PROTO_ERR_MAX_PAYLOAD;
         *total = (size_t)sz;
         *hdr = 0;
@@ -331,8 +332,8 @@ static proto_status parse_args(const proto_parser *p, int kind, const char *a, s
     case PROTO_OP_MSG:  /* MSG <subject> <sid> [reply] <size> */
     case PROTO_OP_HMSG: /* HMSG <subject> <sid> [reply] <hdr> <total> */
     {
-        if (kind == PROTO_OP_HMSG && p->mode == PROTO_MODE_LEAF)
-            return parse_leaf_msg(p, a, alen, 1, op, total, hdr);
+        if (kind == PROTO_OP_HMSG && mode == PROTO_MODE_LEAF)
+            return parse_leaf_msg(mpay, a, alen, 1, op, total, hdr);
         int hashdr = kind != PROTO_OP_MSG;
         size_t fixed = (kind == PROTO_OP_HPUB ? 1 : 2) + (hashdr ? 2 : 1); /* without reply */
         n = tok_split(a, alen, kind != PROTO_OP_HPUB, t, fixed + 1, 0);
@@ -354,7 +355,7 @@ static proto_status parse_args(const proto_parser *p, int kind, const char *a, s
             return PROTO_ERR_ARGS;
         if (hs > sz)
             return PROTO_ERR_HEADER;
-        if ((uint64_t)sz > p->mpay)
+        if ((uint64_t)sz > mpay)
             return PROTO_ERR_MAX_PAYLOAD;
         *total = (size_t)sz;
         *hdr = (size_t)hs;
@@ -362,7 +363,7 @@ static proto_status parse_args(const proto_parser *p, int kind, const char *a, s
     }
 
     case PROTO_OP_LMSG:
-        return parse_leaf_msg(p, a, alen, 0, op, total, hdr);
+        return parse_leaf_msg(mpay, a, alen, 0, op, total, hdr);
 
     case PROTO_OP_SUB: /* SUB <subject> [queue] <sid> */
         n = tok_split(a, alen, 1, t, 3, 0);
@@ -533,7 +534,7 @@ static inline ptrdiff_t fast_one(proto_parser *p, const char *s, size_t avail, p
     int kind = OPS[di].kind;
     size_t total = 0, hdr = 0;
     op_init(op, kind);
-    proto_status r = parse_args(p, kind, s + a, ae - a, op, &total, &hdr);
+    proto_status r = parse_args(p->mode, p->mpay, kind, s + a, ae - a, op, &total, &hdr);
     if (r != PROTO_OK) {
         *st = r;
         return -1;
@@ -579,7 +580,8 @@ static proto_status slow_line(proto_parser *p, proto_op_fn fn, void *ctx, int *e
         alen--;
     int kind = OPS[p->def].kind;
     op_init(&p->op, kind);
-    proto_status r = parse_args(p, kind, p->buf, alen, &p->op, &total, &hdr);
+    proto_status r = parse_args(p->mode, p->mpay, kind, p->buf ? p->buf : "", alen, &p->op,
+                                &total, &hdr);
     if (r != PROTO_OK)
         return fail(p, r);
     if (!is_msg_kind(kind)) {
@@ -701,8 +703,10 @@ static proto_status slow(proto_parser *p, const char *buf, size_t len, size_t *p
                 size_t total = 0, hdr = 0;
                 int kind = OPS[p->def].kind;
                 op_init(&p->op, kind);
-                r = parse_args(p, kind, p->buf, p->alen, &p->op, &total, &hdr);
-                if (r != PROTO_OK) /* cannot happen: it parsed before */
+                /* parsed before, when the control line was complete; the limit
+                 * checked then holds even if set_limits() was called since */
+                r = parse_args(p->mode, SIZE_MAX, kind, p->buf, p->alen, &p->op, &total, &hdr);
+                if (r != PROTO_OK) /* cannot happen */
                     return fail(p, r);
                 p->op.hdr.p = dst;
                 p->op.hdr.len = hdr;

@@ -16,6 +16,17 @@
  *  - PROTO_MODE_LEAF: a leaf-node link (either side): INFO CONNECT PING PONG +OK -ERR
  *    LS+ LS- LMSG and leaf-style HMSG (no sid), PUB/HPUB are not accepted.
  * Operation names are case-insensitive, as in nats-server.
+ *
+ * Limits and errors follow nats-server (measured against 2.9.10, see docs/wire-errors.md):
+ * max_control_line bounds the argument text of a control line (after the op name and its
+ * blanks, without the final '\r') and fails as soon as more has arrived; PING, PONG and
+ * +OK ignore whatever follows the name up to '\n', without a limit. max_payload bounds the
+ * size of every message op (PUB HPUB MSG HMSG LMSG) and fails as soon as the control line
+ * is complete, before any payload byte. After an error the broker sends
+ * proto_status_err_text() as -ERR (when not NULL) and closes.
+ *
+ * The callback may call proto_parser_require_connect() and proto_parser_set_limits() on
+ * its parser, but not proto_parse() or proto_parser_free().
  */
 #ifndef EMBER_PARSER_H
 #define EMBER_PARSER_H
@@ -88,8 +99,9 @@ typedef enum {
 
 typedef struct proto_parser proto_parser;
 
-/* max_control_line: 4096 default for clients; max_payload: 1 MiB default.
- * For PROTO_MODE_LEAF pass 16x the client control line, as nats-server. */
+/* max_control_line: 4096 default for clients; max_payload: 1 MiB default (0 means the
+ * default for either). For PROTO_MODE_LEAF pass 16x the client control line, as
+ * nats-server. Returns NULL on an invalid mode or out of memory. */
 proto_parser *proto_parser_new(proto_mode mode, size_t max_control_line, size_t max_payload);
 void proto_parser_free(proto_parser *p);
 void proto_parser_set_limits(proto_parser *p, size_t max_control_line, size_t max_payload);

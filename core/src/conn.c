@@ -117,7 +117,17 @@ static void cpu_relax(void)
 #endif
 }
 
-#define SPIN_NS 20000ull /* spin up to 20 µs before sleeping */
+#define SPIN_NS 30000ull /* busy-wait up to 30 µs before sleeping */
+
+/* Busy-wait step i: a few hundred pause instructions, then yield the CPU so that the
+ * thread we wait for can run even when it shares our core (2-core machines, load). */
+static inline void spin_pause(unsigned i)
+{
+    if (i < 256)
+        cpu_relax();
+    else
+        sched_yield();
+}
 
 /* Wait (lock held) until items, close, or timeout (ms; -1 forever). Spins briefly
  * without the lock first. Returns false on timeout. */
@@ -137,7 +147,7 @@ static bool dq_wait_locked(dq *q, int timeout_ms, volatile atomic_bool *stop)
             break;
         if ((i & 63) == 63 && time_mono_ns() - t0 > spin)
             break;
-        cpu_relax();
+        spin_pause(i);
     }
     pthread_mutex_lock(&q->mu);
     struct timespec dl;
@@ -883,7 +893,7 @@ static int request_view(struct ember_conn *c, msgview *mv, int timeout_ms, ember
         for (unsigned i = 0; !atomic_load_explicit(&w.done, memory_order_acquire); i++) {
             if ((i & 63) == 63 && time_mono_ns() - t0 > spin)
                 break;
-            cpu_relax();
+            spin_pause(i);
         }
         if (!atomic_load(&w.done)) {
             pthread_mutex_init(&w.mu, NULL);

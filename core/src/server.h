@@ -92,6 +92,12 @@ struct client {
     char ip[64];
     int port;
     bool in_close_list;
+    /* producer stall (loop thread): a TCP publisher whose subscriber's outbound is over
+     * 3/4 of max_pending stops being read until that drains below 1/2, at most 1 s */
+    bool stall_pending, stalled;
+    uint64_t stall_start_ms;
+    client **stalled_producers; /* (mu) publishers waiting on this client's outbound */
+    size_t nstalled, stalled_cap;
     client *close_next;
     /* list of the server's clients (srv->mu) */
     client *prev, *next;

@@ -233,11 +233,26 @@ struct ember_conn {
     req_waiter *waiters;
     atomic_ullong next_token;
     atomic_int polling;
+    atomic_bool draining;     /* ember_conn_drain: queued messages still run */
+    atomic_int disp_running;  /* the dispatcher is running a taken batch */
 };
 
 static _Thread_local struct ember_conn *tls_dispatching;
 
 /* ------------------------------------------------------------------ subs */
+
+/* Any unsubscribe (user, auto-unsubscribe max, drain, close): a next_msg reader gets
+ * what is queued, then EMBER_ECLOSED. */
+static void esub_unsubscribed(sub *b)
+{
+    struct ember_sub *s = (struct ember_sub *)b;
+    if (s->own) {
+        pthread_mutex_lock(&s->own->mu);
+        s->own->closed = true;
+        pthread_cond_broadcast(&s->own->cv);
+        pthread_mutex_unlock(&s->own->mu);
+    }
+}
 
 static void esub_destroy(sub *b)
 {
@@ -283,6 +298,7 @@ static void report_slow(struct ember_conn *c, struct ember_sub *s)
 {
     atomic_fetch_add(&s->dropped, 1);
     if (!atomic_exchange(&s->slow, true)) {
+        atomic_fetch_add(&c->srv->slow_consumers, 1);
         atomic_store(&s->slow_report, true);
         if (c->opts.error_fn)
             c->opts.error_fn(c->opts.error_userdata, s, EMBER_ESLOWCONSUMER);
@@ -347,21 +363,27 @@ out:
 }
 
 /* Run one dequeued item: the callback if the subscription is still live. */
-static void run_item(struct ember_conn *c, qitem *it)
+static bool run_item(struct ember_conn *c, qitem *it)
 {
     struct ember_sub *s = it->sub;
+    bool ran = false;
+    /* queued messages still run after an auto-unsubscribe (they were counted before its
+     * max) and during drain; a plain unsubscribe discards them */
     if (!atomic_load_explicit(&s->base.closed, memory_order_relaxed) ||
-        atomic_load_explicit(&s->base.max, memory_order_relaxed) > 0) {
-        /* an auto-unsubscribed sub still gets the messages counted before its max */
+        atomic_load_explicit(&s->base.max, memory_order_relaxed) > 0 ||
+        atomic_load_explicit(&c->draining, memory_order_relaxed)) {
         if (s->fn && !atomic_load(&c->user_closed)) {
             atomic_fetch_add_explicit(&s->handed, 1, memory_order_relaxed);
             s->fn(s->userdata, s, it->msg);
+            ran = true;
         }
     }
     ember_msg_release(it->msg);
+    return ran;
 }
 
 static void conn_free(struct ember_conn *c);
+static void drop_queue(dq *q);
 
 static void *dispatcher_main(void *arg)
 {
@@ -373,6 +395,8 @@ static void *dispatcher_main(void *arg)
         dq_wait_locked(&c->dispq, -1, &c->disp_stop);
         size_t n = take_locked(&c->dispq, batch, 256);
         bool stop = atomic_load(&c->disp_stop) && n == 0;
+        if (n)
+            atomic_store(&c->disp_running, 1);
         pthread_mutex_unlock(&c->dispq.mu);
         if (stop)
             break;
@@ -384,6 +408,7 @@ static void *dispatcher_main(void *arg)
             }
             run_item(c, &batch[i]);
         }
+        atomic_store(&c->disp_running, 0);
     }
     tls_dispatching = NULL;
     pthread_mutex_lock(&c->mu);
@@ -596,6 +621,7 @@ static int subscribe_internal(struct ember_sub **out, struct ember_conn *c, cons
     s->base.cl = c->cl;
     client_retain(c->cl);
     s->base.destroy = esub_destroy;
+    s->base.unsubscribed = esub_unsubscribed;
     s->base.subject = strdup(subject);
     s->base.subject_len = strlen(subject);
     s->base.queue = queue && *queue ? strdup(queue) : NULL;
@@ -693,12 +719,8 @@ EMBER_API int ember_sub_unsubscribe(ember_sub *s)
     if (!s)
         return err_set(EMBER_EINVAL, "subscription is NULL");
     sub_unsubscribe(s->conn->srv, &s->base);
-    if (s->own) {
-        pthread_mutex_lock(&s->own->mu);
-        s->own->closed = true;
-        pthread_cond_broadcast(&s->own->cv);
-        pthread_mutex_unlock(&s->own->mu);
-    }
+    if (s->own)
+        drop_queue(s->own); /* documented: queued messages are discarded */
     return EMBER_OK;
 }
 
@@ -795,9 +817,10 @@ EMBER_API int ember_conn_poll(ember_conn *c, int timeout_ms)
     if (q->count == 0 && n == 0)
         dq_reset_fd(q);
     pthread_mutex_unlock(&q->mu);
+    int ran = 0;
     for (size_t i = 0; i < n; i++)
-        run_item(c, &batch[i]);
-    return (int)n;
+        ran += run_item(c, &batch[i]);
+    return ran;
 }
 
 EMBER_API int ember_conn_fd(ember_conn *c)
@@ -1072,12 +1095,14 @@ EMBER_API int ember_conn_drain(ember_conn *c, int timeout_ms)
     int rc = conn_usable(c);
     if (rc)
         return rc;
+    atomic_store(&c->draining, true);
     unsubscribe_all(c);
-    /* let queued messages be delivered */
+    /* let queued messages be delivered (the dispatcher's; POLL and next_msg messages
+     * stay readable by the host) */
     uint64_t dl = time_mono_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
     bool timed_out = false;
     for (;;) {
-        size_t pending = atomic_load(&c->dispq.acount);
+        size_t pending = atomic_load(&c->dispq.acount) + (size_t)atomic_load(&c->disp_running);
         if (pending == 0)
             break;
         if (tls_dispatching == c)
@@ -1099,6 +1124,7 @@ static void drop_queue(dq *q)
     qitem it;
     pthread_mutex_lock(&q->mu);
     q->closed = true;
+    pthread_cond_broadcast(&q->cv);
     while (take_locked(q, &it, 1))
         ember_msg_release(it.msg);
     pthread_mutex_unlock(&q->mu);

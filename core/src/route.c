@@ -18,6 +18,8 @@ void sub_unsubscribe(server *srv, sub *s)
         return;
     sublist_remove(srv->sl, s->subject, s->queue, s);
     atomic_fetch_sub(&srv->nsubs, 1);
+    if (s->unsubscribed)
+        s->unsubscribed(s);
 }
 
 ember_msg *msgview_block(msgview *mv)

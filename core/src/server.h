@@ -34,6 +34,7 @@ struct sub {
     atomic_llong max;       /* auto-unsubscribe after this many (0: none) */
     atomic_ullong delivered;
     void (*destroy)(sub *s); /* kind-specific free of the containing object */
+    void (*unsubscribed)(sub *s); /* optional: called once when unsubscribed (any cause) */
     sub *tnext;             /* TCP: sid hash chain (loop thread only) */
 };
 

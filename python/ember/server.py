@@ -1,0 +1,552 @@
+"""The embedded broker."""
+from __future__ import annotations
+
+import atexit
+import logging as _logging
+import signal
+import threading
+import time
+import weakref
+from typing import Any, Callable, List, NamedTuple, Optional, Set, Union
+
+from ._core import NULL, cstr, reap, report_exception, to_ms
+from ._ember import ffi, lib
+from .connection import Connection, _ConnCore
+from .errors import (ClosedError, EmberIOError, Error, InvalidArgumentError, StateError,
+                     TimeoutError,
+                     error_for)
+
+__all__ = ["Server", "ServerStats", "LOG_LEVELS"]
+
+#: Log level names accepted wherever a level is (ints EMBER_LOG_* work too).
+LOG_LEVELS = {
+    "fatal": lib.EMBER_LOG_FATAL,
+    "error": lib.EMBER_LOG_ERROR,
+    "warn": lib.EMBER_LOG_WARN,
+    "warning": lib.EMBER_LOG_WARN,
+    "info": lib.EMBER_LOG_INFO,
+    "debug": lib.EMBER_LOG_DEBUG,
+    "trace": lib.EMBER_LOG_TRACE,
+}
+
+_TO_PY_LEVEL = {
+    lib.EMBER_LOG_FATAL: _logging.CRITICAL,
+    lib.EMBER_LOG_ERROR: _logging.ERROR,
+    lib.EMBER_LOG_WARN: _logging.WARNING,
+    lib.EMBER_LOG_INFO: _logging.INFO,
+    lib.EMBER_LOG_DEBUG: _logging.DEBUG,
+    lib.EMBER_LOG_TRACE: _logging.DEBUG,
+}
+
+LogCallback = Callable[[int, str], Any]
+
+
+def _level(level: Union[str, int]) -> int:
+    if isinstance(level, int):
+        return level
+    try:
+        return LOG_LEVELS[level.lower()]
+    except (KeyError, AttributeError):
+        raise InvalidArgumentError(f"invalid log level {level!r}") from None
+
+
+def _ready_error() -> Error:
+    # ember_server_ready_for_connections returns a bool: the kind of failure is only in
+    # the detail text of this thread's last error.
+    detail = ffi.string(lib.ember_last_error()).decode("utf-8", "replace")
+    low = detail.lower()
+    if "not ready" in low or "timed out" in low or "timeout" in low:
+        return TimeoutError(detail or "server not ready in time")
+    if "shut down" in low or "closed" in low:
+        return ClosedError(detail)
+    if "not started" in low:
+        return StateError(detail)
+    return EmberIOError(detail or "server could not start")
+
+
+class ServerStats(NamedTuple):
+    in_msgs: int
+    out_msgs: int
+    in_bytes: int
+    out_bytes: int
+    connections: int         #: current, TCP + in-process
+    total_connections: int
+    subscriptions: int
+    slow_consumers: int
+
+
+_live: "weakref.WeakSet[_ServerCore]" = weakref.WeakSet()
+
+
+def _log_pump(core: "_ServerCore", q: Any) -> None:
+    lvl = ffi.new("int *")
+    line = ffi.new("char **")
+    while True:
+        rc = lib.emberpy_logq_pop(q, -1, lvl, line)
+        if rc < 0:
+            break
+        if rc == 0:
+            continue
+        try:
+            text = ffi.string(line[0]).decode("utf-8", "replace")
+        finally:
+            lib.emberpy_str_free(line[0])
+        fn = core.log_fn
+        if fn is None:
+            continue
+        try:
+            fn(lvl[0], text)
+        except BaseException as e:
+            report_exception(e, fn, "ember log callback")
+
+
+class _ServerCore:
+    """Owns the ember_server pointer.  Freed once closed and every connection of it has
+    been closed (ember.h requires that order); server calls in flight are guarded like
+    connection calls."""
+
+    def __init__(self, ptr: Any) -> None:
+        self.ptr = ptr
+        self.lock = threading.RLock()  # re-entrant: GC finalizers may run under it
+        self.conns: Set[_ConnCore] = set()
+        self.active: List[None] = []
+        self.closing = False
+        self.freed = False
+        self.logq: Any = None
+        self.log_thread: Optional[threading.Thread] = None
+        self.log_fn: Optional[LogCallback] = None
+        _live.add(self)
+
+    def enter(self) -> None:
+        self.active.append(None)
+        if self.freed:
+            self.active.pop()
+            raise ClosedError("server closed")
+
+    def leave(self) -> None:
+        self.active.pop()
+        if self.closing and not self.active:
+            self.maybe_free()
+
+    def add_conn(self, c: _ConnCore) -> None:
+        with self.lock:
+            self.conns.add(c)
+            closing = self.closing
+        if closing:
+            c.close()
+
+    def conn_done(self, c: _ConnCore) -> None:
+        with self.lock:
+            self.conns.discard(c)
+        if self.closing:
+            self.maybe_free()
+
+    def close(self) -> None:
+        self.active.append(None)
+        try:
+            with self.lock:
+                if self.closing:
+                    return
+                self.closing = True
+                conns = list(self.conns)
+            # shut down first: every in-process connection becomes closed, so calls
+            # blocked in other threads return
+            lib.ember_server_shutdown(self.ptr)
+            for c in conns:
+                c.close()
+        finally:
+            self.leave()
+
+    def maybe_free(self) -> None:
+        with self.lock:
+            if self.freed or not self.closing or self.conns or self.active:
+                return
+            self.freed = True
+            q, t = self.logq, self.log_thread
+        lib.ember_server_shutdown(self.ptr)
+        if q is not None:
+            lib.emberpy_logq_install(q, self.ptr, -1)
+        lib.ember_server_free(self.ptr)
+        if q is not None:
+            lib.emberpy_logq_close(q)  # the pump prints what is left, then ends
+            if t is not None and t is not threading.current_thread():
+                t.join()
+                lib.emberpy_logq_free(q)
+            # else: a log callback closed the server; the queue is left (a few bytes)
+        reap()
+
+    def __del__(self) -> None:
+        try:
+            if not self.freed:
+                self.close()
+        except Exception:  # pragma: no cover
+            pass
+
+
+class Server:
+    """An embedded NATS-compatible broker.
+
+    ``Server(...)`` creates the broker and starts it on its own threads (pass
+    ``start=False`` to start later); :meth:`ready` waits until it accepts connections.
+    As a context manager it waits up to 5 seconds for readiness on entry (raising if
+    the server could not start) and closes everything on exit.
+
+    Args:
+        port: client port; -1 (default) picks any free port (see :attr:`client_url`),
+            0 means 4222.
+        host: interface to listen on (default "127.0.0.1"; nats-server's is "0.0.0.0").
+        dont_listen: open no client port at all: only in-process connections work.
+        server_name: the server's name (default: its id).
+        logging: False (silent, the default), True (nats-server style lines on stderr),
+            a callable ``fn(level: int, line: str)``, or a :class:`logging.Logger`.
+            Callables run on a thread of the binding, never on a broker thread.
+        log_level: "info" (default), "debug", "trace", ... or an EMBER_LOG_* int.
+        max_payload, max_control_line, max_pending, max_connections, max_subscriptions,
+        max_pings_out: limits (nats-server's defaults when None).
+        ping_interval, write_deadline, auth_timeout: seconds (defaults when None).
+        user, password, token: single-user or token authentication for TCP clients.
+        no_header_support: do not advertise header support.
+    """
+
+    def __init__(self, port: int = -1, host: Optional[str] = "127.0.0.1",
+                 dont_listen: bool = False, server_name: Optional[str] = None,
+                 logging: Union[bool, LogCallback, _logging.Logger, None] = False,
+                 log_level: Union[str, int] = "info",
+                 max_payload: Optional[int] = None, max_control_line: Optional[int] = None,
+                 max_pending: Optional[int] = None, max_connections: Optional[int] = None,
+                 max_subscriptions: Optional[int] = None,
+                 ping_interval: Optional[float] = None, max_pings_out: Optional[int] = None,
+                 write_deadline: Optional[float] = None,
+                 auth_timeout: Optional[float] = None,
+                 user: Optional[str] = None, password: Optional[str] = None,
+                 token: Optional[str] = None, no_header_support: bool = False,
+                 start: bool = True) -> None:
+        opts = ffi.new("ember_server_options *")
+        lib.ember_server_options_init(opts)
+        keep: List[Any] = []
+
+        def s(v: Optional[str]) -> Any:
+            if v is None:
+                return NULL
+            b = ffi.new("char[]", v.encode())
+            keep.append(b)
+            return b
+
+        opts.port = int(port)
+        if host is not None:
+            opts.host = s(host)
+        opts.dont_listen = bool(dont_listen)
+        opts.server_name = s(server_name)
+        if max_payload is not None:
+            opts.max_payload = int(max_payload)
+        if max_control_line is not None:
+            opts.max_control_line = int(max_control_line)
+        if max_pending is not None:
+            opts.max_pending = int(max_pending)
+        if max_connections is not None:
+            opts.max_connections = int(max_connections)
+        if max_subscriptions is not None:
+            opts.max_subscriptions = int(max_subscriptions)
+        if ping_interval is not None:
+            opts.ping_interval_ms = int(ping_interval * 1000)
+        if max_pings_out is not None:
+            opts.max_pings_out = int(max_pings_out)
+        if write_deadline is not None:
+            opts.write_deadline_ms = int(write_deadline * 1000)
+        if auth_timeout is not None:
+            opts.auth_timeout_ms = int(auth_timeout * 1000)
+        opts.username = s(user)
+        opts.password = s(password)
+        opts.auth_token = s(token)
+        opts.no_header_support = bool(no_header_support)
+        out = ffi.new("ember_server **")
+        rc = lib.ember_server_new(out, opts)
+        if rc:
+            raise error_for(rc)
+        self._core = _ServerCore(out[0])
+        self._dont_listen = bool(dont_listen)
+        self._started = False
+        try:
+            if logging is True:
+                self.log_to_stderr(log_level)
+            elif isinstance(logging, _logging.Logger):
+                self.set_logger(logging, log_level)
+            elif callable(logging):
+                self.set_logger(logging, log_level)
+            elif logging not in (False, None):
+                raise InvalidArgumentError(
+                    "logging must be a bool, a callable(level, line) or a logging.Logger")
+            if start:
+                self.start()
+        except BaseException:
+            self._core.close()
+            raise
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Start the server's thread; returns at once (see :meth:`ready`)."""
+        core = self._core
+        core.enter()
+        try:
+            rc = lib.ember_server_start(core.ptr)
+            if rc:
+                raise error_for(rc)
+            self._started = True
+        finally:
+            core.leave()
+
+    def ready(self, timeout: float = 5.0) -> bool:
+        """Wait up to ``timeout`` seconds until the server accepts connections.  False
+        when it timed out or could not start (e.g. the port is taken)."""
+        core = self._core
+        try:
+            core.enter()
+        except ClosedError:
+            return False
+        try:
+            return bool(lib.ember_server_ready_for_connections(core.ptr, to_ms(timeout)))
+        finally:
+            core.leave()
+
+    def wait_ready(self, timeout: float = 5.0) -> None:
+        """Like :meth:`ready`, raising the typed error (with the library's reason, e.g.
+        the listen failure) instead of returning False."""
+        core = self._core
+        core.enter()
+        try:
+            if not lib.ember_server_ready_for_connections(core.ptr, to_ms(timeout)):
+                raise _ready_error()
+        finally:
+            core.leave()
+
+    def shutdown(self) -> None:
+        """Stop accepting, close every connection (in-process ones become closed: their
+        calls raise :class:`ClosedError`) and stop the server's threads.  Idempotent.
+        The object still needs :meth:`close` (or garbage collection) to free it."""
+        core = self._core
+        try:
+            core.enter()
+        except ClosedError:
+            return
+        try:
+            lib.ember_server_shutdown(core.ptr)
+        finally:
+            core.leave()
+
+    def close(self) -> None:
+        """Shut down, close every connection of this server and free it.  Idempotent."""
+        self._core.close()
+
+    def wait_for_shutdown(self, timeout: Optional[float] = None,
+                          handle_signals: bool = False) -> bool:
+        """Block until the server has shut down (or ``timeout`` seconds passed: then
+        False).  With ``handle_signals`` (main thread only), SIGINT and SIGTERM shut the
+        server down, as ``nats-server`` does."""
+        old = {}
+        if handle_signals:
+            if threading.current_thread() is not threading.main_thread():
+                raise InvalidArgumentError("handle_signals needs the main thread")
+
+            def on_signal(signum: int, frame: Any) -> None:
+                self.shutdown()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old[sig] = signal.signal(sig, on_signal)
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            if self._started and not self._core.closing:
+                # a server still starting is not "shut down": wait for it to be ready
+                self.ready(5.0 if deadline is None else max(0.0, min(5.0, timeout or 0.0)))
+            while True:
+                if self._core.freed or not self._running():
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.05)
+        finally:
+            for sig, h in old.items():
+                signal.signal(sig, h)
+
+    def _running(self) -> bool:
+        core = self._core
+        try:
+            core.enter()
+        except ClosedError:
+            return False
+        try:
+            return bool(lib.ember_server_ready_for_connections(core.ptr, 0))
+        finally:
+            core.leave()
+
+    # ---------------------------------------------------------------- connections
+    def connect(self, name: Optional[str] = None, no_echo: bool = False,
+                pending_msgs_limit: Optional[int] = None,
+                pending_bytes_limit: Optional[int] = None,
+                error_cb: Optional[Callable[[BaseException], Any]] = None) -> Connection:
+        """Open an in-process connection: no socket, works with ``dont_listen``.
+
+        Args:
+            name: connection name (monitoring).
+            no_echo: do not receive this connection's own publishes.
+            pending_msgs_limit, pending_bytes_limit: per-subscription limits of queued
+                messages (65536 and 64 MiB by default; negative: unlimited).
+            error_cb: called with the exception when a message callback raises
+                (default: :func:`sys.unraisablehook`).
+        """
+        core = self._core
+        if not self._started:
+            raise ClosedError("server not started")
+        opts = ffi.new("ember_conn_options *")
+        lib.ember_conn_options_init(opts)
+        nb = ffi.new("char[]", name.encode()) if name else NULL
+        opts.name = nb
+        opts.no_echo = bool(no_echo)
+        if pending_msgs_limit is not None:
+            opts.pending_msgs_limit = int(pending_msgs_limit)
+        if pending_bytes_limit is not None:
+            opts.pending_bytes_limit = int(pending_bytes_limit)
+        limits = (int(opts.pending_msgs_limit), int(opts.pending_bytes_limit))
+        out = ffi.new("ember_conn **")
+        core.enter()
+        try:
+            if core.closing:
+                raise ClosedError("server closed")
+            rc = lib.ember_conn_connect(out, core.ptr, opts)
+            if rc:
+                raise error_for(rc)
+            cc = _ConnCore(out[0], core, error_cb, limits)
+            core.add_conn(cc)
+        finally:
+            core.leave()
+        return Connection(self, cc, name)
+
+    # ---------------------------------------------------------------- logging
+    def log_to_stderr(self, level: Union[str, int] = "info") -> None:
+        """Print nats-server style log lines on stderr, up to ``level``."""
+        core = self._core
+        core.enter()
+        try:
+            lib.ember_server_log_to_stderr(core.ptr, _level(level))
+        finally:
+            core.leave()
+
+    def set_logger(self, fn: Union[LogCallback, _logging.Logger, None],
+                   level: Union[str, int] = "info") -> None:
+        """Send log lines to ``fn(level, line)`` (or a :class:`logging.Logger`); None
+        turns it off.  Lines are queued by the broker and handed to ``fn`` on a thread
+        of the binding, so a slow ``fn`` never stalls the broker."""
+        core = self._core
+        if isinstance(fn, _logging.Logger):
+            logger = fn
+
+            def fn(lvl: int, line: str) -> None:  # type: ignore[misc]
+                logger.log(_TO_PY_LEVEL.get(lvl, _logging.DEBUG), "%s", line)
+        core.enter()
+        try:
+            if fn is None:
+                core.log_fn = None
+                if core.logq is not None:
+                    lib.emberpy_logq_install(core.logq, core.ptr, -1)
+                return
+            with core.lock:
+                if core.logq is None:
+                    q = lib.emberpy_logq_new(0)
+                    if q == NULL:
+                        raise MemoryError("cannot allocate the log queue")
+                    core.logq = q
+                    t = threading.Thread(target=_log_pump, args=(core, q), daemon=True,
+                                         name="ember-log")
+                    core.log_thread = t
+                    t.start()
+                core.log_fn = fn
+            lib.emberpy_logq_install(core.logq, core.ptr, _level(level))
+        finally:
+            core.leave()
+
+    # ---------------------------------------------------------------- introspection
+    @property
+    def client_url(self) -> Optional[str]:
+        """``nats://127.0.0.1:<port>`` with the port actually bound; None with
+        ``dont_listen`` or before the server is ready."""
+        return self._str(lib.ember_server_client_url)
+
+    @property
+    def port(self) -> int:
+        """The bound client port (0 if none)."""
+        core = self._core
+        try:
+            core.enter()
+        except ClosedError:
+            return 0
+        try:
+            return int(lib.ember_server_port(core.ptr))
+        finally:
+            core.leave()
+
+    @property
+    def id(self) -> Optional[str]:
+        return self._str(lib.ember_server_id)
+
+    @property
+    def name(self) -> Optional[str]:
+        return self._str(lib.ember_server_name)
+
+    def _str(self, fn: Callable[[Any], Any]) -> Optional[str]:
+        core = self._core
+        try:
+            core.enter()
+        except ClosedError:
+            return None
+        try:
+            return cstr(fn(core.ptr))
+        finally:
+            core.leave()
+
+    def stats(self) -> ServerStats:
+        """Message, byte, connection and subscription counters."""
+        core = self._core
+        st = ffi.new("ember_server_stats *")
+        core.enter()
+        try:
+            lib.ember_server_get_stats(core.ptr, st)
+        finally:
+            core.leave()
+        return ServerStats(st.in_msgs, st.out_msgs, st.in_bytes, st.out_bytes,
+                           st.connections, st.total_connections, st.subscriptions,
+                           st.slow_consumers)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._core.closing
+
+    def __enter__(self) -> "Server":
+        if self._started:
+            self.wait_ready(5.0)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        core = getattr(self, "_core", None)
+        if core is not None and not core.closing:
+            try:
+                core.close()
+            except Exception:  # pragma: no cover
+                pass
+
+    def __repr__(self) -> str:
+        if self._core.closing:
+            return "<ember.Server closed>"
+        url = self.client_url
+        return f"<ember.Server {self.name!r} {url or 'no client port'}>"
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close every live server before the interpreter finalizes, so that no library
+    thread calls into Python after that."""
+    for core in list(_live):
+        try:
+            core.close()
+        except Exception:  # pragma: no cover
+            pass

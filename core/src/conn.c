@@ -234,10 +234,12 @@ struct ember_conn {
     atomic_ullong next_token;
     atomic_int polling;
     atomic_bool draining;     /* ember_conn_drain: queued messages still run */
+    bool free_on_poll_exit;   /* closed from a POLL callback: the poll call frees it */
     atomic_int disp_running;  /* the dispatcher is running a taken batch */
 };
 
 static _Thread_local struct ember_conn *tls_dispatching;
+static _Thread_local struct ember_conn *tls_polling; /* inside ember_conn_poll(c) */
 
 /* ------------------------------------------------------------------ subs */
 
@@ -525,6 +527,39 @@ static int conn_usable(struct ember_conn *c)
 
 /* ------------------------------------------------------------------ publish */
 
+/* As nats-server for a no_responders client: a publish with a reply that reached nobody
+ * gets a 503 status on the publisher's own subscription matching the reply subject. */
+static void no_responders_status(struct ember_conn *c, const msgview *mv)
+{
+    struct ember_sub *target = NULL;
+    pthread_mutex_lock(&c->mu);
+    for (struct ember_sub *x = c->subs; x; x = x->next_all)
+        if (!atomic_load(&x->base.closed) && !x->internal &&
+            subject_matches(x->base.subject, x->base.subject_len, mv->reply, mv->reply_len)) {
+            target = x;
+            sub_retain(&x->base);
+            break;
+        }
+    pthread_mutex_unlock(&c->mu);
+    if (!target)
+        return;
+    char hdr[64 + 4096];
+    int hl = snprintf(hdr, sizeof hdr, "NATS/1.0 503\r\nNats-Subject: %.*s\r\n\r\n",
+                      (int)mv->subject_len, mv->subject);
+    if (hl <= 0 || (size_t)hl >= sizeof hdr)
+        hl = snprintf(hdr, sizeof hdr, "NATS/1.0 503\r\n\r\n");
+    msgview nr = {0};
+    nr.subject = mv->reply;
+    nr.subject_len = mv->reply_len;
+    nr.hdr = hdr;
+    nr.hdr_len = (size_t)hl;
+    nr.data = "";
+    inproc_deliver(c->cl, &target->base, &nr);
+    if (nr.blk_owned)
+        ember_msg_release(nr.blk);
+    sub_release(&target->base);
+}
+
 static int publish_view(struct ember_conn *c, msgview *mv, int *delivered)
 {
     server *s = c->srv;
@@ -542,6 +577,8 @@ static int publish_view(struct ember_conn *c, msgview *mv, int *delivered)
     int n = server_route(s, cl, mv);
     if (delivered)
         *delivered = n;
+    else if (n == 0 && mv->reply)
+        no_responders_status(c, mv);
     return EMBER_OK;
 }
 
@@ -676,6 +713,14 @@ static int subscribe_internal(struct ember_sub **out, struct ember_conn *c, cons
     pthread_mutex_unlock(&c->mu);
     if (sublist_insert(srv->sl, s->base.subject, s->base.queue, s) != 0) {
         atomic_store(&s->base.closed, true);
+        pthread_mutex_lock(&c->mu);
+        for (struct ember_sub **pp = &c->subs; *pp; pp = &(*pp)->next_all)
+            if (*pp == s) {
+                *pp = s->next_all;
+                break;
+            }
+        pthread_mutex_unlock(&c->mu);
+        sub_release(&s->base); /* frees the userdata now */
         return err_set(EMBER_EINVAL, "invalid subject \"%s\"", subject);
     }
     atomic_fetch_add(&srv->nsubs, 1);
@@ -818,8 +863,18 @@ EMBER_API int ember_conn_poll(ember_conn *c, int timeout_ms)
         dq_reset_fd(q);
     pthread_mutex_unlock(&q->mu);
     int ran = 0;
-    for (size_t i = 0; i < n; i++)
+    struct ember_conn *prev = tls_polling;
+    tls_polling = c;
+    for (size_t i = 0; i < n; i++) {
+        if (c->free_on_poll_exit) { /* closed by one of these callbacks */
+            ember_msg_release(batch[i].msg);
+            continue;
+        }
         ran += run_item(c, &batch[i]);
+    }
+    tls_polling = prev;
+    if (c->free_on_poll_exit && prev != c)
+        conn_free(c);
     return ran;
 }
 
@@ -1192,5 +1247,9 @@ EMBER_API void ember_conn_close(ember_conn *c)
         return; /* the dispatcher frees the connection when the callback returns */
     if (started)
         pthread_join(c->disp_thread, NULL);
+    if (tls_polling == c) {
+        c->free_on_poll_exit = true; /* from a POLL callback: ember_conn_poll frees it */
+        return;
+    }
     conn_free(c);
 }

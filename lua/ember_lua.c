@@ -1,0 +1,1451 @@
+/*
+ * ember_lua.c: the Lua 5.4 binding of libember (`require "ember"`).
+ *
+ * Uses only the public header ember.h. The rule that shapes everything here: no C
+ * thread other than the one running Lua ever enters the Lua state. Subscriptions with a
+ * Lua callback use EMBER_DELIVER_POLL, so their callbacks run inside conn:poll() (or
+ * while conn:request() waits, see below) on the caller's thread; subscriptions without
+ * a callback are read with sub:next_msg().
+ *
+ * Objects (one metatable each): server, conn, sub, msg. For server, conn and sub,
+ * __gc, __close and :close() are one idempotent routine. Errors: misuse raises
+ * ("ember: ..."); what one waits for (request, next_msg) returns nil, message, code.
+ *
+ * Ownership
+ *  - conn userdata: user value 1 is the connection's reference table (Lua callbacks
+ *    and the sub objects that have one, by luaL_ref integer keys, plus "on_error");
+ *    user value 2 is the server object, which so outlives its connections. Keeping the
+ *    callbacks in a per-connection table rather than in the global registry means a
+ *    callback that captures its own connection does not pin it forever: the cycle is
+ *    collectable. The references are released on unsubscribe and on close.
+ *  - sub userdata: user value 1 is its conn object. The lsub struct inside it is the
+ *    userdata handed to ember_conn_subscribe (no free function): the library calls the
+ *    callback only for a live (not unsubscribed) subscription of an open connection,
+ *    and while that is so the sub object is anchored in the reference table.
+ *  - msg userdata: holds one reference on an ember_msg (released by __gc); user value
+ *    1 is the conn it arrived on (for msg:respond).
+ *
+ * Requests: when no Lua callback subscription of this Lua state matches the subject,
+ * conn:request() is ember_conn_request (the responder lives in another thread or
+ * process; "no responders" comes from the library). When one does, blocking in C would
+ * starve it, so the binding publishes with a reply inbox of its own and, until the reply
+ * or the deadline, keeps polling every open connection of this Lua state.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lauxlib.h"
+#include "lua.h"
+
+#include "ember.h"
+
+#if LUA_VERSION_NUM < 504
+#error "the ember Lua module needs Lua 5.4"
+#endif
+
+/* the one exported symbol (the module is built with hidden visibility) */
+#if defined(_WIN32)
+#define EMBER_LUA_EXPORT __declspec(dllexport)
+#else
+#define EMBER_LUA_EXPORT __attribute__((visibility("default")))
+#endif
+
+#define MT_SERVER "ember.server"
+#define MT_CONN "ember.conn"
+#define MT_SUB "ember.sub"
+#define MT_MSG "ember.msg"
+
+#define POLL_BATCH 256 /* ember_conn_poll runs at most this many callbacks per call */
+
+/* registry key of the per-state weak table { [lightuserdata lconn] = conn object } */
+static const char CONNS_KEY = 'c';
+
+typedef struct lconn lconn;
+typedef struct lsub lsub;
+
+typedef struct lserver {
+    ember_server *s; /* NULL once freed */
+    lconn *conns;    /* connections not yet closed */
+    bool free_pending; /* close requested while one of its conns was polling */
+} lserver;
+
+typedef struct waiter {
+    uint64_t token;
+    ember_msg *reply;
+    struct waiter *next;
+} waiter;
+
+struct lconn {
+    ember_conn *c; /* NULL once closed */
+    lserver *srv;
+    lconn *next, *prev; /* in srv->conns */
+    lsub *subs;         /* live subscriptions made through this binding */
+    /* set while polling (depth > 0): where the callbacks find their Lua context */
+    lua_State *L;
+    int base; /* stack: base refs table, +1 traceback handler, +2 msg metatable, +3 conn */
+    int depth;
+    bool close_pending;
+    atomic_int slow; /* a subscription dropped messages (set from publisher threads) */
+    /* request inbox, for requests answered by Lua callbacks of this state */
+    ember_sub *inbox_sub;
+    char inbox[48];
+    size_t inbox_len;
+    uint64_t next_token;
+    waiter *waiters;
+};
+
+struct lsub {
+    ember_sub *s;
+    lconn *owner;
+    int fn_ref, self_ref; /* in the owner's reference table; LUA_NOREF without callback */
+    bool active;
+    lsub *next, *prev; /* in owner->subs while active */
+};
+
+typedef struct lmsg {
+    ember_msg *m; /* one reference; NULL after __gc */
+} lmsg;
+
+/* ------------------------------------------------------------------ errors */
+
+static const char *code_name(int rc)
+{
+    switch (rc) {
+    case EMBER_ETIMEDOUT: return "timeout";
+    case EMBER_ENORESPONDERS: return "no responders";
+    case EMBER_ECLOSED: return "closed";
+    case EMBER_ESLOWCONSUMER: return "slow consumer";
+    case EMBER_EMAXPAYLOAD: return "max payload";
+    case EMBER_EINVAL: return "invalid";
+    default: return ember_strerror(rc);
+    }
+}
+
+static const char *detail(int rc)
+{
+    const char *d = ember_last_error();
+    return d && *d ? d : ember_strerror(rc);
+}
+
+static int raise_rc(lua_State *L, int rc)
+{
+    return luaL_error(L, "ember: %s", detail(rc));
+}
+
+/* nil, message, code */
+static int fail_rc(lua_State *L, int rc)
+{
+    lua_pushnil(L);
+    lua_pushfstring(L, "ember: %s", detail(rc));
+    lua_pushstring(L, code_name(rc));
+    return 3;
+}
+
+/* A subject or queue name as a C string: no embedded NUL. */
+static const char *check_name(lua_State *L, int idx, const char *what)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, idx, &len);
+    if (strlen(s) != len)
+        luaL_error(L, "ember: invalid %s (embedded NUL)", what);
+    return s;
+}
+
+static const char *opt_name(lua_State *L, int idx, const char *what)
+{
+    if (lua_isnoneornil(L, idx))
+        return NULL;
+    return check_name(L, idx, what);
+}
+
+static int opt_ms(lua_State *L, int idx, int def)
+{
+    if (lua_isnoneornil(L, idx))
+        return def;
+    lua_Number n = luaL_checknumber(L, idx);
+    if (n < 0)
+        return -1;
+    if (n > INT_MAX)
+        return INT_MAX;
+    return (int)n;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------ messages */
+
+static lmsg *check_msg(lua_State *L, int idx)
+{
+    lmsg *u = luaL_checkudata(L, idx, MT_MSG);
+    if (!u->m)
+        luaL_error(L, "ember: message was released");
+    return u;
+}
+
+/* Push an empty msg object (m NULL) to be filled by the caller, so that the C message
+ * is owned by a collectable object from the moment it exists. conn_idx: the conn object
+ * it belongs to (for msg:respond), or 0. */
+static lmsg *new_msg(lua_State *L, int conn_idx)
+{
+    conn_idx = conn_idx ? lua_absindex(L, conn_idx) : 0;
+    lmsg *u = lua_newuserdatauv(L, sizeof *u, 1);
+    u->m = NULL;
+    luaL_setmetatable(L, MT_MSG);
+    if (conn_idx) {
+        lua_pushvalue(L, conn_idx);
+        lua_setiuservalue(L, -2, 1);
+    }
+    return u;
+}
+
+static int msg_gc(lua_State *L)
+{
+    lmsg *u = luaL_checkudata(L, 1, MT_MSG);
+    if (u->m) {
+        ember_msg_release(u->m);
+        u->m = NULL;
+    }
+    return 0;
+}
+
+/* headers as { key = value } or { key = { v1, v2 } }; nil when the message has none */
+static void push_headers(lua_State *L, const ember_msg *m)
+{
+    const char *k, *v;
+    if (!ember_msg_header_at(m, 0, &k, &v)) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_newtable(L);
+    for (int i = 0; ember_msg_header_at(m, i, &k, &v); i++) {
+        int t = lua_getfield(L, -1, k);
+        if (t == LUA_TNIL) {
+            lua_pop(L, 1);
+            lua_pushstring(L, v);
+            lua_setfield(L, -2, k);
+        } else if (t == LUA_TSTRING) {
+            lua_createtable(L, 2, 0);
+            lua_insert(L, -2);
+            lua_rawseti(L, -2, 1);
+            lua_pushstring(L, v);
+            lua_rawseti(L, -2, 2);
+            lua_setfield(L, -2, k);
+        } else {
+            lua_pushstring(L, v);
+            lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+            lua_pop(L, 1);
+        }
+    }
+}
+
+static int msg_index(lua_State *L)
+{
+    lmsg *u = check_msg(L, 1);
+    size_t kl;
+    const char *k = lua_tolstring(L, 2, &kl);
+    if (!k)
+        return 0;
+    switch (kl) {
+    case 4:
+        if (memcmp(k, "data", 4) == 0) {
+            size_t len;
+            const char *d = ember_msg_data(u->m, &len);
+            lua_pushlstring(L, d ? d : "", len);
+            return 1;
+        }
+        break;
+    case 5:
+        if (memcmp(k, "reply", 5) == 0) {
+            const char *r = ember_msg_reply(u->m);
+            if (r && *r)
+                lua_pushstring(L, r);
+            else
+                lua_pushnil(L);
+            return 1;
+        }
+        break;
+    case 6:
+        if (memcmp(k, "status", 6) == 0) {
+            int st = ember_msg_status(u->m);
+            if (st)
+                lua_pushinteger(L, st);
+            else
+                lua_pushnil(L);
+            return 1;
+        }
+        break;
+    case 7:
+        if (memcmp(k, "subject", 7) == 0) {
+            lua_pushstring(L, ember_msg_subject(u->m));
+            return 1;
+        }
+        if (memcmp(k, "headers", 7) == 0) {
+            push_headers(L, u->m);
+            return 1;
+        }
+        break;
+    }
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1)); /* methods */
+    return 1;
+}
+
+static int msg_header(lua_State *L)
+{
+    lmsg *u = check_msg(L, 1);
+    const char *k = luaL_checkstring(L, 2);
+    const char *v = ember_msg_header_get(u->m, k);
+    if (v)
+        lua_pushstring(L, v);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+static int msg_header_values(lua_State *L)
+{
+    lmsg *u = check_msg(L, 1);
+    const char *k = luaL_checkstring(L, 2);
+    int n = ember_msg_header_values(u->m, k, NULL, 0);
+    lua_createtable(L, n, 0);
+    if (n > 0) {
+        const char **vs = lua_newuserdatauv(L, sizeof *vs * (size_t)n, 0);
+        ember_msg_header_values(u->m, k, vs, n);
+        for (int i = 0; i < n; i++) {
+            lua_pushstring(L, vs[i]);
+            lua_rawseti(L, -3, i + 1);
+        }
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+static int msg_tostring(lua_State *L)
+{
+    lmsg *u = luaL_checkudata(L, 1, MT_MSG);
+    if (!u->m) {
+        lua_pushstring(L, "ember.msg (released)");
+        return 1;
+    }
+    size_t len;
+    ember_msg_data(u->m, &len);
+    lua_pushfstring(L, "ember.msg (%s, %d bytes)", ember_msg_subject(u->m), (int)len);
+    return 1;
+}
+
+/* Build a message with headers from the table at hidx into a new msg object pushed on
+ * the stack (so that any Lua error below leaves nothing to leak). */
+static ember_msg *build_msg(lua_State *L, const char *subject, const char *reply,
+                            const char *data, size_t len, int hidx)
+{
+    hidx = lua_absindex(L, hidx);
+    luaL_checktype(L, hidx, LUA_TTABLE);
+    lmsg *u = new_msg(L, 0);
+    int rc = ember_msg_new(&u->m, subject, reply, data, len);
+    if (rc)
+        raise_rc(L, rc);
+    ember_msg *m = u->m;
+    lua_pushnil(L);
+    while (lua_next(L, hidx)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "ember: header keys must be strings");
+        const char *k = lua_tostring(L, -2);
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+            for (lua_Integer i = 1; i <= n; i++) {
+                lua_rawgeti(L, -1, i);
+                const char *v = lua_tostring(L, -1);
+                if (!v)
+                    luaL_error(L, "ember: header \"%s\": values must be strings", k);
+                if ((rc = ember_msg_header_add(m, k, v)) != 0)
+                    luaL_error(L, "ember: header \"%s\": %s", k, detail(rc));
+                lua_pop(L, 1);
+            }
+        } else {
+            const char *v = lua_tostring(L, -1); /* converts a number in place: fine for values */
+            if (!v)
+                luaL_error(L, "ember: header \"%s\": value must be a string or a list of strings", k);
+            if ((rc = ember_msg_header_add(m, k, v)) != 0)
+                luaL_error(L, "ember: header \"%s\": %s", k, detail(rc));
+        }
+        lua_pop(L, 1);
+    }
+    return m;
+}
+
+/* ------------------------------------------------------------------ server */
+
+static lserver *check_server(lua_State *L, int idx)
+{
+    lserver *s = luaL_checkudata(L, idx, MT_SERVER);
+    if (!s->s)
+        luaL_error(L, "ember: server closed");
+    return s;
+}
+
+static int log_level_of(lua_State *L, int idx)
+{
+    if (lua_isboolean(L, idx))
+        return lua_toboolean(L, idx) ? EMBER_LOG_INFO : -1;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        const char *v = lua_tostring(L, idx);
+        static const char *const names[] = {"fatal", "error", "warn", "info", "debug", "trace", NULL};
+        for (int i = 0; names[i]; i++)
+            if (strcmp(v, names[i]) == 0)
+                return i;
+    }
+    return luaL_error(L, "ember: logging must be true, false or one of "
+                         "\"error\", \"warn\", \"info\", \"debug\", \"trace\"");
+}
+
+static void opt_bool(lua_State *L, const char *k, bool *out)
+{
+    if (!lua_isboolean(L, -1))
+        luaL_error(L, "ember: server option %s must be a boolean", k);
+    *out = lua_toboolean(L, -1);
+}
+
+static const char *opt_str(lua_State *L, const char *k)
+{
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "ember: server option %s must be a string", k);
+    return lua_tostring(L, -1); /* stays valid: the options table holds it */
+}
+
+static lua_Integer opt_int(lua_State *L, const char *k)
+{
+    if (!lua_isinteger(L, -1))
+        luaL_error(L, "ember: server option %s must be an integer", k);
+    return lua_tointeger(L, -1);
+}
+
+/* ember.server{ ... } */
+static int l_server(lua_State *L)
+{
+    ember_server_options o;
+    ember_server_options_init(&o);
+    int log_level = -1;
+    int ready_ms = 5000;
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, 1)) {
+            if (lua_type(L, -2) != LUA_TSTRING)
+                return luaL_error(L, "ember: server option names must be strings");
+            const char *k = lua_tostring(L, -2);
+            if (strcmp(k, "port") == 0) o.port = (int)opt_int(L, k);
+            else if (strcmp(k, "host") == 0) o.host = opt_str(L, k);
+            else if (strcmp(k, "server_name") == 0) o.server_name = opt_str(L, k);
+            else if (strcmp(k, "dont_listen") == 0) opt_bool(L, k, &o.dont_listen);
+            else if (strcmp(k, "logging") == 0) log_level = log_level_of(L, -1);
+            else if (strcmp(k, "max_payload") == 0) o.max_payload = opt_int(L, k);
+            else if (strcmp(k, "max_connections") == 0) o.max_connections = (int32_t)opt_int(L, k);
+            else if (strcmp(k, "max_subscriptions") == 0) o.max_subscriptions = (int32_t)opt_int(L, k);
+            else if (strcmp(k, "max_pending") == 0) o.max_pending = opt_int(L, k);
+            else if (strcmp(k, "username") == 0) o.username = opt_str(L, k);
+            else if (strcmp(k, "password") == 0) o.password = opt_str(L, k);
+            else if (strcmp(k, "auth_token") == 0) o.auth_token = opt_str(L, k);
+            else if (strcmp(k, "no_header_support") == 0) opt_bool(L, k, &o.no_header_support);
+            else if (strcmp(k, "ready_timeout") == 0) ready_ms = (int)opt_int(L, k);
+            else return luaL_error(L, "ember: unknown server option \"%s\"", k);
+            lua_pop(L, 1);
+        }
+    }
+    lserver *u = lua_newuserdatauv(L, sizeof *u, 0);
+    memset(u, 0, sizeof *u);
+    luaL_setmetatable(L, MT_SERVER);
+    int rc = ember_server_new(&u->s, &o);
+    if (rc)
+        return raise_rc(L, rc);
+    if (log_level >= 0)
+        ember_server_log_to_stderr(u->s, log_level);
+    rc = ember_server_start(u->s);
+    if (rc) {
+        lua_pushfstring(L, "ember: %s", detail(rc));
+        ember_server_free(u->s);
+        u->s = NULL;
+        return lua_error(L);
+    }
+    if (ready_ms != 0 && !ember_server_ready_for_connections(u->s, ready_ms)) {
+        lua_pushfstring(L, "ember: server not ready: %s", detail(EMBER_ETIMEDOUT));
+        ember_server_free(u->s);
+        u->s = NULL;
+        return lua_error(L);
+    }
+    return 1;
+}
+
+static int server_ready(lua_State *L)
+{
+    lserver *s = check_server(L, 1);
+    int ms = opt_ms(L, 2, 5000);
+    if (ember_server_ready_for_connections(s->s, ms)) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    lua_pushfstring(L, "ember: %s", detail(EMBER_ETIMEDOUT));
+    return 2;
+}
+
+static int server_client_url(lua_State *L)
+{
+    lserver *s = check_server(L, 1);
+    const char *url = ember_server_client_url(s->s);
+    if (url)
+        lua_pushstring(L, url);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+static int server_port(lua_State *L)
+{
+    lua_pushinteger(L, ember_server_port(check_server(L, 1)->s));
+    return 1;
+}
+
+static int server_id(lua_State *L)
+{
+    lua_pushstring(L, ember_server_id(check_server(L, 1)->s));
+    return 1;
+}
+
+static int server_name(lua_State *L)
+{
+    lua_pushstring(L, ember_server_name(check_server(L, 1)->s));
+    return 1;
+}
+
+static int server_stats(lua_State *L)
+{
+    lserver *s = check_server(L, 1);
+    ember_server_stats st;
+    memset(&st, 0, sizeof st);
+    ember_server_get_stats(s->s, &st);
+    lua_createtable(L, 0, 8);
+#define F(n) (lua_pushinteger(L, (lua_Integer)st.n), lua_setfield(L, -2, #n))
+    F(in_msgs); F(out_msgs); F(in_bytes); F(out_bytes);
+    F(connections); F(total_connections); F(subscriptions); F(slow_consumers);
+#undef F
+    return 1;
+}
+
+static int server_shutdown(lua_State *L)
+{
+    lserver *s = luaL_checkudata(L, 1, MT_SERVER);
+    if (s->s)
+        ember_server_shutdown(s->s);
+    return 0;
+}
+
+static void conn_close_now(lua_State *L, lconn *c);
+
+static void server_maybe_free(lserver *s)
+{
+    if (s->s && s->free_pending && !s->conns) {
+        ember_server_free(s->s);
+        s->s = NULL;
+    }
+}
+
+/* close (also __gc and __close): shut down, close its connections, free */
+static int server_close(lua_State *L)
+{
+    lserver *s = luaL_checkudata(L, 1, MT_SERVER);
+    if (!s->s)
+        return 0;
+    ember_server_shutdown(s->s);
+    s->free_pending = true;
+    for (lconn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->depth > 0)
+            c->close_pending = true; /* polling: closed when its poll returns */
+        else
+            conn_close_now(L, c);
+    }
+    server_maybe_free(s);
+    return 0;
+}
+
+static int server_is_closed(lua_State *L)
+{
+    lserver *s = luaL_checkudata(L, 1, MT_SERVER);
+    lua_pushboolean(L, s->s == NULL);
+    return 1;
+}
+
+static int server_tostring(lua_State *L)
+{
+    lserver *s = luaL_checkudata(L, 1, MT_SERVER);
+    if (!s->s)
+        lua_pushstring(L, "ember.server (closed)");
+    else {
+        const char *url = ember_server_client_url(s->s);
+        lua_pushfstring(L, "ember.server (%s)", url ? url : "no listener");
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ connection */
+
+static lconn *to_conn(lua_State *L, int idx) { return luaL_checkudata(L, idx, MT_CONN); }
+
+static lconn *check_conn(lua_State *L, int idx)
+{
+    lconn *c = to_conn(L, idx);
+    if (!c->c || c->close_pending)
+        luaL_error(L, "ember: connection closed");
+    return c;
+}
+
+static void push_conns_table(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &CONNS_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushstring(L, "v");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &CONNS_KEY);
+    }
+}
+
+static void slow_fn(void *ud, ember_sub *sub, int status)
+{
+    lconn *c = ud; /* called on a publisher's thread: only flag it */
+    atomic_store(&c->slow, 1);
+}
+
+/* srv:connect{ name=, no_echo=, pending_msgs_limit=, pending_bytes_limit= } */
+static int server_connect(lua_State *L)
+{
+    lserver *s = check_server(L, 1);
+    ember_conn_options o;
+    ember_conn_options_init(&o);
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, 2)) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+            if (strcmp(k, "name") == 0) o.name = opt_str(L, k);
+            else if (strcmp(k, "no_echo") == 0) opt_bool(L, k, &o.no_echo);
+            else if (strcmp(k, "pending_msgs_limit") == 0) o.pending_msgs_limit = opt_int(L, k);
+            else if (strcmp(k, "pending_bytes_limit") == 0) o.pending_bytes_limit = opt_int(L, k);
+            else return luaL_error(L, "ember: unknown connection option \"%s\"", k);
+            lua_pop(L, 1);
+        }
+    }
+    lconn *c = lua_newuserdatauv(L, sizeof *c, 2);
+    memset(c, 0, sizeof *c);
+    atomic_init(&c->slow, 0);
+    c->base = -1;
+    luaL_setmetatable(L, MT_CONN);
+    lua_newtable(L); /* reference table */
+    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 2);
+    o.error_fn = slow_fn;
+    o.error_userdata = c;
+    int rc = ember_conn_connect(&c->c, s->s, &o);
+    if (rc)
+        return raise_rc(L, rc);
+    c->srv = s;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    push_conns_table(L);
+    lua_pushvalue(L, -2);
+    lua_rawsetp(L, -2, c);
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* Close for real (not while polling). Releases the Lua references held for callbacks
+ * when the conn object can still be found (it cannot while being finalized, but then
+ * they are garbage anyway). */
+static void conn_close_now(lua_State *L, lconn *c)
+{
+    if (!c->c)
+        return;
+    ember_conn_close(c->c); /* no callback runs after this */
+    c->c = NULL;
+    c->close_pending = false;
+    for (lsub *s = c->subs, *n; s; s = n) {
+        n = s->next;
+        s->active = false;
+        s->next = s->prev = NULL;
+        s->fn_ref = s->self_ref = LUA_NOREF;
+    }
+    c->subs = NULL;
+    c->inbox_sub = NULL;
+    /* unlink from the server */
+    lserver *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (srv && srv->conns == c)
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    /* drop the reference table (callbacks, anchored subs) */
+    push_conns_table(L);
+    if (lua_rawgetp(L, -1, c) == LUA_TUSERDATA) {
+        lua_newtable(L);
+        lua_setiuservalue(L, -2, 1);
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, c);
+    lua_pop(L, 1);
+    if (srv)
+        server_maybe_free(srv);
+}
+
+static int conn_close(lua_State *L)
+{
+    lconn *c = to_conn(L, 1);
+    if (!c->c)
+        return 0;
+    if (c->depth > 0) {
+        c->close_pending = true; /* inside one of its callbacks: after the poll */
+        return 0;
+    }
+    conn_close_now(L, c);
+    return 0;
+}
+
+static int conn_gc(lua_State *L)
+{
+    lconn *c = to_conn(L, 1);
+    c->depth = 0; /* unreachable: nobody is polling it */
+    return conn_close(L);
+}
+
+static int conn_is_closed(lua_State *L)
+{
+    lconn *c = to_conn(L, 1);
+    lua_pushboolean(L, !c->c || c->close_pending || ember_conn_is_closed(c->c));
+    return 1;
+}
+
+static int conn_tostring(lua_State *L)
+{
+    lconn *c = to_conn(L, 1);
+    lua_pushfstring(L, "ember.conn (%s)", c->c ? "open" : "closed");
+    return 1;
+}
+
+/* __index of the conn methods table (a miss on a conn's method lookup). The handler
+ * lives in the connection's reference table; conn.__index is a plain table so that
+ * method calls cost no extra C call, hence on_error can be assigned but not read. */
+static int conn_missing(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "on_error") == 0)
+        return luaL_error(L, "ember: conn.on_error can be assigned, not read");
+    return 0;
+}
+
+static int conn_newindex(lua_State *L)
+{
+    to_conn(L, 1);
+    if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "on_error") != 0)
+        return luaL_error(L, "ember: connections have no field \"%s\" (only on_error can be set)",
+                          luaL_tolstring(L, 2, NULL));
+    if (!lua_isnil(L, 3))
+        luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_getiuservalue(L, 1, 1);
+    lua_pushvalue(L, 3);
+    lua_setfield(L, -2, "on_error");
+    return 0;
+}
+
+static int conn_fd(lua_State *L)
+{
+    lconn *c = check_conn(L, 1);
+    int fd = ember_conn_fd(c->c);
+    if (fd < 0)
+        return raise_rc(L, EMBER_EINVAL);
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+/* conn:publish(subject, data [, reply [, headers]]) */
+static int conn_publish(lua_State *L)
+{
+    lconn *c = check_conn(L, 1);
+    const char *subject = check_name(L, 2, "subject");
+    size_t len = 0;
+    const char *data = luaL_optlstring(L, 3, "", &len);
+    const char *reply = opt_name(L, 4, "reply subject");
+    int rc;
+    if (lua_isnoneornil(L, 5)) {
+        rc = ember_conn_publish(c->c, subject, reply, data, len);
+    } else {
+        ember_msg *m = build_msg(L, subject, reply, data, len, 5);
+        rc = ember_conn_publish_msg(c->c, m);
+    }
+    if (rc)
+        return raise_rc(L, rc);
+    return 0;
+}
+
+static void respond_to(lua_State *L, lconn *c, lmsg *req, int data_idx, int hdr_idx)
+{
+    size_t len = 0;
+    const char *data = luaL_optlstring(L, data_idx, "", &len);
+    const char *reply = ember_msg_reply(req->m);
+    if (!reply || !*reply)
+        luaL_error(L, "ember: message has no reply subject");
+    int rc;
+    if (lua_isnoneornil(L, hdr_idx)) {
+        rc = ember_msg_respond(c->c, req->m, data, len);
+    } else {
+        ember_msg *m = build_msg(L, reply, NULL, data, len, hdr_idx);
+        rc = ember_conn_publish_msg(c->c, m);
+    }
+    if (rc)
+        raise_rc(L, rc);
+}
+
+/* conn:respond(msg, data [, headers]) */
+static int conn_respond(lua_State *L)
+{
+    lconn *c = check_conn(L, 1);
+    lmsg *m = check_msg(L, 2);
+    respond_to(L, c, m, 3, 4);
+    return 0;
+}
+
+/* msg:respond(data [, headers]): on the connection the message arrived on */
+static int msg_respond(lua_State *L)
+{
+    lmsg *m = check_msg(L, 1);
+    if (lua_getiuservalue(L, 1, 1) != LUA_TUSERDATA)
+        return luaL_error(L, "ember: message has no connection: use conn:respond(msg, data)");
+    lconn *c = check_conn(L, -1);
+    lua_pop(L, 1);
+    respond_to(L, c, m, 2, 3);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ poll */
+
+/* message handler: the error with a traceback */
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* Report an error (string on the stack top, popped) through conn.on_error(err, sub)
+ * or, without a handler, on stderr. Never raises. */
+static void report_error(lua_State *L, lconn *c, int refs_idx, int msgh_idx, int self_ref)
+{
+    int err = lua_gettop(L);
+    lua_getfield(L, refs_idx, "on_error"); /* raw table, no metamethods */
+    if (lua_isfunction(L, -1)) {
+        lua_pushvalue(L, err);
+        if (self_ref != LUA_NOREF)
+            lua_rawgeti(L, refs_idx, self_ref);
+        else
+            lua_pushnil(L);
+        if (lua_pcall(L, 2, 0, msgh_idx) == LUA_OK) {
+            lua_settop(L, err - 1);
+            return;
+        }
+        fprintf(stderr, "ember: error in on_error handler: %s\n", lua_tostring(L, -1));
+    } else {
+        lua_pop(L, 1);
+    }
+    const char *e = lua_tostring(L, err);
+    fprintf(stderr, "ember: error in subscription callback: %s\n", e ? e : "?");
+    fflush(stderr);
+    lua_settop(L, err - 1);
+}
+
+/* Runs protected: (refs, lsub*, msg*, msg metatable, conn) */
+static int deliver(lua_State *L)
+{
+    lsub *s = lua_touserdata(L, 2);
+    ember_msg *m = lua_touserdata(L, 3);
+    lua_rawgeti(L, 1, s->fn_ref);
+    lmsg *u = lua_newuserdatauv(L, sizeof *u, 1);
+    u->m = ember_msg_retain(m);
+    lua_pushvalue(L, 4);
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, 5);
+    lua_setiuservalue(L, -2, 1);
+    lua_rawgeti(L, 1, s->self_ref);
+    lua_call(L, 2, 0);
+    return 0;
+}
+
+/* ember_msg_fn of Lua callback subscriptions: runs inside ember_conn_poll, on the
+ * thread that polls, with c->L and c->base set by poll_conn. */
+static void poll_cb(void *ud, ember_sub *sub, ember_msg *m)
+{
+    lsub *s = ud;
+    lconn *c = s->owner;
+    lua_State *L = c->L;
+    int base = c->base;
+    if (!s->active || c->close_pending)
+        return;
+    lua_pushcfunction(L, deliver);
+    lua_pushvalue(L, base);
+    lua_pushlightuserdata(L, s);
+    lua_pushlightuserdata(L, m);
+    lua_pushvalue(L, base + 2);
+    lua_pushvalue(L, base + 3);
+    if (lua_pcall(L, 5, 0, base + 1) != LUA_OK)
+        report_error(L, c, base, base + 1, s->self_ref);
+}
+
+/* Poll the conn object at conn_idx: wait up to timeout_ms for the first message, then
+ * run what is pending, batch after batch, until a batch comes back short or at least
+ * max callbacks ran. Returns the number of callbacks run, or a negative status. Errors
+ * of callbacks are reported (conn.on_error or stderr), never raised. */
+static int poll_conn(lua_State *L, int conn_idx, int timeout_ms, int max)
+{
+    conn_idx = lua_absindex(L, conn_idx);
+    lconn *c = to_conn(L, conn_idx);
+    if (!c->c)
+        return EMBER_ECLOSED;
+    luaL_checkstack(L, 16, "ember: poll");
+    lua_State *saved_L = c->L;
+    int saved_base = c->base;
+    lua_getiuservalue(L, conn_idx, 1);
+    int base = lua_gettop(L);
+    lua_pushcfunction(L, traceback);
+    luaL_getmetatable(L, MT_MSG);
+    lua_pushvalue(L, conn_idx);
+    c->L = L;
+    c->base = base;
+    c->depth++;
+    int total = 0, rc = 0;
+    for (;;) {
+        int n = ember_conn_poll(c->c, timeout_ms);
+        if (n < 0) {
+            rc = n;
+            break;
+        }
+        total += n;
+        if (n < POLL_BATCH || total >= max || c->close_pending)
+            break;
+        timeout_ms = 0;
+    }
+    c->depth--;
+    c->L = saved_L;
+    c->base = saved_base;
+    if (atomic_exchange(&c->slow, 0)) {
+        ember_conn_stats st;
+        memset(&st, 0, sizeof st);
+        ember_conn_get_stats(c->c, &st);
+        lua_pushfstring(L, "ember: slow consumer: %I messages dropped on this connection so far",
+                        (lua_Integer)st.dropped);
+        report_error(L, c, base, base + 1, LUA_NOREF);
+    }
+    lua_settop(L, base - 1);
+    if (c->depth == 0 && c->close_pending)
+        conn_close_now(L, c);
+    if (rc == EMBER_ECLOSED && total > 0)
+        rc = 0;
+    return rc ? rc : total;
+}
+
+/* conn:poll([timeout_ms [, max]]) -> number of callbacks run */
+static int conn_poll(lua_State *L)
+{
+    check_conn(L, 1);
+    int ms = opt_ms(L, 2, 0);
+    lua_Integer max = luaL_optinteger(L, 3, INT_MAX);
+    if (max < 1)
+        return luaL_argerror(L, 3, "must be positive");
+    int n = poll_conn(L, 1, ms, max > INT_MAX ? INT_MAX : (int)max);
+    if (n < 0)
+        return raise_rc(L, n);
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ subscriptions */
+
+static lsub *to_sub(lua_State *L, int idx) { return luaL_checkudata(L, idx, MT_SUB); }
+
+static void sub_unlink(lsub *s)
+{
+    lconn *c = s->owner;
+    if (s->prev)
+        s->prev->next = s->next;
+    else if (c && c->subs == s)
+        c->subs = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
+/* Unsubscribe and release the callback's references; sub object at idx. */
+static void sub_release(lua_State *L, int idx)
+{
+    lsub *s = to_sub(L, idx);
+    if (!s->active)
+        return;
+    s->active = false;
+    lconn *c = s->owner;
+    if (!c || !c->c)
+        return;
+    ember_sub_unsubscribe(s->s);
+    sub_unlink(s);
+    if (s->fn_ref != LUA_NOREF) {
+        lua_getiuservalue(L, idx, 1); /* conn */
+        lua_getiuservalue(L, -1, 1);  /* its reference table */
+        luaL_unref(L, -1, s->fn_ref);
+        luaL_unref(L, -1, s->self_ref);
+        lua_pop(L, 2);
+        s->fn_ref = s->self_ref = LUA_NOREF;
+    }
+}
+
+static int sub_unsubscribe(lua_State *L)
+{
+    sub_release(L, 1);
+    return 0;
+}
+
+/* conn:subscribe(subject [, fn [, queue]]) */
+static int conn_subscribe(lua_State *L)
+{
+    lconn *c = check_conn(L, 1);
+    const char *subject = check_name(L, 2, "subject");
+    bool has_fn = !lua_isnoneornil(L, 3);
+    if (has_fn)
+        luaL_checktype(L, 3, LUA_TFUNCTION);
+    const char *queue = opt_name(L, 4, "queue name");
+    lsub *s = lua_newuserdatauv(L, sizeof *s, 1);
+    int sidx = lua_gettop(L);
+    memset(s, 0, sizeof *s);
+    s->fn_ref = s->self_ref = LUA_NOREF;
+    s->owner = c;
+    luaL_setmetatable(L, MT_SUB);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, sidx, 1);
+    if (has_fn) {
+        lua_getiuservalue(L, 1, 1);
+        lua_pushvalue(L, 3);
+        s->fn_ref = luaL_ref(L, -2);
+        lua_pushvalue(L, sidx);
+        s->self_ref = luaL_ref(L, -2);
+        lua_pop(L, 1);
+    }
+    int rc = ember_conn_subscribe(&s->s, c->c, subject, queue, EMBER_DELIVER_POLL,
+                                  has_fn ? poll_cb : NULL, s, NULL);
+    if (rc) {
+        if (has_fn) {
+            lua_getiuservalue(L, 1, 1);
+            luaL_unref(L, -1, s->fn_ref);
+            luaL_unref(L, -1, s->self_ref);
+            lua_pop(L, 1);
+            s->fn_ref = s->self_ref = LUA_NOREF;
+        }
+        s->owner = NULL;
+        return raise_rc(L, rc);
+    }
+    s->active = true;
+    s->next = c->subs;
+    if (c->subs)
+        c->subs->prev = s;
+    c->subs = s;
+    lua_settop(L, sidx);
+    return 1;
+}
+
+static bool sub_usable(lsub *s) { return s->active && s->owner && s->owner->c; }
+
+/* sub:next_msg([timeout_ms]) -> msg | nil, err, code */
+static int sub_next_msg(lua_State *L)
+{
+    lsub *s = to_sub(L, 1);
+    int ms = opt_ms(L, 2, 0);
+    if (!sub_usable(s)) {
+        lua_pushnil(L);
+        lua_pushstring(L, "ember: subscription closed");
+        lua_pushstring(L, "closed");
+        return 3;
+    }
+    if (s->fn_ref != LUA_NOREF)
+        return luaL_error(L, "ember: subscription has a callback: use conn:poll()");
+    lua_getiuservalue(L, 1, 1);
+    lmsg *u = new_msg(L, -1);
+    int rc = ember_sub_next_msg(s->s, &u->m, ms);
+    if (rc)
+        return fail_rc(L, rc);
+    return 1;
+}
+
+static int sub_gc(lua_State *L)
+{
+    sub_release(L, 1);
+    return 0;
+}
+
+static int sub_is_valid(lua_State *L)
+{
+    lsub *s = to_sub(L, 1);
+    lua_pushboolean(L, sub_usable(s) && ember_sub_is_valid(s->s));
+    return 1;
+}
+
+static int sub_subject(lua_State *L)
+{
+    lsub *s = to_sub(L, 1);
+    if (!s->owner || !s->owner->c || !s->s)
+        return luaL_error(L, "ember: subscription closed");
+    lua_pushstring(L, ember_sub_subject(s->s));
+    return 1;
+}
+
+static int sub_pending(lua_State *L)
+{
+    lsub *s = to_sub(L, 1);
+    if (!sub_usable(s)) {
+        lua_pushinteger(L, 0);
+        lua_pushinteger(L, 0);
+        return 2;
+    }
+    ember_sub_stats st;
+    memset(&st, 0, sizeof st);
+    ember_sub_get_stats(s->s, &st);
+    lua_pushinteger(L, (lua_Integer)st.pending_msgs);
+    lua_pushinteger(L, (lua_Integer)st.dropped);
+    return 2;
+}
+
+static int sub_tostring(lua_State *L)
+{
+    lsub *s = to_sub(L, 1);
+    if (sub_usable(s))
+        lua_pushfstring(L, "ember.sub (%s)", ember_sub_subject(s->s));
+    else
+        lua_pushstring(L, "ember.sub (closed)");
+    return 1;
+}
+
+/* ------------------------------------------------------------------ request */
+
+/* NATS subject match: pattern with * and > against a literal subject */
+static bool subject_matches(const char *pat, const char *subj)
+{
+    for (;;) {
+        const char *pe = strchr(pat, '.'), *se = strchr(subj, '.');
+        size_t pl = pe ? (size_t)(pe - pat) : strlen(pat);
+        size_t sl = se ? (size_t)(se - subj) : strlen(subj);
+        if (pl == 1 && pat[0] == '>')
+            return true;
+        if (!(pl == 1 && pat[0] == '*') && (pl != sl || memcmp(pat, subj, pl) != 0))
+            return false;
+        if (!pe || !se)
+            return !pe && !se;
+        pat = pe + 1;
+        subj = se + 1;
+    }
+}
+
+/* Does a Lua callback subscription of this state match subject? */
+static bool local_responder(lua_State *L, const char *subject)
+{
+    int top = lua_gettop(L);
+    bool found = false;
+    push_conns_table(L);
+    lua_pushnil(L);
+    while (!found && lua_next(L, top + 1)) {
+        lconn *c = lua_touserdata(L, -1);
+        if (c && c->c)
+            for (lsub *s = c->subs; s; s = s->next)
+                if (s->active && s->fn_ref != LUA_NOREF &&
+                    subject_matches(ember_sub_subject(s->s), subject)) {
+                    found = true;
+                    break;
+                }
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top);
+    return found;
+}
+
+/* POLL callback of the binding's request inbox: C only, runs inside ember_conn_poll */
+static void inbox_cb(void *ud, ember_sub *sub, ember_msg *m)
+{
+    lconn *c = ud;
+    const char *subj = ember_msg_subject(m);
+    if (strlen(subj) <= c->inbox_len)
+        return;
+    uint64_t token = strtoull(subj + c->inbox_len, NULL, 10);
+    for (waiter *w = c->waiters; w; w = w->next)
+        if (w->token == token) {
+            if (!w->reply)
+                w->reply = ember_msg_retain(m);
+            return;
+        }
+}
+
+static void random_token(char *out, size_t n)
+{
+    static const char alpha[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    unsigned char rnd[32];
+    size_t got = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f) {
+        got = fread(rnd, 1, n < sizeof rnd ? n : sizeof rnd, f);
+        fclose(f);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)(uintptr_t)out;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned v = (i < got ? rnd[i] : 0) ^ (unsigned)(x >> 33);
+        out[i] = alpha[v % 62];
+    }
+    out[n] = 0;
+}
+
+static int ensure_inbox(lconn *c)
+{
+    if (c->inbox_sub)
+        return 0;
+    char tok[23];
+    random_token(tok, 22);
+    c->inbox_len = (size_t)snprintf(c->inbox, sizeof c->inbox, "_INBOX.%s.", tok);
+    char subj[64];
+    snprintf(subj, sizeof subj, "%s*", c->inbox);
+    return ember_conn_subscribe(&c->inbox_sub, c->c, subj, NULL, EMBER_DELIVER_POLL, inbox_cb,
+                                c, NULL);
+}
+
+#define PUMP_MAXFDS 64
+typedef struct pump_state {
+    struct pollfd fds[PUMP_MAXFDS];
+    int nfds;
+    int ran;
+} pump_state;
+
+/* Protected: poll every open connection of this state once without waiting; collect
+ * their descriptors to wait on. (lightuserdata pump_state) */
+static int pump(lua_State *L)
+{
+    pump_state *ps = lua_touserdata(L, 1);
+    push_conns_table(L);
+    int t = lua_gettop(L);
+    /* anchor every conn object on the stack first: callbacks may close or drop them */
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        luaL_checkstack(L, 2, "ember: too many connections");
+        lua_insert(L, -2); /* value below, key on top for lua_next */
+    }
+    ps->ran = 0;
+    ps->nfds = 0;
+    for (int i = t + 1; i <= lua_gettop(L); i++) {
+        lconn *c = luaL_testudata(L, i, MT_CONN);
+        if (!c || !c->c || c->close_pending || ember_conn_is_closed(c->c))
+            continue;
+        int n = poll_conn(L, i, 0, INT_MAX);
+        if (n > 0)
+            ps->ran += n;
+        if (c->c && ps->nfds < PUMP_MAXFDS) {
+            ps->fds[ps->nfds].fd = ember_conn_fd(c->c);
+            ps->fds[ps->nfds].events = POLLIN;
+            ps->fds[ps->nfds].revents = 0;
+            ps->nfds++;
+        }
+    }
+    return 0;
+}
+
+/* Request through the binding's own inbox while polling this state's connections, so
+ * that a responder written in Lua in this state gets to answer. */
+static int request_pumped(lua_State *L, lconn *c, const char *subject, const char *data,
+                          size_t len, int timeout_ms, int hdr_idx)
+{
+    int rc = ensure_inbox(c);
+    if (rc)
+        return raise_rc(L, rc);
+    lmsg *out = new_msg(L, 1); /* receives the reply */
+    int out_idx = lua_gettop(L);
+    waiter w = {.token = ++c->next_token, .reply = NULL, .next = c->waiters};
+    char reply[80];
+    snprintf(reply, sizeof reply, "%s%llu", c->inbox, (unsigned long long)w.token);
+    if (hdr_idx) {
+        ember_msg *m = build_msg(L, subject, reply, data, len, hdr_idx);
+        rc = ember_conn_publish_msg(c->c, m);
+        lua_pop(L, 1);
+    } else {
+        rc = ember_conn_publish(c->c, subject, reply, data, len);
+    }
+    if (rc)
+        return raise_rc(L, rc);
+    c->waiters = &w; /* from here until unlinked below, nothing may raise */
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
+    pump_state ps;
+    int status = LUA_OK;
+    for (;;) {
+        lua_pushcfunction(L, pump);
+        lua_pushlightuserdata(L, &ps);
+        status = lua_pcall(L, 1, 0, 0);
+        if (status != LUA_OK)
+            break; /* error object on the stack */
+        if (w.reply || !c->c || c->close_pending)
+            break;
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        if (ps.ran == 0)
+            poll(ps.fds, (nfds_t)ps.nfds, left > INT_MAX ? INT_MAX : (int)left);
+    }
+    for (waiter **pp = &c->waiters; *pp; pp = &(*pp)->next)
+        if (*pp == &w) {
+            *pp = w.next;
+            break;
+        }
+    out->m = w.reply; /* owned by the msg object now, also if we raise below */
+    if (status != LUA_OK)
+        return lua_error(L);
+    if (w.reply) {
+        lua_settop(L, out_idx);
+        return 1;
+    }
+    if (!c->c || c->close_pending)
+        return luaL_error(L, "ember: connection closed");
+    lua_pushnil(L);
+    lua_pushfstring(L, "ember: request on \"%s\" timed out after %d ms", subject, timeout_ms);
+    lua_pushstring(L, "timeout");
+    return 3;
+}
+
+/* conn:request(subject, data [, timeout_ms [, headers]]) -> msg | nil, err, code */
+static int conn_request(lua_State *L)
+{
+    lconn *c = check_conn(L, 1);
+    const char *subject = check_name(L, 2, "subject");
+    size_t len = 0;
+    const char *data = luaL_optlstring(L, 3, "", &len);
+    int ms = opt_ms(L, 4, 1000);
+    int hdr_idx = lua_isnoneornil(L, 5) ? 0 : 5;
+    if (hdr_idx)
+        luaL_checktype(L, 5, LUA_TTABLE);
+    if (local_responder(L, subject))
+        return request_pumped(L, c, subject, data, len, ms, hdr_idx);
+    ember_msg *m = hdr_idx ? build_msg(L, subject, NULL, data, len, hdr_idx) : NULL;
+    lmsg *reply = new_msg(L, 1);
+    int rc = m ? ember_conn_request_msg(c->c, m, ms, &reply->m)
+               : ember_conn_request(c->c, subject, data, len, ms, &reply->m);
+    if (rc == EMBER_ETIMEDOUT || rc == EMBER_ENORESPONDERS)
+        return fail_rc(L, rc);
+    if (rc)
+        return raise_rc(L, rc);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ module */
+
+/* ember.clock(): monotonic seconds (float), for frame timing and benchmarks */
+static int l_clock(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+    return 1;
+}
+
+/* A metatable with its methods table; index_fn (optional) gets the methods table as
+ * upvalue 1 and handles fields; without it __index is the methods table. */
+static void new_class(lua_State *L, const char *name, const luaL_Reg *meta,
+                      const luaL_Reg *methods, lua_CFunction index_fn)
+{
+    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    if (index_fn)
+        lua_pushcclosure(L, index_fn, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushliteral(L, "ember");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+}
+
+EMBER_LUA_EXPORT int luaopen_ember(lua_State *L)
+{
+    static const luaL_Reg server_meta[] = {
+        {"__gc", server_close}, {"__close", server_close}, {"__tostring", server_tostring},
+        {NULL, NULL}};
+    static const luaL_Reg server_methods[] = {
+        {"ready", server_ready},       {"client_url", server_client_url},
+        {"port", server_port},         {"id", server_id},
+        {"name", server_name},         {"stats", server_stats},
+        {"connect", server_connect},   {"shutdown", server_shutdown},
+        {"close", server_close},       {"is_closed", server_is_closed},
+        {NULL, NULL}};
+    static const luaL_Reg conn_meta[] = {
+        {"__gc", conn_gc},         {"__close", conn_close},       {"__tostring", conn_tostring},
+        {"__newindex", conn_newindex}, {NULL, NULL}};
+    static const luaL_Reg conn_methods[] = {
+        {"publish", conn_publish}, {"subscribe", conn_subscribe}, {"request", conn_request},
+        {"respond", conn_respond}, {"poll", conn_poll},           {"fd", conn_fd},
+        {"close", conn_close},     {"is_closed", conn_is_closed}, {NULL, NULL}};
+    static const luaL_Reg sub_meta[] = {
+        {"__gc", sub_gc}, {"__close", sub_unsubscribe}, {"__tostring", sub_tostring},
+        {NULL, NULL}};
+    static const luaL_Reg sub_methods[] = {
+        {"next_msg", sub_next_msg}, {"unsubscribe", sub_unsubscribe},
+        {"close", sub_unsubscribe}, {"is_valid", sub_is_valid},
+        {"subject", sub_subject},   {"pending", sub_pending},
+        {NULL, NULL}};
+    static const luaL_Reg msg_meta[] = {
+        {"__gc", msg_gc}, {"__tostring", msg_tostring}, {NULL, NULL}};
+    static const luaL_Reg msg_methods[] = {
+        {"respond", msg_respond}, {"header", msg_header},
+        {"header_values", msg_header_values}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"server", l_server}, {"clock", l_clock}, {NULL, NULL}};
+
+    new_class(L, MT_SERVER, server_meta, server_methods, NULL);
+    new_class(L, MT_CONN, conn_meta, conn_methods, NULL);
+    luaL_getmetatable(L, MT_CONN); /* methods miss: conn_missing */
+    lua_getfield(L, -1, "__index");
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, conn_missing);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_pop(L, 2);
+    new_class(L, MT_SUB, sub_meta, sub_methods, NULL);
+    new_class(L, MT_MSG, msg_meta, msg_methods, msg_index);
+    luaL_newlib(L, funcs);
+    lua_pushstring(L, ember_version());
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, EMBER_NATS_VERSION);
+    lua_setfield(L, -2, "nats_version");
+    return 1;
+}

@@ -70,9 +70,11 @@ static void dq_reset_fd(dq *q)
 }
 
 /* push under the lock; returns false when closed or out of memory */
-static bool dq_push_locked(dq *q, struct ember_sub *sub, ember_msg *m)
+/* force: push even into a closed queue (a delivery counted within an auto-unsubscribe
+ * max that raced with the last one closing the queue). */
+static bool dq_push_locked_ex(dq *q, struct ember_sub *sub, ember_msg *m, bool force)
 {
-    if (q->closed)
+    if (q->closed && !force)
         return false;
     if (q->count == q->cap) {
         size_t ncap = q->cap ? q->cap * 2 : 64;
@@ -346,7 +348,9 @@ bool inproc_deliver(client *cl, sub *b, msgview *mv)
     long long pb = atomic_load_explicit(&s->pending_bytes, memory_order_relaxed) + sz;
     if ((lm > 0 && pm > lm) || (lb > 0 && pb > lb)) {
         slow = true;
-    } else if (dq_push_locked(q, s, m)) {
+    } else if (dq_push_locked_ex(q, s, m,
+                                 q == s->own && atomic_load_explicit(&s->base.max,
+                                                                     memory_order_relaxed) > 0)) {
         atomic_store_explicit(&s->pending_msgs, pm, memory_order_relaxed);
         atomic_store_explicit(&s->pending_bytes, pb, memory_order_relaxed);
         ok = true;
@@ -395,10 +399,12 @@ static void *dispatcher_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&c->dispq.mu);
         dq_wait_locked(&c->dispq, -1, &c->disp_stop);
+        /* disp_running is set before the take empties acount, so that ember_conn_drain
+         * (which reads acount, then disp_running) never sees both at zero mid-batch */
+        if (c->dispq.count)
+            atomic_store(&c->disp_running, 1);
         size_t n = take_locked(&c->dispq, batch, 256);
         bool stop = atomic_load(&c->disp_stop) && n == 0;
-        if (n)
-            atomic_store(&c->disp_running, 1);
         pthread_mutex_unlock(&c->dispq.mu);
         if (stop)
             break;
@@ -1157,7 +1163,8 @@ EMBER_API int ember_conn_drain(ember_conn *c, int timeout_ms)
     uint64_t dl = time_mono_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
     bool timed_out = false;
     for (;;) {
-        size_t pending = atomic_load(&c->dispq.acount) + (size_t)atomic_load(&c->disp_running);
+        size_t pending = atomic_load(&c->dispq.acount);
+        pending += (size_t)atomic_load(&c->disp_running); /* read after acount: see above */
         if (pending == 0)
             break;
         if (tls_dispatching == c)

@@ -118,6 +118,23 @@ typedef struct ember_server_options {
  * valid until ember_server_new returns (the server copies them). */
 EMBER_API void ember_server_options_init(ember_server_options *opts);
 
+/* A configuration loaded from a nats-server format file: owns the strings that
+ * ember_config_load stored into the options (see docs/config.md). */
+typedef struct ember_config ember_config;
+/* Load the nats-server format configuration file at path into opts (which should come
+ * from ember_server_options_init; the host may override fields afterwards). Strings set
+ * in opts point into *out, which the caller owns and frees with ember_config_free once
+ * ember_server_new has returned (the server copies them). On error *out is NULL and
+ * opts is unchanged.
+ * Errors: EMBER_EINVAL with "file:line:col: message" in ember_last_error(); EMBER_EIO
+ * when the file or a file it includes cannot be read. Unknown keys are not errors: each
+ * is reported through opts->log_fn (if set) as a warning "file:line:col: unknown field
+ * \"x\"". Blocks on reading the files. */
+EMBER_API int ember_config_load(ember_config **out, const char *path, ember_server_options *opts);
+/* Free a loaded configuration (NULL is ignored); strings it set in options become
+ * invalid. */
+EMBER_API void ember_config_free(ember_config *cfg);
+
 /* ------------------------------------------------------------------ server */
 
 typedef struct ember_server ember_server;
@@ -271,8 +288,11 @@ EMBER_API int ember_msg_respond(ember_conn *c, const ember_msg *request, const v
  * wait, -1: forever) for the first. Returns the number of callbacks run (>= 0) or an
  * error. Only one thread may poll a connection at a time. */
 EMBER_API int ember_conn_poll(ember_conn *c, int timeout_ms);
-/* A file descriptor that is readable while POLL messages are pending (or the connection
- * closed); for select/poll/epoll/asyncio. Owned by the connection. -1 on failure. */
+/* A file descriptor that is readable while messages for POLL subscriptions with a
+ * callback are pending (or the connection closed); for select/poll/epoll/asyncio. It may
+ * stay readable once after the queue emptied (the next ember_conn_poll returns 0 and
+ * clears it). Callback-less subscriptions do not signal it: wait in ember_sub_next_msg.
+ * Owned by the connection. -1 on failure. */
 EMBER_API int ember_conn_fd(ember_conn *c);
 /* Wait until every message published so far on this connection was handed to its
  * subscribers' queues or outbound buffers. In-process publishing is synchronous, so

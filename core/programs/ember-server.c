@@ -14,6 +14,7 @@ static void usage(FILE *f)
             "Usage: ember-server [options]\n"
             "\n"
             "Server Options:\n"
+            "    -c, --config <file>              Configuration file (nats-server format)\n"
             "    -a, --addr, --net <host>         Bind to host address (default: 0.0.0.0)\n"
             "    -p, --port <port>                Use port for clients (default: 4222, -1: random)\n"
             "    -n, --name, --server_name <name> Server name (default: server ID)\n"
@@ -59,6 +60,11 @@ static void file_logger(void *ud, int level, const char *line)
     fflush(log_file);
 }
 
+static void file_logger_stderr(void *ud, int level, const char *line)
+{
+    fprintf(stderr, "ember-server: %s\n", line);
+}
+
 static int parse_int(const char *flag, const char *v, long long *out)
 {
     char *end;
@@ -77,6 +83,28 @@ int main(int argc, char **argv)
     ember_server_options_init(&o);
     int level = EMBER_LOG_INFO;
     const char *logpath = NULL;
+    /* the configuration file first; flags given on the command line override it */
+    ember_config *cfg = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *path = NULL;
+        if ((!strcmp(a, "-c") || !strcmp(a, "--config") || !strcmp(a, "-config")) && i + 1 < argc)
+            path = argv[i + 1];
+        else if (!strncmp(a, "--config=", 9))
+            path = a + 9;
+        if (path) {
+            o.log_fn = file_logger_stderr;
+            o.log_level = EMBER_LOG_WARN;
+            if (ember_config_load(&cfg, path, &o) != EMBER_OK) {
+                fprintf(stderr, "ember-server: %s\n", ember_last_error());
+                return 1;
+            }
+            o.log_fn = NULL;
+            if (o.log_level > level)
+                level = o.log_level; /* debug / trace from the file */
+            break;
+        }
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = NULL;
@@ -100,7 +128,9 @@ int main(int argc, char **argv)
         }                                                                                      \
     } while (0)
         long long n;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help") || !strcmp(a, "-help")) {
+        if (!strcmp(a, "-c") || !strcmp(a, "--config") || !strcmp(a, "-config")) {
+            NEEDV(); /* loaded above */
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help") || !strcmp(a, "-help")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "-v") || !strcmp(a, "--version") || !strcmp(a, "-version")) {
@@ -182,6 +212,7 @@ int main(int argc, char **argv)
     }
     ember_server *s;
     int rc = ember_server_new(&s, &o);
+    ember_config_free(cfg); /* the server copied what it needs */
     if (rc) {
         fprintf(stderr, "ember-server: %s\n", ember_last_error());
         return 1;

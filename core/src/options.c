@@ -1,0 +1,595 @@
+/* options: ember_config_load, mapping a nats-server configuration file (parsed by
+ * conf.c) onto ember_server_options.
+ *
+ * Key names and value types follow nats-server's server/opts.go (processConfigFileLine,
+ * parseAuthorization, parseJetStream): keys are matched case-insensitively, durations
+ * are Go duration strings ("2m", "10s") or, with a warning, a number of seconds. Keys
+ * fall in four groups:
+ *   - mapped onto the options (the table in docs/config.md);
+ *   - known to nats-server but meaningless for Ember (log files, pid files, ...):
+ *     ignored with an INFO note;
+ *   - nats-server features Ember does not have (cluster, gateways, websocket, HTTP
+ *     monitoring, ...): ignored with a WARN line;
+ *   - security features Ember does not have (tls, accounts, multi-user authorization,
+ *     operators, encryption at rest): an error, because running without them would
+ *     quietly weaken what the file asks for.
+ * Anything else is reported as `unknown field "x"` at WARN (nats-server makes that an
+ * error), except keys used as $variables, as in nats-server.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "conf.h"
+#include "util.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct ember_config {
+    char **strs; /* the strings stored into options */
+    size_t n, cap;
+};
+
+typedef struct loader {
+    ember_server_options *o; /* the working copy */
+    ember_config *cfg;
+    ember_log_fn log_fn;     /* the host's logger when the load started */
+    void *log_ud;
+    int log_level;
+    int code;
+    char err[640];
+    bool store_dir_set;
+    int debug, trace; /* -1: not in the file */
+} loader;
+
+/* ------------------------------------------------------------------ reporting */
+
+static void vformat_at(char *buf, size_t cap, conf_pos pos, const char *fmt, va_list ap)
+{
+    int n = 0;
+    if (pos.file)
+        n = snprintf(buf, cap, "%s:%d:%d: ", pos.file, pos.line, pos.col);
+    if (n < 0 || (size_t)n >= cap)
+        n = 0;
+    vsnprintf(buf + n, cap - (size_t)n, fmt, ap);
+}
+
+__attribute__((format(printf, 3, 4))) static int lerr(loader *l, conf_pos pos, const char *fmt, ...)
+{
+    if (l->code == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vformat_at(l->err, sizeof l->err, pos, fmt, ap);
+        va_end(ap);
+        l->code = EMBER_EINVAL;
+    }
+    return -1;
+}
+
+__attribute__((format(printf, 4, 5))) static void lnote(loader *l, int level, conf_pos pos,
+                                                       const char *fmt, ...)
+{
+    if (!l->log_fn || level > l->log_level)
+        return;
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vformat_at(line, sizeof line, pos, fmt, ap);
+    va_end(ap);
+    l->log_fn(l->log_ud, level, line);
+}
+
+static int nomem(loader *l)
+{
+    if (l->code == 0) {
+        l->code = EMBER_ENOMEM;
+        snprintf(l->err, sizeof l->err, "out of memory");
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ typed values */
+
+static const char *a_type(conf_type t)
+{
+    switch (t) {
+    case CONF_STRING: return "a string";
+    case CONF_INT: return "an integer";
+    case CONF_FLOAT: return "a float";
+    case CONF_BOOL: return "a boolean";
+    case CONF_DATETIME: return "a datetime";
+    case CONF_MAP: return "a map";
+    case CONF_ARRAY: return "an array";
+    }
+    return "?";
+}
+
+static int wrong_type(loader *l, const conf_entry *e, const char *want)
+{
+    return lerr(l, e->value->pos, "field \"%s\": expected %s, got %s", e->key, want,
+                a_type(e->value->type));
+}
+
+static int cfg_keep(loader *l, const char *s, size_t n, const char **out)
+{
+    ember_config *c = l->cfg;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        char **ns = realloc(c->strs, cap * sizeof *ns);
+        if (!ns)
+            return nomem(l);
+        c->strs = ns;
+        c->cap = cap;
+    }
+    char *d = malloc(n + 1);
+    if (!d)
+        return nomem(l);
+    memcpy(d, s, n);
+    d[n] = 0;
+    c->strs[c->n++] = d;
+    *out = d;
+    return 0;
+}
+
+static int get_str(loader *l, const conf_entry *e, const char **out)
+{
+    const conf_value *v = e->value;
+    if (v->type != CONF_STRING)
+        return wrong_type(l, e, "a string");
+    if (memchr(v->u.str.s, 0, v->u.str.len))
+        return lerr(l, v->pos, "field \"%s\": the string contains a NUL byte", e->key);
+    return cfg_keep(l, v->u.str.s, v->u.str.len, out);
+}
+
+static int get_int(loader *l, const conf_entry *e, int64_t min, int64_t max, int64_t *out)
+{
+    const conf_value *v = e->value;
+    if (v->type != CONF_INT)
+        return wrong_type(l, e, "an integer");
+    if (v->u.i < min || v->u.i > max) {
+        if (v->u.i > max && max == INT32_MAX)
+            return lerr(l, v->pos, "%s value is too big", e->key); /* nats-server's words */
+        return lerr(l, v->pos, "field \"%s\": %lld is out of range (%lld to %lld)", e->key,
+                    (long long)v->u.i, (long long)min, (long long)max);
+    }
+    *out = v->u.i;
+    return 0;
+}
+
+static int get_bool(loader *l, const conf_entry *e, bool *out)
+{
+    if (e->value->type != CONF_BOOL)
+        return wrong_type(l, e, "a boolean");
+    *out = e->value->u.b;
+    return 0;
+}
+
+/* A duration: a Go duration string, or (with nats-server's warning) seconds. */
+static int get_duration_ns(loader *l, const conf_entry *e, int64_t *ns)
+{
+    const conf_value *v = e->value;
+    if (v->type == CONF_STRING) {
+        char msg[256];
+        if (memchr(v->u.str.s, 0, v->u.str.len) ||
+            conf_parse_duration(v->u.str.s, ns, msg, sizeof msg) != 0) {
+            if (memchr(v->u.str.s, 0, v->u.str.len))
+                snprintf(msg, sizeof msg, "time: invalid duration");
+            return lerr(l, v->pos, "error parsing %s: %s", e->key, msg);
+        }
+        return 0;
+    }
+    if (v->type == CONF_INT) {
+        lnote(l, EMBER_LOG_WARN, v->pos,
+              "invalid use of field \"%s\": %s should be converted to a duration", e->key, e->key);
+        if (v->u.i > INT64_MAX / 1000000000 || v->u.i < INT64_MIN / 1000000000)
+            return lerr(l, v->pos, "field \"%s\": %lld seconds is out of range", e->key,
+                        (long long)v->u.i);
+        *ns = v->u.i * 1000000000;
+        return 0;
+    }
+    return wrong_type(l, e, "a duration (like \"2m\" or \"10s\")");
+}
+
+/* A positive duration in milliseconds (sub-millisecond rounds up); 0 leaves *ms as it
+ * was (nats-server: 0 means the default). */
+static int get_duration_ms(loader *l, const conf_entry *e, int64_t *ms)
+{
+    int64_t ns;
+    if (get_duration_ns(l, e, &ns))
+        return -1;
+    if (ns < 0)
+        return lerr(l, e->value->pos, "field \"%s\": the duration must not be negative", e->key);
+    if (ns > 0)
+        *ms = ns / 1000000 + (ns % 1000000 ? 1 : 0);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ key groups */
+
+static bool key_in(const char *key, const char *const *names)
+{
+    for (; *names; names++)
+        if (strcasecmp(key, *names) == 0)
+            return true;
+    return false;
+}
+
+/* Known to nats-server, without meaning for Ember: INFO note. */
+static const char *const top_unused[] = {
+    "logtime", "logtime_utc", "logfile", "log_file", "logfile_size_limit", "log_size_limit",
+    "logfile_max_num", "log_max_num", "syslog", "remote_syslog", "pidfile", "pid_file",
+    "ports_file_dir", "max_traced_msg_len", "connect_error_reports", "reconnect_error_reports",
+    "disable_sublist_cache", "no_sublist_cache", "lame_duck_duration", "lame_duck_grace_period",
+    "prof_port", "prof_block_rate", "max_closed_clients", "client_advertise", "server_tags",
+    "server_metadata", "no_system_account", "no_system", "no_sys_acc", "system_account",
+    "system", "max_sub_tokens", "max_subscription_tokens", "no_fast_producer_stall",
+    "write_timeout", "default_js_domain", "http_base_path", "feature_flags", "ocsp_cache",
+    "allow_non_tls", "no_auth_user", NULL};
+/* nats-server features Ember does not have: WARN. */
+static const char *const top_unsupported[] = {
+    "http", "https", "http_port", "monitor_port", "https_port", "cluster", "gateway", "leaf",
+    "leafnodes", "websocket", "ws", "mqtt", "mappings", "maps", "ocsp", "proxy_protocol",
+    "proxies", "default_sentinel", NULL};
+/* Security features Ember does not have: an error. */
+static const char *const top_refused[] = {
+    "tls", "accounts", "operator", "operators", "roots", "root", "root_operators",
+    "root_operator", "trusted", "trusted_keys", "resolver", "account_resolver",
+    "accounts_resolver", "resolver_tls", "resolver_preload", "resolver_pinned_accounts", NULL};
+
+static const char *const auth_refused[] = {
+    "users", "permissions", "default_permission", "default_permissions", "auth_callout",
+    "auth_hook", "proxy_required", NULL};
+
+static const char *const js_unsupported[] = {
+    "strict", "sync", "sync_interval", "max_memory_store", "max_mem_store", "max_mem",
+    "max_file_store", "max_file", "extension_hint", "limits", "tpm", "unique_tag",
+    "max_outstanding_catchup", "max_buffered_msgs", "max_buffered_size", "request_queue_limit",
+    "max_ack_pending", "max_ha_assets", "max_request_batch", NULL};
+static const char *const js_refused[] = {
+    "key", "ek", "encryption_key", "prev_key", "prev_ek", "prev_encryption_key", "cipher", NULL};
+
+static int refuse(loader *l, const conf_entry *e)
+{
+    return lerr(l, e->key_pos,
+                "field \"%s\" is not supported by Ember: refusing to run without what it asks for",
+                e->key);
+}
+
+static void unknown(loader *l, const conf_entry *e)
+{
+    if (!e->used) /* a key used as a $variable is fine, as in nats-server */
+        lnote(l, EMBER_LOG_WARN, e->key_pos, "unknown field \"%s\"", e->key);
+}
+
+/* ------------------------------------------------------------------ blocks */
+
+static int set_store_dir(loader *l, const conf_entry *e)
+{
+    if (l->store_dir_set)
+        return lerr(l, e->key_pos, "Duplicate 'store_dir' configuration");
+    l->store_dir_set = true;
+    return get_str(l, e, &l->o->store_dir);
+}
+
+static int do_authorization(loader *l, const conf_entry *top)
+{
+    const conf_value *m = top->value;
+    if (m->type != CONF_MAP)
+        return wrong_type(l, top, "a map");
+    bool have_user = false, have_token = false;
+    for (size_t i = 0; i < m->u.map.n; i++) {
+        const conf_entry *e = &m->u.map.e[i];
+        const char *k = e->key;
+        if (!strcasecmp(k, "user") || !strcasecmp(k, "username")) {
+            if (get_str(l, e, &l->o->username))
+                return -1;
+            have_user = true;
+        } else if (!strcasecmp(k, "pass") || !strcasecmp(k, "password")) {
+            if (get_str(l, e, &l->o->password))
+                return -1;
+            have_user = true;
+        } else if (!strcasecmp(k, "token")) {
+            if (get_str(l, e, &l->o->auth_token))
+                return -1;
+            have_token = true;
+        } else if (!strcasecmp(k, "timeout")) {
+            const conf_value *v = e->value;
+            double secs;
+            if (v->type == CONF_INT) {
+                secs = (double)v->u.i;
+            } else if (v->type == CONF_FLOAT) {
+                secs = v->u.f;
+            } else if (v->type == CONF_STRING) {
+                int64_t ns;
+                char msg[256];
+                if (memchr(v->u.str.s, 0, v->u.str.len) ||
+                    conf_parse_duration(v->u.str.s, &ns, msg, sizeof msg) != 0)
+                    return lerr(l, v->pos, "error parsing authorization config, 'timeout' %s",
+                                memchr(v->u.str.s, 0, v->u.str.len) ? "time: invalid duration" : msg);
+                secs = (double)ns / 1e9;
+            } else {
+                return lerr(l, v->pos, "error parsing authorization config, 'timeout' wrong type");
+            }
+            if (!(secs >= 0) || secs > 1e9)
+                return lerr(l, v->pos, "field \"timeout\": %g seconds is out of range", secs);
+            if (secs > 60)
+                lnote(l, EMBER_LOG_WARN, v->pos,
+                      "invalid use of field \"timeout\": timeout of %g seconds is high, consider "
+                      "keeping it under 60 seconds. possibly caused by unquoted duration; use "
+                      "'1m' instead of 1m, for example",
+                      secs);
+            if (secs > 0) {
+                int64_t ms = (int64_t)(secs * 1000 + 0.5);
+                l->o->auth_timeout_ms = ms > 0 ? ms : 1;
+            }
+        } else if (key_in(k, auth_refused)) {
+            /* an empty users list asks for nothing */
+            if (!strcasecmp(k, "users") && e->value->type == CONF_ARRAY && e->value->u.arr.n == 0)
+                continue;
+            return refuse(l, e);
+        } else {
+            unknown(l, e);
+        }
+    }
+    if (have_user && have_token)
+        return lerr(l, top->key_pos, "Cannot have a user/pass and token");
+    return 0;
+}
+
+static int do_jetstream(loader *l, const conf_entry *top)
+{
+    const conf_value *v = top->value;
+    if (v->type == CONF_BOOL) {
+        l->o->jetstream = v->u.b;
+        return 0;
+    }
+    if (v->type == CONF_STRING) {
+        const char *s = v->u.str.s;
+        if (!strcasecmp(s, "enabled") || !strcasecmp(s, "enable"))
+            l->o->jetstream = true;
+        else if (!strcasecmp(s, "disabled") || !strcasecmp(s, "disable"))
+            l->o->jetstream = false;
+        else
+            return lerr(l, v->pos, "Expected 'enabled' or 'disabled' for string value, got '%s'", s);
+        return 0;
+    }
+    if (v->type != CONF_MAP)
+        return wrong_type(l, top, "a boolean, \"enabled\", \"disabled\" or a map");
+    bool enable = true;
+    for (size_t i = 0; i < v->u.map.n; i++) {
+        const conf_entry *e = &v->u.map.e[i];
+        const char *k = e->key;
+        if (!strcasecmp(k, "store") || !strcasecmp(k, "store_dir") || !strcasecmp(k, "storedir")) {
+            if (set_store_dir(l, e))
+                return -1;
+        } else if (!strcasecmp(k, "domain")) {
+            if (get_str(l, e, &l->o->jetstream_domain))
+                return -1;
+        } else if (!strcasecmp(k, "enable") || !strcasecmp(k, "enabled")) {
+            if (get_bool(l, e, &enable))
+                return -1;
+        } else if (key_in(k, js_refused)) {
+            return refuse(l, e);
+        } else if (key_in(k, js_unsupported)) {
+            lnote(l, EMBER_LOG_WARN, e->key_pos, "field \"%s\" is not supported by Ember, ignored",
+                  k);
+        } else {
+            unknown(l, e);
+        }
+    }
+    l->o->jetstream = enable;
+    return 0;
+}
+
+/* "host:port", "[::1]:4222", ":4222" or a port number (nats-server's parseListen). */
+static int do_listen(loader *l, const conf_entry *e)
+{
+    const conf_value *v = e->value;
+    if (v->type == CONF_INT) {
+        if (v->u.i < -1 || v->u.i > 65535)
+            return lerr(l, v->pos, "field \"%s\": port %lld is out of range (-1 to 65535)", e->key,
+                        (long long)v->u.i);
+        l->o->port = (int)v->u.i;
+        return 0;
+    }
+    if (v->type != CONF_STRING)
+        return lerr(l, v->pos, "expected port or host:port, got %s", a_type(v->type));
+    const char *s = v->u.str.s;
+    size_t n = v->u.str.len;
+    if (memchr(s, 0, n))
+        return lerr(l, v->pos, "field \"%s\": the string contains a NUL byte", e->key);
+    const char *colon = NULL, *host = s;
+    size_t hlen;
+    if (n && s[0] == '[') {
+        const char *rb = memchr(s, ']', n);
+        if (!rb || rb + 1 >= s + n || rb[1] != ':')
+            return lerr(l, v->pos, "could not parse address string \"%s\"", s);
+        host = s + 1;
+        hlen = (size_t)(rb - s - 1);
+        colon = rb + 1;
+    } else {
+        colon = memchr(s, ':', n);
+        if (!colon || memchr(colon + 1, ':', n - (size_t)(colon + 1 - s)))
+            return lerr(l, v->pos, "could not parse address string \"%s\"", s);
+        hlen = (size_t)(colon - s);
+    }
+    const char *ps = colon + 1;
+    char *end;
+    long port = strtol(ps, &end, 10);
+    if (!*ps || *end || port < -1 || port > 65535)
+        return lerr(l, v->pos, "could not parse port \"%s\"", ps);
+    if (hlen == 0) {
+        l->o->host = "0.0.0.0";
+    } else if (cfg_keep(l, host, hlen, &l->o->host)) {
+        return -1;
+    }
+    l->o->port = (int)port;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ top level */
+
+static int do_top(loader *l, const conf_entry *e)
+{
+    const char *k = e->key;
+    ember_server_options *o = l->o;
+    int64_t n;
+    bool b;
+    if (!strcasecmp(k, "host") || !strcasecmp(k, "net"))
+        return get_str(l, e, &o->host);
+    if (!strcasecmp(k, "listen"))
+        return do_listen(l, e);
+    if (!strcasecmp(k, "port")) {
+        if (get_int(l, e, -1, 65535, &n))
+            return -1;
+        o->port = (int)n;
+        return 0;
+    }
+    if (!strcasecmp(k, "server_name")) {
+        if (e->value->type == CONF_STRING && memchr(e->value->u.str.s, ' ', e->value->u.str.len))
+            return lerr(l, e->value->pos, "server name cannot contain spaces");
+        return get_str(l, e, &o->server_name);
+    }
+    if (!strcasecmp(k, "max_payload")) {
+        if (get_int(l, e, 1, INT32_MAX, &n))
+            return -1;
+        o->max_payload = n;
+        return 0;
+    }
+    if (!strcasecmp(k, "max_control_line")) {
+        if (get_int(l, e, 1, INT32_MAX, &n))
+            return -1;
+        o->max_control_line = (int32_t)n;
+        return 0;
+    }
+    if (!strcasecmp(k, "max_pending")) {
+        if (get_int(l, e, 1, INT64_MAX, &n))
+            return -1;
+        o->max_pending = n;
+        return 0;
+    }
+    if (!strcasecmp(k, "max_connections") || !strcasecmp(k, "max_conn")) {
+        if (e->value->type == CONF_INT && e->value->u.i <= 0)
+            return lerr(l, e->value->pos,
+                        "field \"%s\": %lld would refuse every client in nats-server; Ember needs "
+                        "a positive limit (or dont_listen)",
+                        k, (long long)e->value->u.i);
+        if (get_int(l, e, 1, INT32_MAX, &n))
+            return -1;
+        o->max_connections = (int32_t)n;
+        return 0;
+    }
+    if (!strcasecmp(k, "max_subscriptions") || !strcasecmp(k, "max_subs")) {
+        if (get_int(l, e, 0, INT32_MAX, &n))
+            return -1;
+        o->max_subscriptions = (int32_t)n;
+        return 0;
+    }
+    if (!strcasecmp(k, "ping_interval"))
+        return get_duration_ms(l, e, &o->ping_interval_ms);
+    if (!strcasecmp(k, "ping_max") || !strcasecmp(k, "max_pings_out")) {
+        if (get_int(l, e, 0, INT32_MAX, &n))
+            return -1;
+        o->max_pings_out = (int32_t)n;
+        return 0;
+    }
+    if (!strcasecmp(k, "write_deadline"))
+        return get_duration_ms(l, e, &o->write_deadline_ms);
+    if (!strcasecmp(k, "authorization"))
+        return do_authorization(l, e);
+    if (!strcasecmp(k, "jetstream"))
+        return do_jetstream(l, e);
+    if (!strcasecmp(k, "store_dir") || !strcasecmp(k, "storedir"))
+        return set_store_dir(l, e);
+    if (!strcasecmp(k, "debug")) {
+        if (get_bool(l, e, &b))
+            return -1;
+        l->debug = b;
+        return 0;
+    }
+    if (!strcasecmp(k, "trace") || !strcasecmp(k, "trace_verbose") ||
+        !strcasecmp(k, "trace_headers")) {
+        if (get_bool(l, e, &b))
+            return -1;
+        l->trace = b;
+        return 0;
+    }
+    if (!strcasecmp(k, "no_header_support"))
+        return get_bool(l, e, &o->no_header_support);
+    if (!strcasecmp(k, "dont_listen")) /* Ember's own */
+        return get_bool(l, e, &o->dont_listen);
+    if (key_in(k, top_refused))
+        return refuse(l, e);
+    if (key_in(k, top_unsupported)) {
+        lnote(l, EMBER_LOG_WARN, e->key_pos, "field \"%s\" is not supported by Ember, ignored", k);
+        return 0;
+    }
+    if (key_in(k, top_unused)) {
+        lnote(l, EMBER_LOG_INFO, e->key_pos, "field \"%s\" is not used by Ember, ignored", k);
+        return 0;
+    }
+    unknown(l, e);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ public */
+
+EMBER_API void ember_config_free(ember_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->n; i++)
+        free(cfg->strs[i]);
+    free(cfg->strs);
+    free(cfg);
+}
+
+EMBER_API int ember_config_load(ember_config **out, const char *path, ember_server_options *opts)
+{
+    if (out)
+        *out = NULL;
+    if (!out || !path || !opts)
+        return err_set(EMBER_EINVAL, "out, path and opts must not be NULL");
+    if (opts->size == 0 || opts->size > sizeof(ember_server_options))
+        return err_set(EMBER_EINVAL, "options not initialised with ember_server_options_init");
+
+    ember_server_options o;
+    memset(&o, 0, sizeof o);
+    memcpy(&o, opts, opts->size);
+    loader l = {.o = &o, .log_fn = o.log_fn, .log_ud = o.log_userdata, .log_level = o.log_level,
+                .debug = -1, .trace = -1};
+    if (!(l.cfg = calloc(1, sizeof *l.cfg)))
+        return err_set(EMBER_ENOMEM, "out of memory");
+
+    conf_doc *doc = NULL;
+    conf_error cerr;
+    int rc = conf_parse_file(&doc, path, NULL, &cerr);
+    if (rc) {
+        ember_config_free(l.cfg);
+        return err_set(rc, "%s", cerr.text);
+    }
+    const conf_value *root = conf_doc_root(doc);
+    if (root->u.map.n == 0) {
+        conf_pos none = {0};
+        lnote(&l, EMBER_LOG_WARN, none, "%s: config has no values or is empty", path);
+    }
+    for (size_t i = 0; i < root->u.map.n; i++)
+        if (do_top(&l, &root->u.map.e[i]))
+            break;
+    conf_doc_free(doc);
+    if (l.code) {
+        ember_config_free(l.cfg);
+        return err_set(l.code, "%s", l.err);
+    }
+    if (l.trace == 1)
+        o.log_level = EMBER_LOG_TRACE;
+    else if (l.debug == 1)
+        o.log_level = EMBER_LOG_DEBUG;
+    else if ((l.trace == 0 || l.debug == 0) && o.log_level > EMBER_LOG_INFO)
+        o.log_level = EMBER_LOG_INFO;
+    memcpy(opts, &o, opts->size);
+    *out = l.cfg;
+    return EMBER_OK;
+}

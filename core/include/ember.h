@@ -171,6 +171,10 @@ EMBER_API void ember_server_free(ember_server *s);
 /* Log nats-server style lines to stderr ("[pid] 2006/01/02 15:04:05.000000 [INF] ..."),
  * at most up to `level` (EMBER_LOG_INFO, _DEBUG, _TRACE). Call before or after start. */
 EMBER_API void ember_server_log_to_stderr(ember_server *s, int level);
+/* Append the same nats-server style lines to the file at path (created if needed), at most
+ * up to `level`; replaces a previous log file. EMBER_EIO if it cannot be opened. The file
+ * is closed by ember_server_free. Call before or after start. */
+EMBER_API int ember_server_log_to_file(ember_server *s, const char *path, int level);
 /* Route the server's log lines to fn (replaces any previous logger); fn NULL: silent. */
 EMBER_API void ember_server_set_logger(ember_server *s, int level, ember_log_fn fn,
                                        void *userdata);

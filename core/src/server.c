@@ -36,15 +36,15 @@ static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 void srv_log(server *s, int level, const char *fmt, ...)
 {
+    /* emitted under log_mu: a log file being replaced is never written after fclose */
     pthread_mutex_lock(&s->log_mu);
-    logger lg = s->lg;
+    if (LOG_ON(&s->lg, level)) {
+        va_list ap;
+        va_start(ap, fmt);
+        log_vemit(&s->lg, level, fmt, ap);
+        va_end(ap);
+    }
     pthread_mutex_unlock(&s->log_mu);
-    if (!LOG_ON(&lg, level))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    log_vemit(&lg, level, fmt, ap);
-    va_end(ap);
 }
 
 bool srv_log_on(server *s, int level)
@@ -63,6 +63,23 @@ EMBER_API void ember_server_log_to_stderr(ember_server *s, int level)
     s->lg.to_stderr = true;
     s->lg.level = level;
     pthread_mutex_unlock(&s->log_mu);
+}
+
+EMBER_API int ember_server_log_to_file(ember_server *s, const char *path, int level)
+{
+    if (!s || !path)
+        return err_set(EMBER_EINVAL, "server or path is NULL");
+    FILE *f = fopen(path, "ae");
+    if (!f)
+        return err_set(EMBER_EIO, "cannot open log file \"%s\": %s", path, strerror(errno));
+    pthread_mutex_lock(&s->log_mu);
+    FILE *old = s->lg.file;
+    s->lg.file = f;
+    s->lg.level = level;
+    pthread_mutex_unlock(&s->log_mu);
+    if (old)
+        fclose(old);
+    return EMBER_OK;
 }
 
 EMBER_API void ember_server_set_logger(ember_server *s, int level, ember_log_fn fn,
@@ -167,6 +184,8 @@ static void server_destroy(server *s)
     free(s->o_store);
     free(s->o_domain);
     free(s->read_buf);
+    if (s->lg.file)
+        fclose(s->lg.file);
     pthread_mutex_destroy(&s->log_mu);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

@@ -150,21 +150,27 @@ static const char *level_tag(int level)
 
 void log_vemit(const logger *lg, int level, const char *fmt, va_list ap)
 {
-    if (!lg || lg->level < level || (!lg->fn && !lg->to_stderr))
+    if (!lg || lg->level < level || (!lg->fn && !lg->to_stderr && !lg->file))
         return;
     char line[1024];
     vsnprintf(line, sizeof line, fmt, ap);
     if (lg->fn)
         lg->fn(lg->userdata, level, line);
-    if (lg->to_stderr) {
+    if (lg->to_stderr || lg->file) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         struct tm tm;
         localtime_r(&ts.tv_sec, &tm);
         char stamp[64];
         strftime(stamp, sizeof stamp, "%Y/%m/%d %H:%M:%S", &tm);
-        fprintf(stderr, "[%d] %s.%06ld %s %s\n", (int)getpid(), stamp, ts.tv_nsec / 1000,
-                level_tag(level), line);
+        if (lg->to_stderr)
+            fprintf(stderr, "[%d] %s.%06ld %s %s\n", (int)getpid(), stamp, ts.tv_nsec / 1000,
+                    level_tag(level), line);
+        if (lg->file) {
+            fprintf((FILE *)lg->file, "[%d] %s.%06ld %s %s\n", (int)getpid(), stamp,
+                    ts.tv_nsec / 1000, level_tag(level), line);
+            fflush((FILE *)lg->file);
+        }
     }
 }
 

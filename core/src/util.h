@@ -37,11 +37,12 @@ typedef struct logger {
     ember_log_fn fn;
     void *userdata;
     bool to_stderr;
+    void *file;             /* FILE *: nats-server style lines appended to a file */
 } logger;
 
 void log_emit(const logger *lg, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void log_vemit(const logger *lg, int level, const char *fmt, va_list ap);
-#define LOG_ON(lg, lvl) ((lg)->level >= (lvl) && ((lg)->fn || (lg)->to_stderr))
+#define LOG_ON(lg, lvl) ((lg)->level >= (lvl) && ((lg)->fn || (lg)->to_stderr || (lg)->file))
 
 /* A growable byte buffer. */
 typedef struct bytebuf {

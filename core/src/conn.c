@@ -857,8 +857,8 @@ EMBER_API int ember_conn_poll(ember_conn *c, int timeout_ms)
     qitem batch[256];
     dq *q = &c->pollq;
     pthread_mutex_lock(&q->mu);
-    if (q->count == 0)
-        dq_reset_fd(q);
+    /* the fd is cleared only when a poll finds nothing (below): while messages keep
+     * coming it stays signalled and neither side makes a syscall */
     if (q->count == 0 && atomic_load(&c->closed)) {
         pthread_mutex_unlock(&q->mu);
         return err_set(EMBER_ECLOSED, "connection closed");

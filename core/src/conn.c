@@ -121,11 +121,12 @@ static void cpu_relax(void)
 
 #define SPIN_NS 30000ull /* busy-wait up to 30 µs before sleeping */
 
-/* Busy-wait step i: a few hundred pause instructions, then yield the CPU so that the
- * thread we wait for can run even when it shares our core (2-core machines, load). */
+/* Busy-wait step i: a few pause instructions, then yield the CPU so that the thread we
+ * wait for can run even when the scheduler put it on our core (wake-affine placement on
+ * 2-core machines, or load): a hand-off then costs a yield, not a whole spin budget. */
 static inline void spin_pause(unsigned i)
 {
-    if (i < 256)
+    if (i < 32)
         cpu_relax();
     else
         sched_yield();

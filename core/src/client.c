@@ -173,7 +173,6 @@ static void slow_consumer(client *c, int reason)
 
 bool client_tcp_deliver(client *c, sub *s, const msgview *mv)
 {
-    char line[64 + 64];
     const bool with_hdr = mv->hdr && c->headers;
     size_t hlen = with_hdr ? mv->hdr_len : 0;
     size_t total = hlen + mv->data_len;
@@ -254,7 +253,6 @@ bool client_tcp_deliver(client *c, sub *s, const msgview *mv)
         }
     }
     pthread_mutex_unlock(&c->mu);
-    (void)line;
     atomic_fetch_add_explicit(&c->out_msgs, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->out_bytes, total, memory_order_relaxed);
     if (flush)
@@ -616,18 +614,9 @@ static void send_no_responders(client *c, const msgview *mv)
                 continue;
             if (!subject_matches(x->subject, x->subject_len, mv->reply, mv->reply_len))
                 continue;
-            /* as nats-server 2.12+: the status names the subject nobody listens on */
-            char hdr[64 + 4096];
-            int hl = snprintf(hdr, sizeof hdr, "NATS/1.0 503\r\nNats-Subject: %.*s\r\n\r\n",
-                              (int)mv->subject_len, mv->subject);
-            if (hl <= 0 || (size_t)hl >= sizeof hdr)
-                hl = snprintf(hdr, sizeof hdr, "NATS/1.0 503\r\n\r\n");
-            msgview nr = {0};
-            nr.subject = mv->reply;
-            nr.subject_len = mv->reply_len;
-            nr.hdr = hdr;
-            nr.hdr_len = (size_t)hl;
-            nr.data = "";
+            char hdr[NO_RESPONDERS_HDR_CAP];
+            msgview nr;
+            no_responders_view(&nr, hdr, sizeof hdr, mv);
             client_tcp_deliver(c, x, &nr);
             return;
         }

@@ -235,7 +235,6 @@ struct ember_conn {
     pthread_mutex_t rmu;
     req_waiter *waiters;
     atomic_ullong next_token;
-    atomic_int polling;
     atomic_bool draining;     /* ember_conn_drain: queued messages still run */
     bool free_on_poll_exit;   /* closed from a POLL callback: the poll call frees it */
     atomic_int disp_running;  /* the dispatcher is running a taken batch */
@@ -550,17 +549,9 @@ static void no_responders_status(struct ember_conn *c, const msgview *mv)
     pthread_mutex_unlock(&c->mu);
     if (!target)
         return;
-    char hdr[64 + 4096];
-    int hl = snprintf(hdr, sizeof hdr, "NATS/1.0 503\r\nNats-Subject: %.*s\r\n\r\n",
-                      (int)mv->subject_len, mv->subject);
-    if (hl <= 0 || (size_t)hl >= sizeof hdr)
-        hl = snprintf(hdr, sizeof hdr, "NATS/1.0 503\r\n\r\n");
-    msgview nr = {0};
-    nr.subject = mv->reply;
-    nr.subject_len = mv->reply_len;
-    nr.hdr = hdr;
-    nr.hdr_len = (size_t)hl;
-    nr.data = "";
+    char hdr[NO_RESPONDERS_HDR_CAP];
+    msgview nr;
+    no_responders_view(&nr, hdr, sizeof hdr, mv);
     inproc_deliver(c->cl, &target->base, &nr);
     if (nr.blk_owned)
         ember_msg_release(nr.blk);
@@ -589,8 +580,9 @@ static int publish_view(struct ember_conn *c, msgview *mv, int *delivered)
     return EMBER_OK;
 }
 
-EMBER_API int ember_conn_publish(ember_conn *c, const char *subject, const char *reply,
-                                 const void *data, size_t len)
+/* Check a usable connection and the (subject, data, len) arguments; fill a view of them. */
+static int view_of_args(struct ember_conn *c, msgview *mv, const char *subject,
+                        const void *data, size_t len)
 {
     int rc = conn_usable(c);
     if (rc)
@@ -599,15 +591,25 @@ EMBER_API int ember_conn_publish(ember_conn *c, const char *subject, const char 
         return err_set(EMBER_EINVAL, "subject is NULL");
     if (!data && len)
         return err_set(EMBER_EINVAL, "data is NULL with a non-zero length");
-    msgview mv = {0};
-    mv.subject = subject;
-    mv.subject_len = strlen(subject);
+    memset(mv, 0, sizeof *mv);
+    mv->subject = subject;
+    mv->subject_len = strlen(subject);
+    mv->data = data ? data : "";
+    mv->data_len = len;
+    return EMBER_OK;
+}
+
+EMBER_API int ember_conn_publish(ember_conn *c, const char *subject, const char *reply,
+                                 const void *data, size_t len)
+{
+    msgview mv;
+    int rc = view_of_args(c, &mv, subject, data, len);
+    if (rc)
+        return rc;
     if (reply && *reply) {
         mv.reply = reply;
         mv.reply_len = strlen(reply);
     }
-    mv.data = data ? data : "";
-    mv.data_len = len;
     return publish_view(c, &mv, NULL);
 }
 
@@ -1045,18 +1047,10 @@ EMBER_API int ember_conn_request(ember_conn *c, const char *subject, const void 
     if (!reply)
         return err_set(EMBER_EINVAL, "reply is NULL");
     *reply = NULL;
-    int rc = conn_usable(c);
+    msgview mv;
+    int rc = view_of_args(c, &mv, subject, data, len);
     if (rc)
         return rc;
-    if (!subject)
-        return err_set(EMBER_EINVAL, "subject is NULL");
-    if (!data && len)
-        return err_set(EMBER_EINVAL, "data is NULL with a non-zero length");
-    msgview mv = {0};
-    mv.subject = subject;
-    mv.subject_len = strlen(subject);
-    mv.data = data ? data : "";
-    mv.data_len = len;
     return request_view(c, &mv, timeout_ms, reply);
 }
 
@@ -1108,15 +1102,8 @@ EMBER_API void ember_conn_get_stats(ember_conn *c, ember_conn_stats *out)
 static void unsubscribe_all(struct ember_conn *c)
 {
     pthread_mutex_lock(&c->mu);
-    for (struct ember_sub *s = c->subs; s; s = s->next_all) {
-        sub_unsubscribe(c->srv, &s->base);
-        if (s->own) {
-            pthread_mutex_lock(&s->own->mu);
-            s->own->closed = true;
-            pthread_cond_broadcast(&s->own->cv);
-            pthread_mutex_unlock(&s->own->mu);
-        }
-    }
+    for (struct ember_sub *s = c->subs; s; s = s->next_all)
+        sub_unsubscribe(c->srv, &s->base); /* esub_unsubscribed closes next_msg queues */
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -1,6 +1,8 @@
 /* route: hand one message to every matching subscription. The network path and the
  * in-process path meet here and nowhere else. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "server.h"
 
@@ -20,6 +22,20 @@ void sub_unsubscribe(server *srv, sub *s)
     atomic_fetch_sub(&srv->nsubs, 1);
     if (s->unsubscribed)
         s->unsubscribed(s);
+}
+
+void no_responders_view(msgview *out, char *hdr, size_t cap, const msgview *req)
+{
+    int hl = snprintf(hdr, cap, "NATS/1.0 503\r\nNats-Subject: %.*s\r\n\r\n",
+                      (int)req->subject_len, req->subject);
+    if (hl <= 0 || (size_t)hl >= cap)
+        hl = snprintf(hdr, cap, "NATS/1.0 503\r\n\r\n");
+    memset(out, 0, sizeof *out);
+    out->subject = req->reply;
+    out->subject_len = req->reply_len;
+    out->hdr = hdr;
+    out->hdr_len = (size_t)hl;
+    out->data = "";
 }
 
 ember_msg *msgview_block(msgview *mv)

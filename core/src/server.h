@@ -57,6 +57,11 @@ typedef struct msgview {
     bool blk_owned;         /* the router made blk and releases it */
 } msgview;
 
+/* The 503 no-responders status for a request that reached nobody (as nats-server 2.12+,
+ * with Nats-Subject), addressed to req's reply subject; hdr (cap bytes) holds the header. */
+#define NO_RESPONDERS_HDR_CAP (64 + 4096)
+void no_responders_view(msgview *out, char *hdr, size_t cap, const msgview *req);
+
 /* The shared block for this message, built on first use. NULL on ENOMEM. */
 ember_msg *msgview_block(msgview *mv);
 

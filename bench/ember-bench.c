@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -63,6 +64,11 @@ typedef struct bench_cfg {
     int runs;               /* tcp throughput runs per server (median reported) */
     int start_runs;         /* start-to-ready runs per server (best reported) */
     double lat_secs;        /* time per latency measurement */
+    long js_msgs;           /* js: async publishes over TCP */
+    long js_sync_msgs;      /* js: sync publishes over TCP */
+    long js_native_msgs;    /* js: native publishes to the file stream */
+    long js_mem_msgs;       /* js: native publishes to the memory stream */
+    long js_restart_msgs;   /* js: stored messages for the restart figure */
     bool verbose;           /* show server output */
 } bench_cfg;
 
@@ -75,6 +81,11 @@ static bench_cfg g_cfg = {
     .runs = 3,
     .start_runs = 5,
     .lat_secs = 1.5,
+    .js_msgs = 200000,
+    .js_sync_msgs = 2000,
+    .js_native_msgs = 200000,
+    .js_mem_msgs = 1000000,
+    .js_restart_msgs = 1000000,
     .verbose = false,
 };
 
@@ -579,6 +590,9 @@ static int free_port(void)
     return port;
 }
 
+/* Extra arguments for spawned servers (the js part: -js -sd DIR). */
+static const char *g_extra_args[8];
+
 static pid_t spawn_server(const char *path, int port)
 {
     char portbuf[16];
@@ -601,7 +615,12 @@ static pid_t spawn_server(const char *path, int port)
                     close(dn);
             }
         }
-        execl(path, path, "-a", "127.0.0.1", "-p", portbuf, (char *)NULL);
+        const char *argv[16] = {path, "-a", "127.0.0.1", "-p", portbuf};
+        int ac = 5;
+        for (int k = 0; g_extra_args[k] && ac < 15; k++)
+            argv[ac++] = g_extra_args[k];
+        argv[ac] = NULL;
+        execv(path, (char *const *)argv);
         _exit(127);
     }
     track_child(pid, true);
@@ -1754,15 +1773,362 @@ static int cmd_inproc(void)
 
 #endif
 
+
+/* ------------------------------------------------------------------ js */
+
+#define TGT_JS_ASYNC_RATIO 1.0   /* ember/nats async publish msgs/s >= (ember fsyncs) */
+#define TGT_JS_NATIVE_FILE 200e3 /* in-process native publish, file stream, durable */
+#define TGT_JS_NATIVE_MEM 1e6    /* in-process native publish, memory stream */
+#define TGT_JS_RESTART_MS 1000.0 /* restart with 1 M stored messages, ready in <= */
+
+typedef struct js_tcp_result {
+    bool ok;
+    char why[160];
+    double sync_rate, async_rate, pull_rate;
+} js_tcp_result;
+
+static void rm_rf(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "ember-bench: could not remove %s\n", dir);
+}
+
+static void js_tcp_one(const char *path, js_tcp_result *r)
+{
+    memset(r, 0, sizeof *r);
+    char dir[] = "/tmp/ember-bench-js-XXXXXX";
+    if (!mkdtemp(dir)) {
+        snprintf(r->why, sizeof r->why, "mkdtemp: %s", strerror(errno));
+        return;
+    }
+    g_extra_args[0] = "-js";
+    g_extra_args[1] = "-sd";
+    g_extra_args[2] = dir;
+    g_extra_args[3] = NULL;
+    int port;
+    int64_t ready;
+    pid_t pid = start_server(path, &port, &ready, r->why, sizeof r->why);
+    g_extra_args[0] = NULL;
+    if (pid < 0) {
+        rm_rf(dir);
+        return;
+    }
+    char url[64];
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.MaxPending = 4096;
+    jo.Wait = 10000;
+    char cerr[128];
+    natsStatus st = nats_connect(&nc, url, false, cerr, sizeof cerr);
+    if (st == NATS_OK)
+        st = natsConnection_JetStream(&js, nc, &jo);
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    const char *subjects[] = {"bench.js"};
+    sc.Name = "BENCH";
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    jsErrCode jerr = 0;
+    if (st == NATS_OK)
+        st = js_AddStream(NULL, js, &sc, NULL, &jerr);
+    if (st != NATS_OK) {
+        snprintf(r->why, sizeof r->why, "setup: %s (%d)", natsStatus_GetText(st), (int)jerr);
+        goto out;
+    }
+    char *payload = malloc((size_t)g_cfg.size + 1);
+    memset(payload, 'x', (size_t)g_cfg.size);
+    /* sync publish: one round trip (and, for ember, one fsync) per message */
+    long nsync = g_cfg.js_sync_msgs;
+    phase_begin("js tcp sync publish", 60);
+    int64_t t0 = now_ns();
+    for (long i = 0; i < nsync && st == NATS_OK; i++)
+        st = js_Publish(NULL, js, "bench.js", payload, g_cfg.size, NULL, &jerr);
+    r->sync_rate = st == NATS_OK ? nsync / ((now_ns() - t0) / 1e9) : 0;
+    phase_end();
+    /* async publish */
+    long nasync = g_cfg.js_msgs;
+    phase_begin("js tcp async publish", 120);
+    t0 = now_ns();
+    for (long i = 0; i < nasync && st == NATS_OK; i++)
+        st = js_PublishAsync(js, "bench.js", payload, g_cfg.size, NULL);
+    if (st == NATS_OK) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = 60000;
+        st = js_PublishAsyncComplete(js, &po);
+    }
+    r->async_rate = st == NATS_OK ? nasync / ((now_ns() - t0) / 1e9) : 0;
+    phase_end();
+    free(payload);
+    if (st != NATS_OK) {
+        snprintf(r->why, sizeof r->why, "publish: %s", natsStatus_GetText(st));
+        goto out;
+    }
+    /* pull consume everything with a batch of 256, explicit acks (async) */
+    natsSubscription *sub = NULL;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.MaxAckPending = 100000;
+    st = js_PullSubscribe(&sub, js, "bench.js", "PULL", &jo, &so, &jerr);
+    long total = nsync + nasync, got = 0;
+    phase_begin("js tcp pull consume", 120);
+    t0 = now_ns();
+    while (st == NATS_OK && got < total) {
+        natsMsgList list = {0};
+        st = natsSubscription_Fetch(&list, sub, 256, 5000, &jerr);
+        for (int k = 0; k < list.Count; k++)
+            natsMsg_Ack(list.Msgs[k], NULL);
+        got += list.Count;
+        natsMsgList_Destroy(&list);
+    }
+    r->pull_rate = got == total ? total / ((now_ns() - t0) / 1e9) : 0;
+    phase_end();
+    natsSubscription_Destroy(sub);
+    if (got != total)
+        snprintf(r->why, sizeof r->why, "pull: %ld of %ld (%s)", got, total, natsStatus_GetText(st));
+    else
+        r->ok = true;
+out:
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    stop_server(pid);
+    rm_rf(dir);
+}
+
+#ifndef EMBER_BENCH_NO_INPROC
+typedef struct js_async_ctx {
+    _Atomic uint64_t acked, errs;
+} js_async_ctx;
+
+static void js_bench_ack(void *ud, int status, const ember_pub_ack *ack)
+{
+    js_async_ctx *c = ud;
+    (void)ack;
+    if (status == EMBER_OK)
+        atomic_fetch_add_explicit(&c->acked, 1, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&c->errs, 1, memory_order_relaxed);
+}
+
+/* Publish n messages natively (async, bounded in flight); msgs/s or 0. */
+static double js_native_publish(ember_conn *c, const char *subj, long n)
+{
+    js_async_ctx ctx = {0};
+    ember_msg *m = NULL;
+    if (ember_msg_new(&m, subj, NULL, NULL, 0) != EMBER_OK)
+        return 0;
+    ember_msg_release(m);
+    char *payload = malloc((size_t)g_cfg.size + 1);
+    memset(payload, 'x', (size_t)g_cfg.size);
+    int64_t t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        while (i - (long)atomic_load_explicit(&ctx.acked, memory_order_relaxed) -
+                   (long)atomic_load(&ctx.errs) > 65536)
+            sched_yield();
+        if (ember_msg_new(&m, subj, NULL, payload, (size_t)g_cfg.size) != EMBER_OK ||
+            ember_js_publish_async(c, m, js_bench_ack, &ctx) != EMBER_OK) {
+            ember_msg_release(m);
+            free(payload);
+            return 0;
+        }
+        ember_msg_release(m);
+    }
+    int64_t deadline = now_ns() + 120000000000ll;
+    while (atomic_load(&ctx.acked) + atomic_load(&ctx.errs) < (uint64_t)n && now_ns() < deadline)
+        sleep_us(100);
+    double secs = (now_ns() - t0) / 1e9;
+    free(payload);
+    return atomic_load(&ctx.acked) == (uint64_t)n ? n / secs : 0;
+}
+
+static ember_server *js_embedded(const char *dir, int64_t sync_ms)
+{
+    ember_server_options o;
+    ember_server_options_init(&o);
+    o.dont_listen = true;
+    o.jetstream = true;
+    o.store_dir = dir;
+    o.jetstream_sync_interval_ms = sync_ms;
+    ember_server *s = NULL;
+    if (ember_server_new(&s, &o) || ember_server_start(s) ||
+        !ember_server_ready_for_connections(s, 60000)) {
+        ember_server_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int js_inproc(void)
+{
+    char dir[] = "/tmp/ember-bench-jsn-XXXXXX";
+    if (!mkdtemp(dir))
+        return 1;
+    char a[32], b[32], r[32];
+    ember_server *s = js_embedded(dir, 0);
+    ember_conn *c = NULL;
+    if (!s || ember_conn_connect(&c, s, NULL)) {
+        printf("   embedded server: %s\n", ember_last_error());
+        ember_server_free(s);
+        rm_rf(dir);
+        return 1;
+    }
+    ember_stream_config sc;
+    ember_stream_config_init(&sc);
+    const char *fsub[] = {"nat.file"}, *msub[] = {"nat.mem"};
+    sc.name = "NFILE";
+    sc.subjects = fsub;
+    sc.nsubjects = 1;
+    ember_js_stream_create(c, &sc);
+    sc.name = "NMEM";
+    sc.subjects = msub;
+    sc.storage = EMBER_STORAGE_MEMORY;
+    ember_js_stream_create(c, &sc);
+
+    phase_begin("js native publish file", 180);
+    double file_rate = js_native_publish(c, "nat.file", g_cfg.js_native_msgs);
+    phase_end();
+    phase_begin("js native publish memory", 180);
+    double mem_rate = js_native_publish(c, "nat.mem", g_cfg.js_mem_msgs);
+    phase_end();
+
+    /* fetch from the memory stream (ack none) */
+    ember_consumer_config cc;
+    ember_consumer_config_init(&cc);
+    cc.durable_name = "F";
+    cc.ack_policy = EMBER_ACK_NONE;
+    double fetch_rate = 0;
+    if (ember_js_consumer_create(c, "NMEM", &cc, NULL, 0) == EMBER_OK) {
+        phase_begin("js native fetch", 120);
+        ember_msg *msgs[256];
+        long got = 0, want = g_cfg.js_mem_msgs;
+        int64_t t0 = now_ns();
+        while (got < want) {
+            int n = ember_js_fetch(c, "NMEM", "F", msgs, 256, 2000);
+            if (n <= 0)
+                break;
+            for (int k = 0; k < n; k++)
+                ember_msg_release(msgs[k]);
+            got += n;
+        }
+        fetch_rate = got == want ? got / ((now_ns() - t0) / 1e9) : 0;
+        phase_end();
+    }
+
+    /* restart with 1 M stored messages: fill the file stream, fast (sync interval) */
+    ember_conn_close(c);
+    ember_server_free(s);
+    long fill = g_cfg.js_restart_msgs - g_cfg.js_native_msgs;
+    s = js_embedded(dir, 1000);
+    c = NULL;
+    double restart_ms = -1;
+    if (s && ember_conn_connect(&c, s, NULL) == EMBER_OK) {
+        phase_begin("js fill for restart", 300);
+        double fr = fill > 0 ? js_native_publish(c, "nat.file", fill) : 1;
+        phase_end();
+        ember_conn_close(c);
+        ember_server_free(s);
+        s = NULL;
+        if (fr > 0) {
+            phase_begin("js restart", 120);
+            int64_t t0 = now_ns();
+            s = js_embedded(dir, 0);
+            restart_ms = s ? (now_ns() - t0) / 1e6 : -1;
+            phase_end();
+            ember_stream_info si = {0};
+            if (s && ember_conn_connect(&c, s, NULL) == EMBER_OK) {
+                ember_js_stream_info(c, "NFILE", &si);
+                ember_conn_close(c);
+            }
+            printf("   restart: %llu messages recovered\n", (unsigned long long)si.msgs);
+        }
+    }
+    ember_server_free(s);
+    rm_rf(dir);
+
+    print_row("metric", "ember", "target", "", "better", "", "");
+    print_row("------", "-----", "------", "", "------", "", "");
+    snprintf(b, sizeof b, ">= %.0fk/s", TGT_JS_NATIVE_FILE / 1e3);
+    print_row("native publish, file (fsync)", fmt_rate(a, sizeof a, file_rate), b, "", "higher", "",
+              file_rate >= TGT_JS_NATIVE_FILE ? "ok" : "MISS");
+    snprintf(b, sizeof b, ">= %.1fM/s", TGT_JS_NATIVE_MEM / 1e6);
+    print_row("native publish, memory", fmt_rate(a, sizeof a, mem_rate), b, "", "higher", "",
+              mem_rate >= TGT_JS_NATIVE_MEM ? "ok" : "MISS");
+    print_row("native fetch, memory (256)", fmt_rate(a, sizeof a, fetch_rate), "", "", "higher", "", "");
+    snprintf(a, sizeof a, "%.0f ms", restart_ms);
+    snprintf(b, sizeof b, "<= %.0f ms", TGT_JS_RESTART_MS);
+    snprintf(r, sizeof r, "%ld msgs", g_cfg.js_restart_msgs);
+    print_row("restart to ready", a, b, r, "lower", "",
+              restart_ms >= 0 && restart_ms <= TGT_JS_RESTART_MS ? "ok" : "MISS");
+    printf("\n");
+    return 0;
+}
+#endif
+
+static int cmd_js(void)
+{
+    const char *paths[2] = {find_ember_server(), find_nats_server()};
+    const char *labels[2] = {"ember", "nats-server"};
+    printf("== js: JetStream, file stream, %d B payloads, official C client (libnats %s)\n",
+           g_cfg.size, nats_GetVersion());
+    printf("   ember acks after fsync (group commit); nats-server (default sync_interval 2m) "
+           "acks before it\n");
+    js_tcp_result res[2];
+    for (int i = 0; i < 2; i++) {
+        if (!paths[i]) {
+            memset(&res[i], 0, sizeof res[i]);
+            snprintf(res[i].why, sizeof res[i].why, "not found");
+        } else {
+            js_tcp_one(paths[i], &res[i]);
+        }
+        printf("   %-12s %s\n", labels[i], res[i].ok ? (paths[i]) : res[i].why);
+    }
+    char a[32], b[32], r[32];
+    print_row("metric", "ember", "nats-server", "ember/nats", "better", "target", "");
+    print_row("------", "-----", "-----------", "----------", "------", "------", "");
+    struct {
+        const char *name;
+        double e, n, tgt;
+    } rows[] = {
+        {"sync publish (1 in flight)", res[0].sync_rate, res[1].sync_rate, 0},
+        {"async publish", res[0].async_rate, res[1].async_rate, TGT_JS_ASYNC_RATIO},
+        {"pull consume (batch 256)", res[0].pull_rate, res[1].pull_rate, 0},
+    };
+    for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+        double ratio = rows[k].e > 0 && rows[k].n > 0 ? rows[k].e / rows[k].n : 0;
+        char t[32] = "";
+        if (rows[k].tgt > 0)
+            snprintf(t, sizeof t, ">= %.1fx", rows[k].tgt);
+        print_row(rows[k].name, fmt_rate(a, sizeof a, rows[k].e), fmt_rate(b, sizeof b, rows[k].n),
+                  fmt_ratio(r, sizeof r, ratio), "higher", t,
+                  rows[k].tgt > 0 ? (ratio >= rows[k].tgt ? "ok" : "MISS") : "");
+    }
+    printf("\n");
+#ifndef EMBER_BENCH_NO_INPROC
+    printf("== js inproc: native API on an embedded server (%ld file / %ld memory msgs)\n",
+           g_cfg.js_native_msgs, g_cfg.js_mem_msgs);
+    js_inproc();
+#endif
+    return 0;
+}
+
 /* ------------------------------------------------------------------ main */
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: ember-bench [tcp|inproc|all] [options]\n"
+            "usage: ember-bench [tcp|inproc|js|all] [options]\n"
             "  tcp       ember-server vs nats-server on loopback (libnats client)\n"
             "  inproc    embedded server: in-process (every delivery mode) vs loopback\n"
-            "  all       both (default)\n"
+            "  js        JetStream: ember-server vs nats-server (file stream publish, pull),\n"
+            "            then the native in-process API and restart time\n"
+            "  all       all three (default)\n"
             "options:\n"
             "  --ember PATH        ember-server binary (default: <bindir>/../core/ember-server)\n"
             "  --nats PATH         nats-server binary (default: /usr/bin/nats-server)\n"
@@ -1772,6 +2138,8 @@ static void usage(FILE *f)
             "  --runs N            TCP throughput runs per server, median shown (default %d)\n"
             "  --start-runs N      start-to-ready runs per server, best shown (default %d)\n"
             "  --lat-secs S        seconds per latency figure (default %.1f)\n"
+            "  --js-msgs N         js: async/native publishes (default 200000)\n"
+            "  --js-restart-msgs N js: stored messages for the restart figure (default 1000000)\n"
             "  -v, --verbose       show the servers' own output\n",
             g_cfg.msgs, g_cfg.inproc_msgs, g_cfg.size, g_cfg.runs, g_cfg.start_runs,
             g_cfg.lat_secs);
@@ -1851,6 +2219,13 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--start-runs")) {
             g_cfg.start_runs = (int)parse_long(a, v, 1, 50);
             i++;
+        } else if (!strcmp(a, "--js-msgs")) {
+            g_cfg.js_msgs = parse_long(a, v, 1000, 100000000);
+            g_cfg.js_native_msgs = g_cfg.js_msgs;
+            i++;
+        } else if (!strcmp(a, "--js-restart-msgs")) {
+            g_cfg.js_restart_msgs = parse_long(a, v, 1000, 100000000);
+            i++;
         } else if (!strcmp(a, "--lat-secs")) {
             double s = v ? strtod(v, NULL) : 0;
             if (!(s >= 0.1 && s <= 10)) {
@@ -1867,7 +2242,8 @@ int main(int argc, char **argv)
     }
     bool do_tcp = !strcmp(cmd, "tcp") || !strcmp(cmd, "all");
     bool do_inproc = !strcmp(cmd, "inproc") || !strcmp(cmd, "all");
-    if (!do_tcp && !do_inproc) {
+    bool do_js = !strcmp(cmd, "js") || !strcmp(cmd, "all");
+    if (!do_tcp && !do_inproc && !do_js) {
         fprintf(stderr, "ember-bench: unknown subcommand '%s'\n", cmd);
         usage(stderr);
         return 2;
@@ -1890,6 +2266,8 @@ int main(int argc, char **argv)
         rc |= cmd_tcp();
     if (do_inproc)
         rc |= cmd_inproc();
+    if (do_js)
+        rc |= cmd_js();
     nats_CloseAndWait(2000);
     return rc;
 }

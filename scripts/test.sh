@@ -27,6 +27,9 @@ cmake --build build-tsan -j"$JOBS"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   ctest --test-dir build-tsan --output-on-failure -j1 -L 'unit'
 
+echo "== JavaScript client (nats.js: JetStream, KV, object store)"
+bash scripts/test-js.sh build/core/ember-server
+
 echo "== Lua module"
 bash scripts/test-lua.sh
 

@@ -103,15 +103,23 @@ typedef struct ember_server_options {
     const char *username;
     const char *password;
     const char *auth_token;
-    /* JetStream (lands with the JetStream work; ignored until then) */
+    /* JetStream (nats-server -js, -sd, jetstream { domain }) */
     bool jetstream;
-    const char *store_dir;
-    const char *jetstream_domain;
+    const char *store_dir;        /* NULL: $TMPDIR/nats/jetstream, as nats-server */
+    const char *jetstream_domain; /* NULL: none */
     /* logging: silent unless log_fn is set or ember_server_log_to_stderr is called */
     ember_log_fn log_fn;
     void *log_userdata;
     int log_level;                /* EMBER_LOG_INFO */
     bool no_header_support;       /* false: headers advertised in INFO */
+    /* JetStream limits and durability (added after the fields above; the size field keeps
+     * older callers working) */
+    int64_t jetstream_max_memory; /* bytes for memory streams; 0: 75% of RAM (nats-server) */
+    int64_t jetstream_max_store;  /* bytes for file streams; 0: 1 TiB */
+    /* 0 (default): a PubAck is sent only after the message was fsync'd (group commit).
+     * > 0: ack once written to the OS, fsync at most every sync_interval_ms (faster; a
+     * power loss can lose acknowledged messages, a process kill cannot). */
+    int64_t jetstream_sync_interval_ms;
 } ember_server_options;
 
 /* Fill with nats-server's defaults. Strings in the struct are borrowed: they must stay
@@ -335,6 +343,242 @@ typedef struct ember_sub_stats {
 EMBER_API void ember_sub_get_stats(ember_sub *sub, ember_sub_stats *out);
 EMBER_API const char *ember_sub_subject(const ember_sub *sub);
 EMBER_API bool ember_sub_is_valid(const ember_sub *sub);
+
+/* ------------------------------------------------------------------ JetStream (native) */
+
+/* Streams and consumers of the server's JetStream (options.jetstream), reached from an
+ * in-process connection. Publish, get, fetch and ack call the engine directly (no JSON, no
+ * wire protocol); the wire API ($JS.API.*) and this API share the same streams, consumers
+ * and engine functions, so TCP clients see what the host stores and the other way round.
+ *
+ * Errors (besides EMBER_EINVAL for bad arguments and EMBER_ECLOSED): EMBER_ESTATE when
+ * JetStream is not enabled; EMBER_ENOTFOUND for a missing stream, consumer or message;
+ * EMBER_EEXISTS for a stream or consumer name in use with another configuration;
+ * EMBER_EWRONGSEQ when an expectation header failed; EMBER_ELIMIT when a stream limit
+ * refused a message (discard new, max_msg_size); EMBER_EIO when the store failed.
+ * ember_last_error() then holds nats-server's description and its err_code, e.g.
+ * "wrong last sequence: 4 (10071)". Any thread; the calls block only on the store (a
+ * durable publish waits for its fsync) and on the waits they are given. */
+
+typedef enum { EMBER_STORAGE_FILE = 0, EMBER_STORAGE_MEMORY = 1 } ember_storage;
+typedef enum {
+    EMBER_RETENTION_LIMITS = 0,
+    EMBER_RETENTION_INTEREST = 1,
+    EMBER_RETENTION_WORKQUEUE = 2,
+} ember_retention;
+typedef enum { EMBER_DISCARD_OLD = 0, EMBER_DISCARD_NEW = 1 } ember_discard;
+
+/* The common part of nats-server's StreamConfig. Strings are borrowed for the call. */
+typedef struct ember_stream_config {
+    size_t size;                    /* set by init */
+    const char *name;
+    const char *const *subjects;    /* NULL/0: the stream's name is its subject */
+    size_t nsubjects;
+    const char *description;        /* NULL: none */
+    ember_storage storage;          /* file */
+    ember_retention retention;      /* limits */
+    ember_discard discard;          /* old */
+    int64_t max_msgs;               /* -1: unlimited */
+    int64_t max_bytes;              /* -1 */
+    int64_t max_age_ms;             /* 0: unlimited */
+    int64_t max_msgs_per_subject;   /* -1 */
+    int32_t max_msg_size;           /* -1 */
+    int64_t duplicate_window_ms;    /* 0: 2 minutes (or max_age when smaller) */
+    bool allow_direct;
+    bool allow_rollup;              /* allow_rollup_hdrs */
+    bool deny_delete, deny_purge;
+    bool allow_msg_ttl;
+} ember_stream_config;
+EMBER_API void ember_stream_config_init(ember_stream_config *cfg);
+
+/* Create a stream; creating it again with the same configuration succeeds (EMBER_EEXISTS
+ * for a different one, as nats-server's 10058). */
+EMBER_API int ember_js_stream_create(ember_conn *c, const ember_stream_config *cfg);
+EMBER_API int ember_js_stream_delete(ember_conn *c, const char *stream);
+/* Purge messages matching filter (NULL: all); *purged (may be NULL) gets the count. */
+EMBER_API int ember_js_stream_purge(ember_conn *c, const char *stream, const char *filter,
+                                    uint64_t *purged);
+typedef struct ember_stream_info {
+    uint64_t msgs, bytes, first_seq, last_seq, num_subjects, consumers;
+} ember_stream_info;
+EMBER_API int ember_js_stream_info(ember_conn *c, const char *stream, ember_stream_info *out);
+
+typedef struct ember_pub_ack {
+    uint64_t seq;
+    bool duplicate;                 /* Nats-Msg-Id seen within the duplicate window */
+} ember_pub_ack;
+/* Publish m (with its headers: Nats-Msg-Id, Nats-Expected-*, Nats-Rollup, Nats-TTL) into
+ * the stream whose subjects match its subject, and wait until it is stored (durably: for
+ * a file stream, fsync'd unless the server has a sync interval). Core subscribers of the
+ * subject receive it as well, as with a publish over the wire. ack may be NULL.
+ * EMBER_ENOTFOUND when no stream takes the subject. m stays owned by the caller. */
+EMBER_API int ember_js_publish(ember_conn *c, ember_msg *m, ember_pub_ack *ack);
+/* The same without waiting: fn(userdata, status, ack) is called once, from the store's
+ * flusher thread or from this call (memory streams, errors); status is EMBER_OK or an
+ * error code (ack NULL then). fn must not block. Returns an error (and fn is never
+ * called) only when nothing was attempted. */
+typedef void (*ember_pub_ack_fn)(void *userdata, int status, const ember_pub_ack *ack);
+EMBER_API int ember_js_publish_async(ember_conn *c, ember_msg *m, ember_pub_ack_fn fn,
+                                     void *userdata);
+
+/* Read a stored message by sequence, or (ember_js_get_last) the last one on a subject
+ * (wildcards allowed). *out is owned by the caller; it has the stored subject, headers and
+ * data, plus the headers Nats-Stream, Nats-Subject, Nats-Sequence and Nats-Time-Stamp as a
+ * direct get over the wire has. */
+EMBER_API int ember_js_get(ember_conn *c, const char *stream, uint64_t seq, ember_msg **out);
+EMBER_API int ember_js_get_last(ember_conn *c, const char *stream, const char *subject,
+                                ember_msg **out);
+/* Delete one message (erased unless no_erase). */
+EMBER_API int ember_js_delete_msg(ember_conn *c, const char *stream, uint64_t seq);
+
+typedef enum {
+    EMBER_DELIVER_POLICY_ALL = 0,
+    EMBER_DELIVER_POLICY_LAST = 1,
+    EMBER_DELIVER_POLICY_NEW = 2,
+    EMBER_DELIVER_POLICY_BY_START_SEQUENCE = 3,
+    EMBER_DELIVER_POLICY_LAST_PER_SUBJECT = 4,
+} ember_deliver_policy;
+typedef enum { EMBER_ACK_EXPLICIT = 0, EMBER_ACK_NONE = 1, EMBER_ACK_ALL = 2 } ember_ack_policy;
+
+/* A pull consumer (the common part of nats-server's ConsumerConfig). */
+typedef struct ember_consumer_config {
+    size_t size;                    /* set by init */
+    const char *durable_name;       /* NULL: ephemeral (removed after inactive_threshold) */
+    const char *filter_subject;     /* NULL: all */
+    ember_deliver_policy deliver_policy;
+    uint64_t opt_start_seq;         /* for EMBER_DELIVER_POLICY_BY_START_SEQUENCE */
+    ember_ack_policy ack_policy;    /* explicit */
+    int64_t ack_wait_ms;            /* 0: 30 s */
+    int64_t max_deliver;            /* -1: unlimited */
+    int64_t max_ack_pending;        /* 0: 1000 */
+    int64_t inactive_threshold_ms;  /* 0: server default (5 s for ephemerals) */
+} ember_consumer_config;
+EMBER_API void ember_consumer_config_init(ember_consumer_config *cfg);
+
+/* Create (or find identical) a pull consumer on stream. name (may be NULL) receives the
+ * consumer's name, NUL-terminated, in cap bytes (ephemerals get a generated one). */
+EMBER_API int ember_js_consumer_create(ember_conn *c, const char *stream,
+                                       const ember_consumer_config *cfg, char *name,
+                                       size_t cap);
+EMBER_API int ember_js_consumer_delete(ember_conn *c, const char *stream, const char *consumer);
+typedef struct ember_consumer_info {
+    uint64_t num_pending;           /* not yet delivered, matching the filter */
+    uint64_t num_ack_pending;       /* delivered, not yet acknowledged */
+    uint64_t num_redelivered;
+    uint64_t delivered_stream_seq, ack_floor_stream_seq;
+} ember_consumer_info;
+EMBER_API int ember_js_consumer_info(ember_conn *c, const char *stream, const char *consumer,
+                                     ember_consumer_info *out);
+
+/* Fetch up to max messages from a pull consumer into msgs[], waiting up to timeout_ms for
+ * the first one (0: only what is there now). Returns the number fetched (>= 0; 0 when
+ * none arrived in time) or an error. Each msgs[i] is owned by the caller and must be
+ * acknowledged (ember_js_ack) as the consumer's ack policy requires. */
+EMBER_API int ember_js_fetch(ember_conn *c, const char *stream, const char *consumer,
+                             ember_msg **msgs, int max, int timeout_ms);
+/* Acknowledge a message from ember_js_fetch (or a JetStream delivery to an in-process
+ * subscription): ack, negative ack (redeliver after delay_ms, 0: at once), in progress
+ * (restart the ack wait), terminate (never redeliver). */
+EMBER_API int ember_js_ack(ember_conn *c, const ember_msg *m);
+EMBER_API int ember_js_nak(ember_conn *c, const ember_msg *m, int64_t delay_ms);
+EMBER_API int ember_js_in_progress(ember_conn *c, const ember_msg *m);
+EMBER_API int ember_js_term(ember_conn *c, const ember_msg *m);
+
+/* The JetStream metadata of a message delivered by a consumer (from its ack subject) or
+ * read with ember_js_get (from its Nats-* headers; consumer fields 0 then). */
+typedef struct ember_js_meta {
+    uint64_t stream_seq, consumer_seq;
+    uint64_t num_delivered, num_pending;
+    int64_t timestamp_ns;           /* wall clock, ns since the epoch */
+} ember_js_meta;
+EMBER_API int ember_js_msg_meta(const ember_msg *m, ember_js_meta *out);
+
+/* ------------------------------------------------------------------ key-value (native) */
+
+/* Key-value buckets as the NATS clients make them (ADR-8): bucket B is the stream KV_B on
+ * $KV.B.>, so TCP clients (nats.go, nats.js, nats.c kvStore_*) and this API share every
+ * bucket. Reads go straight to the store, writes through the stream's publish path; no
+ * JSON on either. Errors as for JetStream above; EMBER_ENOTFOUND for a missing bucket or
+ * key (also a deleted or purged one), EMBER_EWRONGSEQ for a failed create or update.
+ * Bucket names: letters, digits, '-' and '_'; keys: letters, digits and "-/_=.", not
+ * starting or ending with '.'. Any thread. */
+typedef struct ember_kv ember_kv;
+
+typedef struct ember_kv_config {
+    size_t size;                  /* set by init */
+    const char *bucket;
+    const char *description;      /* NULL: none */
+    int32_t history;              /* values kept per key: 1 (1..64) */
+    int64_t ttl_ms;               /* 0: values never expire */
+    int64_t max_bytes;            /* -1: unlimited */
+    int32_t max_value_size;       /* -1: unlimited */
+    ember_storage storage;        /* file */
+} ember_kv_config;
+EMBER_API void ember_kv_config_init(ember_kv_config *cfg);
+
+/* Create a bucket (or open it when it exists with the same configuration). *out is owned
+ * by the caller (ember_kv_close); it is valid while c is open. */
+EMBER_API int ember_kv_bucket_create(ember_conn *c, const ember_kv_config *cfg, ember_kv **out);
+/* Open an existing bucket. */
+EMBER_API int ember_kv_bucket_open(ember_conn *c, const char *bucket, ember_kv **out);
+/* Delete a bucket and everything in it. */
+EMBER_API int ember_kv_bucket_delete(ember_conn *c, const char *bucket);
+/* Free the handle (the bucket stays). NULL is ignored. */
+EMBER_API void ember_kv_close(ember_kv *kv);
+
+typedef enum { EMBER_KV_PUT = 0, EMBER_KV_DEL = 1, EMBER_KV_PURGE = 2 } ember_kv_op;
+/* An entry; every pointer inside is owned by the entry (ember_kv_entry_free). */
+typedef struct ember_kv_entry {
+    const char *bucket;
+    const char *key;
+    const void *value;            /* followed by a NUL byte not counted in len */
+    size_t len;
+    uint64_t revision;            /* the stream sequence */
+    int64_t created_ns;           /* wall clock */
+    uint64_t delta;               /* watch: entries still to come after this one */
+    ember_kv_op op;
+} ember_kv_entry;
+EMBER_API void ember_kv_entry_free(ember_kv_entry *e);
+
+/* The latest value of key (EMBER_ENOTFOUND when missing, deleted or purged). */
+EMBER_API int ember_kv_get(ember_kv *kv, const char *key, ember_kv_entry **out);
+/* The entry of key at revision (EMBER_ENOTFOUND when that revision is not key's). */
+EMBER_API int ember_kv_get_revision(ember_kv *kv, const char *key, uint64_t revision,
+                                    ember_kv_entry **out);
+/* Write a value; *revision (may be NULL) gets its revision. Durable when it returns. */
+EMBER_API int ember_kv_put(ember_kv *kv, const char *key, const void *value, size_t len,
+                           uint64_t *revision);
+/* Write only if key has no value (never set, deleted or purged): EMBER_EWRONGSEQ if it has. */
+EMBER_API int ember_kv_create(ember_kv *kv, const char *key, const void *value, size_t len,
+                              uint64_t *revision);
+/* Write only if key's latest revision is last (compare-and-set): EMBER_EWRONGSEQ if not. */
+EMBER_API int ember_kv_update(ember_kv *kv, const char *key, const void *value, size_t len,
+                              uint64_t last, uint64_t *revision);
+/* Delete (a DEL marker; history kept) or purge (a PURGE marker replacing the history). */
+EMBER_API int ember_kv_delete(ember_kv *kv, const char *key);
+EMBER_API int ember_kv_purge(ember_kv *kv, const char *key);
+
+/* The keys that have a value, sorted. *keys is one allocation holding the array and the
+ * strings: free(*keys). */
+EMBER_API int ember_kv_keys(ember_kv *kv, char ***keys, size_t *n);
+/* Every kept entry of key, oldest first (markers included). Free with
+ * ember_kv_entries_free(*entries, *n). EMBER_ENOTFOUND when there is none. */
+EMBER_API int ember_kv_history(ember_kv *kv, const char *key, ember_kv_entry ***entries,
+                               size_t *n);
+EMBER_API void ember_kv_entries_free(ember_kv_entry **entries, size_t n);
+
+/* Watch keys matching `keys` (a key or a wildcard filter such as "cfg.*" or ">"): fn gets
+ * the latest entry of every matching key first (deletes and purges included), then one
+ * call with e == NULL marking the end of those initial values, then every change as it
+ * happens. e is borrowed for the call. fn runs as `mode` says (EMBER_DELIVER_DISPATCH:
+ * the connection's dispatcher thread; EMBER_DELIVER_POLL: ember_conn_poll). Stop with
+ * ember_kv_watch_stop, which frees the watcher (and calls free_userdata). */
+typedef struct ember_kv_watcher ember_kv_watcher;
+typedef void (*ember_kv_watch_fn)(void *userdata, const ember_kv_entry *e);
+EMBER_API int ember_kv_watch(ember_kv *kv, const char *keys, ember_delivery mode,
+                             ember_kv_watch_fn fn, void *userdata, ember_free_fn free_userdata,
+                             ember_kv_watcher **out);
+EMBER_API void ember_kv_watch_stop(ember_kv_watcher *w);
 
 #ifdef __cplusplus
 }

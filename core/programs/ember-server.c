@@ -31,7 +31,7 @@ static void usage(FILE *f)
             "    -DV                              Debug and trace\n"
             "\n"
             "JetStream Options:\n"
-            "    -js, --jetstream                 Enable JetStream (not yet available)\n"
+            "    -js, --jetstream                 Enable JetStream functionality\n"
             "    -sd, --store_dir <dir>           Set the storage directory\n"
             "\n"
             "Authorization Options:\n"

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "server.h"
+#include "js.h"
 
 void client_retain(client *c) { atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed); }
 
@@ -480,6 +481,10 @@ static void send_info(client *c)
     if (s->opts.jetstream)
         cJSON_AddBoolToObject(j, "jetstream", true);
     cJSON_AddNumberToObject(j, "client_id", (double)c->cid);
+    if (s->opts.jetstream && s->o_domain)
+        cJSON_AddStringToObject(j, "domain", s->o_domain);
+    if (s->opts.jetstream)
+        cJSON_AddNumberToObject(j, "api_lvl", JS_API_LEVEL);
     cJSON_AddStringToObject(j, "client_ip", c->ip);
     char *txt = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);

@@ -580,6 +580,17 @@ static int publish_view(struct ember_conn *c, msgview *mv, int *delivered)
     return EMBER_OK;
 }
 
+server *conn_server(struct ember_conn *c) { return c->srv; }
+int conn_check(struct ember_conn *c) { return conn_usable(c); }
+int conn_publish_view(struct ember_conn *c, msgview *mv, int *delivered)
+{
+    int n = 0;
+    int rc = publish_view(c, mv, &n);
+    if (delivered)
+        *delivered = n;
+    return rc;
+}
+
 /* Check a usable connection and the (subject, data, len) arguments; fill a view of them. */
 static int view_of_args(struct ember_conn *c, msgview *mv, const char *subject,
                         const void *data, size_t len)

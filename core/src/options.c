@@ -243,8 +243,7 @@ static const char *const auth_refused[] = {
     "auth_hook", "proxy_required", NULL};
 
 static const char *const js_unsupported[] = {
-    "strict", "sync", "sync_interval", "max_memory_store", "max_mem_store", "max_mem",
-    "max_file_store", "max_file", "extension_hint", "limits", "tpm", "unique_tag",
+    "strict", "extension_hint", "limits", "tpm", "unique_tag",
     "max_outstanding_catchup", "max_buffered_msgs", "max_buffered_size", "request_queue_limit",
     "max_ack_pending", "max_ha_assets", "max_request_batch", NULL};
 static const char *const js_refused[] = {
@@ -338,6 +337,42 @@ static int do_authorization(loader *l, const conf_entry *top)
     return 0;
 }
 
+/* nats-server's getStorageSize: an integer (units already applied by the lexer) or a
+ * string "<n>K|M|G|T". */
+static int get_storage_size(loader *l, const conf_entry *e, const char *what, int64_t *out)
+{
+    const conf_value *v = e->value;
+    if (v->type == CONF_INT) {
+        if (v->u.i < 0)
+            return lerr(l, v->pos, "%s must not be negative", what);
+        *out = v->u.i;
+        return 0;
+    }
+    if (v->type != CONF_STRING)
+        return lerr(l, v->pos, "%s must be int64 or string", what);
+    const char *s = v->u.str.s;
+    size_t n = strlen(s);
+    if (n == 0) {
+        *out = 0;
+        return 0;
+    }
+    int shift;
+    switch (s[n - 1]) {
+    case 'K': shift = 10; break;
+    case 'M': shift = 20; break;
+    case 'G': shift = 30; break;
+    case 'T': shift = 40; break;
+    default:
+        return lerr(l, v->pos, "%s sizes defined as strings must end in K, M, G, T", what);
+    }
+    char *end;
+    long long x = strtoll(s, &end, 10);
+    if (end != s + n - 1 || x < 0 || x > (INT64_MAX >> shift))
+        return lerr(l, v->pos, "%s invalid size \"%s\"", what, s);
+    *out = (int64_t)x << shift;
+    return 0;
+}
+
 static int do_jetstream(loader *l, const conf_entry *top)
 {
     const conf_value *v = top->value;
@@ -366,6 +401,20 @@ static int do_jetstream(loader *l, const conf_entry *top)
                 return -1;
         } else if (!strcasecmp(k, "domain")) {
             if (get_str(l, e, &l->o->jetstream_domain))
+                return -1;
+        } else if (!strcasecmp(k, "sync") || !strcasecmp(k, "sync_interval")) {
+            /* "always" is Ember's default anyway (ack after fsync); a duration relaxes it */
+            if (e->value->type == CONF_STRING && !strcasecmp(e->value->u.str.s, "always")) {
+                l->o->jetstream_sync_interval_ms = 0;
+            } else if (get_duration_ms(l, e, &l->o->jetstream_sync_interval_ms)) {
+                return -1;
+            }
+        } else if (!strcasecmp(k, "max_memory_store") || !strcasecmp(k, "max_mem_store") ||
+                   !strcasecmp(k, "max_mem")) {
+            if (get_storage_size(l, e, "max_mem_store", &l->o->jetstream_max_memory))
+                return -1;
+        } else if (!strcasecmp(k, "max_file_store") || !strcasecmp(k, "max_file")) {
+            if (get_storage_size(l, e, "max_file_store", &l->o->jetstream_max_store))
                 return -1;
         } else if (!strcasecmp(k, "enable") || !strcasecmp(k, "enabled")) {
             if (get_bool(l, e, &enable))

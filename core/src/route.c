@@ -48,6 +48,73 @@ ember_msg *msgview_block(msgview *mv)
     return mv->blk;
 }
 
+/* ------------------------------------------------------------------ internal subscriptions */
+
+typedef struct isub {
+    sub s;
+    isub_fn fn;
+    void *ud;
+    void (*ud_free)(void *ud);
+} isub;
+
+static void isub_destroy(sub *s)
+{
+    isub *is = (isub *)s;
+    if (is->ud_free)
+        is->ud_free(is->ud);
+    client_release(s->cl);
+    free(s->subject);
+    free(s->queue);
+    free(is);
+}
+
+static bool isub_deliver(server *srv, sub *s, msgview *mv)
+{
+    isub *is = (isub *)s;
+    is->fn(is->ud, srv, mv);
+    return true;
+}
+
+sub *server_isub(server *srv, const char *subject, const char *queue, isub_fn fn, void *ud,
+                 void (*ud_free)(void *ud))
+{
+    isub *is = calloc(1, sizeof *is);
+    if (!is)
+        return NULL;
+    atomic_init(&is->s.refs, 1);
+    is->s.subject = strdup(subject);
+    is->s.subject_len = strlen(subject);
+    is->s.queue = queue ? strdup(queue) : NULL;
+    is->s.destroy = isub_destroy;
+    is->fn = fn;
+    is->ud = ud;
+    client_retain(srv->sys);
+    is->s.cl = srv->sys;
+    if (!is->s.subject || (queue && !is->s.queue)) {
+        is->ud_free = NULL;
+        isub_destroy(&is->s);
+        return NULL;
+    }
+    if (sublist_insert(srv->sl, is->s.subject, is->s.queue, &is->s) != 0) {
+        is->ud_free = NULL;
+        isub_destroy(&is->s);
+        return NULL;
+    }
+    is->ud_free = ud_free;
+    atomic_fetch_add(&srv->nsubs, 1);
+    return &is->s;
+}
+
+void server_isub_close(server *srv, sub *s)
+{
+    if (!s)
+        return;
+    sub_unsubscribe(srv, s);
+    sub_release(s);
+}
+
+int server_publish_internal(server *srv, msgview *mv) { return server_route(srv, srv->sys, mv); }
+
 /* Count one delivery against the subscription's auto-unsubscribe max.
  * Returns false when the subscription already got its max. */
 static inline bool sub_take(server *srv, sub *s, bool *last)
@@ -72,10 +139,18 @@ static inline bool deliver(server *srv, client *from, sub *s, msgview *mv)
     client *c = s->cl;
     if (c == from && !from->echo)
         return false;
+    if (unlikely(mv->skip_internal) && c->kind == CK_INTERNAL)
+        return false;
     bool last;
     if (!sub_take(srv, s, &last))
         return false;
-    bool ok = c->kind == CK_TCP ? client_tcp_deliver(c, s, mv) : inproc_deliver(c, s, mv);
+    bool ok;
+    if (c->kind == CK_TCP)
+        ok = client_tcp_deliver(c, s, mv);
+    else if (c->kind == CK_INPROC)
+        ok = inproc_deliver(c, s, mv);
+    else
+        ok = isub_deliver(srv, s, mv);
     if (last)
         sub_unsubscribe(srv, s);
     return ok;
@@ -83,7 +158,8 @@ static inline bool deliver(server *srv, client *from, sub *s, msgview *mv)
 
 int server_route(server *srv, client *from, msgview *mv)
 {
-    sublist_result *r = sublist_match(srv->sl, mv->subject, mv->subject_len);
+    sublist_result *r = mv->dsubj ? sublist_match(srv->sl, mv->dsubj, mv->dsubj_len)
+                                  : sublist_match(srv->sl, mv->subject, mv->subject_len);
     int n = 0;
     for (size_t i = 0; i < r->npsubs; i++)
         n += deliver(srv, from, (sub *)r->psubs[i], mv);

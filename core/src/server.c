@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "server.h"
+#include "js.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -126,8 +127,12 @@ EMBER_API int ember_server_new(ember_server **out, const ember_server_options *o
         return err_set(EMBER_EINVAL, "username and password must be given together");
     if (o.auth_token && o.username)
         return err_set(EMBER_EINVAL, "token and user/password authentication cannot be combined");
-    if (o.jetstream)
-        return err_set(EMBER_EINVAL, "JetStream is not available in this build yet");
+    if (o.jetstream_max_memory < 0 || o.jetstream_max_store < 0)
+        return err_set(EMBER_EINVAL, "invalid JetStream limits (negative)");
+    if (o.jetstream_sync_interval_ms < 0)
+        return err_set(EMBER_EINVAL, "invalid sync interval %lld", (long long)o.jetstream_sync_interval_ms);
+    if (o.jetstream_domain && js_valid_domain(o.jetstream_domain) != 0)
+        return err_set(EMBER_EINVAL, "invalid domain name: \"%s\"", o.jetstream_domain);
 
     server *s = calloc(1, sizeof *s);
     if (!s)
@@ -162,7 +167,17 @@ EMBER_API int ember_server_new(ember_server **out, const ember_server_options *o
     s->read_buf_len = 64 * 1024;
     s->read_buf = malloc(s->read_buf_len);
     atomic_init(&s->next_cid, 1);
-    if (!s->o_host || !s->o_name || !s->sl || !s->read_buf) {
+    s->sys = calloc(1, sizeof *s->sys);
+    if (s->sys) {
+        /* the internal publisher: holds no server reference (freed by server_destroy) */
+        atomic_init(&s->sys->refs, 1);
+        s->sys->srv = s;
+        s->sys->kind = CK_INTERNAL;
+        s->sys->echo = s->sys->headers = s->sys->connected = true;
+        s->sys->protocol = 1;
+        pthread_mutex_init(&s->sys->mu, NULL);
+    }
+    if (!s->o_host || !s->o_name || !s->sl || !s->read_buf || !s->sys) {
         server_release(s);
         return err_set(EMBER_ENOMEM, "out of memory");
     }
@@ -174,6 +189,10 @@ void server_retain(server *s) { atomic_fetch_add(&s->refs, 1); }
 
 static void server_destroy(server *s)
 {
+    if (s->sys) {
+        s->sys->srv = NULL;
+        client_release(s->sys);
+    }
     if (s->sl)
         sublist_free(s->sl);
     free(s->o_host);
@@ -357,7 +376,9 @@ static void *server_thread(void *arg)
 
     bool failed = false;
     char err[256] = "";
-    if (!s->opts.dont_listen) {
+    if (s->opts.jetstream && js_start(s, err, sizeof err) != 0)
+        failed = true;
+    if (!failed && !s->opts.dont_listen) {
         int port = s->opts.port == 0 ? 4222 : (s->opts.port < 0 ? 0 : s->opts.port);
         struct sockaddr_storage ss;
         if (uv_ip4_addr(s->o_host, port, (struct sockaddr_in *)&ss) != 0 &&
@@ -420,6 +441,7 @@ static void *server_thread(void *arg)
     if (s->listening)
         uv_close((uv_handle_t *)&s->listener, NULL);
     srv_log(s, EMBER_LOG_INFO, "Initiating Shutdown...");
+    js_stop(s);
     server_process_pending(s);
     close_all_clients(s);
     uv_timer_stop(&s->housekeeping);

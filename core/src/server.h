@@ -18,7 +18,7 @@ typedef struct ember_server server;
 typedef struct client client;
 typedef struct sub sub;
 
-enum { CK_TCP = 0, CK_INPROC = 1 };
+enum { CK_TCP = 0, CK_INPROC = 1, CK_INTERNAL = 2 };
 
 /* A subscription of any kind of client. Refcounted: the sublist, match results,
  * queued deliveries and the owning client each hold a reference. */
@@ -45,8 +45,13 @@ void sub_unsubscribe(server *srv, sub *s);
 
 /* A message as seen by the router: slices plus a lazily built block. */
 typedef struct msgview {
-    const char *subject;
+    const char *subject;    /* the subject subscribers see (MSG line, ember_msg_subject) */
     size_t subject_len;
+    /* When set, the message is routed (matched against subscriptions) on dsubj instead of
+     * subject: JetStream deliveries travel to a deliver/inbox subject but show the stream
+     * subject, as nats-server's c.pa.deliver. */
+    const char *dsubj;
+    size_t dsubj_len;
     const char *reply;      /* NULL when none */
     size_t reply_len;
     const char *hdr;        /* NULL when none */
@@ -55,6 +60,8 @@ typedef struct msgview {
     size_t data_len;
     ember_msg *blk;         /* built once on demand (msgview_block) */
     bool blk_owned;         /* the router made blk and releases it */
+    bool skip_internal;     /* not to internal subscriptions (native JetStream publish:
+                             * the stream already has it) */
 } msgview;
 
 /* The 503 no-responders status for a request that reached nobody (as nats-server 2.12+,
@@ -156,6 +163,9 @@ struct ember_server {
     atomic_ullong closed_in_msgs, closed_in_bytes, closed_out_msgs, closed_out_bytes;
     char *read_buf;
     size_t read_buf_len;
+    /* internal publisher (CK_INTERNAL; not in the client list) */
+    client *sys;
+    struct js *js;          /* JetStream engine, NULL when disabled (js.h) */
 };
 
 /* logging through the server's logger (thread-safe) */
@@ -198,7 +208,26 @@ enum close_reason {
 };
 const char *close_reason_text(int r);
 
+/* Internal subscriptions (route.c): a C callback run in the publisher's thread (the
+ * event loop for TCP publishers, the host's thread for in-process ones, any server thread
+ * for internal publishes), with no server lock held. fn must not block for long; it may
+ * publish (server_route) and subscribe. ud_free (may be NULL) is called once when the
+ * subscription is freed, which is after the last delivery in progress has returned, so
+ * ud stays valid for every call of fn. Returns NULL on ENOMEM. */
+typedef void (*isub_fn)(void *ud, server *srv, const msgview *mv);
+sub *server_isub(server *srv, const char *subject, const char *queue, isub_fn fn, void *ud,
+                 void (*ud_free)(void *ud));
+/* Unsubscribe and drop the caller's reference (s may be NULL). */
+void server_isub_close(server *srv, sub *s);
+/* Route a message published by the server itself (JetStream replies and deliveries). */
+int server_publish_internal(server *srv, msgview *mv);
+
 /* in-process (conn.c) */
+server *conn_server(struct ember_conn *c);
+/* 0, or EMBER_EINVAL / EMBER_ECLOSED (with err_set) when c is not usable. */
+int conn_check(struct ember_conn *c);
+/* Publish a view from c (validates, counts, routes); *delivered may be NULL. */
+int conn_publish_view(struct ember_conn *c, msgview *mv, int *delivered);
 bool inproc_deliver(client *c, sub *s, msgview *mv);
 void inproc_server_closing(client *c);
 

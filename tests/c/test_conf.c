@@ -875,10 +875,17 @@ static void test_options_values(void)
     CHECK(o.jetstream);
     CHECK_STR(o.store_dir, "/data/js");
     CHECK_STR(o.jetstream_domain, "edge");
-    snprintf(want, sizeof want, "%s:1:48: field \"max_mem\" is not supported by Ember, ignored",
-             path_of("j.conf"));
+    CHECK(o.jetstream_max_memory == 1000ll * 1000 * 1000); /* "1G" in the lexer: 10^9 */
+    ember_config_free(cfg);
+    CHECK(load("js.conf", "jetstream { max_file_store: \"2G\", sync_interval: \"250ms\", tpm: 1 }\n",
+               &o, &cfg, &lb) == 0);
+    CHECK(o.jetstream_max_store == 2ll << 30 && o.jetstream_sync_interval_ms == 250);
+    snprintf(want, sizeof want, "%s:1:59: field \"tpm\" is not supported by Ember, ignored",
+             path_of("js.conf"));
     CHECK(has_log(&lb, EMBER_LOG_WARN, want));
     ember_config_free(cfg);
+    CHECK(load("js2.conf", "jetstream { sync: always, max_mem: \"3X\" }\n", &o, &cfg, &lb) != 0);
+    CHECK(strstr(ember_last_error(), "sizes defined as strings must end in K, M, G, T") != NULL);
 
     CHECK(load("j2.conf", "jetstream { enabled: false, store: /x }\njetstream_x: 1\n", &o, &cfg, NULL) == 0);
     CHECK(!o.jetstream);

@@ -1320,6 +1320,15 @@ static int fb_close(store *st, bool flush, bool destroy)
         pthread_mutex_unlock(&st->mu);
         pthread_join(fs->thr, NULL);
     }
+    if (destroy) {
+        /* a deleted store: whoever waits for durability hears "closed" (an abandoned one,
+         * a simulated crash, tells nobody) */
+        while (fs->w_n > 0) {
+            fwaiter w = fs->w[fs->w_head++];
+            fs->w_n--;
+            w.cb(w.ud, w.seq, EMBER_ECLOSED);
+        }
+    }
     pthread_mutex_lock(&st->mu);
     if (flush) {
         if (fs->failed)

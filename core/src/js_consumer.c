@@ -707,7 +707,8 @@ static int cfg_parse(const cJSON *c, jc_cfg *cfg, jc_err *e)
         const cJSON *it;
         cJSON_ArrayForEach(it, bo)
         {
-            if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int64_t)it->valuedouble) {
+            if (!cJSON_IsNumber(it) || !(it->valuedouble >= -9.2e18 && it->valuedouble <= 9.2e18) ||
+                it->valuedouble != (double)(int64_t)it->valuedouble) {
                 type_err(e, P, "backoff", it, "time.Duration");
                 goto fail;
             }

@@ -568,8 +568,8 @@ bool js_get_i64(const cJSON *o, const char *key, int64_t *out, bool *bad)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v || cJSON_IsNull(v))
         return false;
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
-        v->valuedouble > 9.2e18 || v->valuedouble < -9.2e18) {
+    if (!cJSON_IsNumber(v) || !(v->valuedouble <= 9.2e18 && v->valuedouble >= -9.2e18) ||
+        v->valuedouble != (double)(int64_t)v->valuedouble) {
         if (bad)
             *bad = true;
         return false;
@@ -583,7 +583,7 @@ bool js_get_u64(const cJSON *o, const char *key, uint64_t *out, bool *bad)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v || cJSON_IsNull(v))
         return false;
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1.8e19 ||
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 1.8e19) ||
         v->valuedouble != (double)(uint64_t)v->valuedouble) {
         if (bad)
             *bad = true;

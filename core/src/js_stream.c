@@ -419,6 +419,12 @@ static int cfg_check(js *j, js_stream_cfg *c, const jstream *self, cfg_err *e)
         c->num_replicas = 1;
     if (c->num_replicas > 5)
         return bad(e, "maximum replicas is %d", 5);
+    if (c->num_replicas > 1) {
+        /* a single server: as nats-server in standalone mode */
+        e->jse = JSE_StreamReplicasNotSupportedErr;
+        e->text[0] = 0;
+        return -1;
+    }
     if (c->num_replicas < 0) {
         e->jse = JSE_ReplicasCountCannotBeNegative;
         e->text[0] = 0;

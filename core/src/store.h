@@ -141,7 +141,7 @@ int store_open(const store_config *cfg, store **out);
 int store_close(store *st);
 /* Free without flushing, writing or calling completions (after a simulated crash). */
 void store_abandon(store *st);
-/* Close and remove all files (stream delete). */
+/* Close and remove all files (stream delete); pending completions get EMBER_ECLOSED. */
 int store_delete(store *st);
 
 int store_update_limits(store *st, const store_limits *lim);

@@ -59,11 +59,16 @@ static ember_server *srv;
 static ember_conn *conn;
 static ember_msg *last_reply;
 static char dir[256];
+static char want_reply[64]; /* the inbox of the request in flight */
 
 static void on_reply(void *ud, ember_sub *s, ember_msg *m)
 {
     (void)ud;
     (void)s;
+    /* consumers the input creates may deliver stored messages to _R.* as well: only the
+     * reply to the request in flight is an API answer */
+    if (strcmp(ember_msg_subject(m), want_reply))
+        return;
     if (last_reply)
         ember_msg_release(last_reply);
     last_reply = ember_msg_retain(m);
@@ -113,9 +118,12 @@ static void check_reply(void)
 {
     if (!last_reply)
         return;
-    size_t n;
+    size_t n, hl = 0;
     const char *d = ember_msg_data(last_reply, &n);
-    if (n && d[0] == '{') {
+    /* API answers are plain JSON; direct gets (headers) and pulled messages (an ack
+     * reply subject) carry stored data, which is whatever was published */
+    bool api_answer = !ember_msg_headers_raw(last_reply, &hl) && !ember_msg_reply(last_reply);
+    if (api_answer && n && d[0] == '{') {
         cJSON *j = cJSON_ParseWithLength(d, n);
         if (!j) {
             fprintf(stderr, "unparsable JSON reply: %.*s\n", (int)n, d);
@@ -152,6 +160,7 @@ static void one(const char *p, size_t n)
     static unsigned long long seq;
     char reply[64];
     snprintf(reply, sizeof reply, "_R.%llu", ++seq);
+    snprintf(want_reply, sizeof want_reply, "%s", reply);
     ember_msg *m;
     if (ember_msg_new(&m, subj, reply, body, bn) != EMBER_OK)
         return; /* an invalid subject from the input */

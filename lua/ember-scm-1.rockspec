@@ -17,8 +17,9 @@ description = {
    detailed = [[
 Ember is an embeddable, NATS-compatible message broker written in C. This module starts
 a broker inside the Lua process and talks to it through in-process connections:
-publish, subscribe (callbacks run inside conn:poll() on the Lua thread), request/reply
-and headers. NATS clients in other processes reach the same broker over TCP.
+publish, subscribe (callbacks run inside conn:poll() on the Lua thread), request/reply,
+headers, JetStream streams with pull consumers, and key-value buckets (watches delivered
+by conn:poll()). NATS clients in other processes reach the same broker over TCP.
 ]],
    license = "Apache-2.0",
    labels = { "nats", "messaging", "pubsub", "broker" },

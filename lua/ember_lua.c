@@ -63,6 +63,10 @@
 #define MT_CONN "ember.conn"
 #define MT_SUB "ember.sub"
 #define MT_MSG "ember.msg"
+#define MT_JS "ember.jetstream"
+#define MT_KV "ember.kv"
+#define MT_WATCH "ember.kv_watcher"
+#define MT_BATCH "ember.msg_batch"
 
 #define POLL_BATCH 256 /* ember_conn_poll runs at most this many callbacks per call */
 
@@ -71,6 +75,7 @@ static const char CONNS_KEY = 'c';
 
 typedef struct lconn lconn;
 typedef struct lsub lsub;
+typedef struct lwatch lwatch;
 
 typedef struct lserver {
     ember_server *s; /* NULL once freed */
@@ -89,6 +94,7 @@ struct lconn {
     lserver *srv;
     lconn *next, *prev; /* in srv->conns */
     lsub *subs;         /* live subscriptions made through this binding */
+    lwatch *watches;    /* live KV watchers (stopped before the connection closes) */
     /* set while polling (depth > 0): where the callbacks find their Lua context */
     lua_State *L;
     int base; /* stack: base refs table, +1 traceback handler, +2 msg metatable, +3 conn */
@@ -126,6 +132,12 @@ static const char *code_name(int rc)
     case EMBER_ESLOWCONSUMER: return "slow consumer";
     case EMBER_EMAXPAYLOAD: return "max payload";
     case EMBER_EINVAL: return "invalid";
+    case EMBER_ENOTFOUND: return "not found";
+    case EMBER_EEXISTS: return "exists";
+    case EMBER_EWRONGSEQ: return "wrong sequence";
+    case EMBER_ELIMIT: return "limit";
+    case EMBER_EIO: return "io";
+    case EMBER_ESTATE: return "state";
     default: return ember_strerror(rc);
     }
 }
@@ -461,6 +473,13 @@ static int l_server(lua_State *L)
             else if (strcmp(k, "auth_token") == 0) o.auth_token = opt_str(L, k);
             else if (strcmp(k, "no_header_support") == 0) opt_bool(L, k, &o.no_header_support);
             else if (strcmp(k, "ready_timeout") == 0) ready_ms = (int)opt_int(L, k);
+            else if (strcmp(k, "jetstream") == 0) opt_bool(L, k, &o.jetstream);
+            else if (strcmp(k, "store_dir") == 0) o.store_dir = opt_str(L, k);
+            else if (strcmp(k, "jetstream_domain") == 0) o.jetstream_domain = opt_str(L, k);
+            else if (strcmp(k, "jetstream_max_memory") == 0) o.jetstream_max_memory = opt_int(L, k);
+            else if (strcmp(k, "jetstream_max_store") == 0) o.jetstream_max_store = opt_int(L, k);
+            else if (strcmp(k, "jetstream_sync_interval_ms") == 0)
+                o.jetstream_sync_interval_ms = opt_int(L, k);
             else return luaL_error(L, "ember: unknown server option \"%s\"", k);
             lua_pop(L, 1);
         }
@@ -681,10 +700,13 @@ static int server_connect(lua_State *L)
 /* Close for real (not while polling). Releases the Lua references held for callbacks
  * when the conn object can still be found (it cannot while being finalized, but then
  * they are garbage anyway). */
+static void watches_stop_all(lconn *c);
+
 static void conn_close_now(lua_State *L, lconn *c)
 {
     if (!c->c)
         return;
+    watches_stop_all(c); /* a watcher must not outlive its connection (kv.c) */
     ember_conn_close(c->c); /* no callback runs after this */
     c->c = NULL;
     c->close_pending = false;
@@ -1369,6 +1391,965 @@ static int conn_request(lua_State *L)
     return 1;
 }
 
+/* ------------------------------------------------------------------ JetStream */
+
+/* JetStream and KV calls follow the module's two conventions: misuse raises (invalid
+ * arguments, a closed connection, JetStream not enabled), outcomes return
+ * nil, message, code ("not found", "exists", "wrong sequence", "limit", "io", "timeout"). */
+static int js_fail(lua_State *L, int rc)
+{
+    switch (rc) {
+    case EMBER_ENOTFOUND:
+    case EMBER_EEXISTS:
+    case EMBER_EWRONGSEQ:
+    case EMBER_ELIMIT:
+    case EMBER_EIO:
+    case EMBER_ETIMEDOUT:
+        return fail_rc(L, rc);
+    case EMBER_ESTATE:
+        return luaL_error(L, "ember: %s (start the server with jetstream = true)", detail(rc));
+    default:
+        return raise_rc(L, rc);
+    }
+}
+
+static int push_true(lua_State *L)
+{
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* The conn behind a JetStream or KV object (user value 1), checked open. */
+static lconn *owner_conn(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    lua_getiuservalue(L, idx, 1);
+    lconn *c = luaL_testudata(L, -1, MT_CONN);
+    lua_pop(L, 1); /* the object's user value keeps it alive */
+    if (!c || !c->c || c->close_pending)
+        luaL_error(L, "ember: connection closed");
+    return c;
+}
+
+static lconn *check_js(lua_State *L, int idx)
+{
+    luaL_checkudata(L, idx, MT_JS);
+    return owner_conn(L, idx);
+}
+
+/* conn:jetstream() -> js: a light handle on the connection's JetStream */
+static int conn_jetstream(lua_State *L)
+{
+    check_conn(L, 1);
+    lua_newuserdatauv(L, 1, 1);
+    luaL_setmetatable(L, MT_JS);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    return 1;
+}
+
+static int js_tostring(lua_State *L)
+{
+    luaL_checkudata(L, 1, MT_JS);
+    lua_pushliteral(L, "ember.jetstream");
+    return 1;
+}
+
+/* one option of a configuration table, at the stack top */
+static const char *cfg_str(lua_State *L, const char *what, const char *k)
+{
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "ember: %s option %s must be a string", what, k);
+    size_t len;
+    const char *v = lua_tolstring(L, -1, &len);
+    if (strlen(v) != len)
+        luaL_error(L, "ember: %s option %s: embedded NUL", what, k);
+    return v; /* anchored by the configuration table */
+}
+
+static int64_t cfg_int(lua_State *L, const char *what, const char *k)
+{
+    if (!lua_isinteger(L, -1))
+        luaL_error(L, "ember: %s option %s must be an integer", what, k);
+    return (int64_t)lua_tointeger(L, -1);
+}
+
+static bool cfg_bool(lua_State *L, const char *what, const char *k)
+{
+    if (!lua_isboolean(L, -1))
+        luaL_error(L, "ember: %s option %s must be a boolean", what, k);
+    return lua_toboolean(L, -1);
+}
+
+static int cfg_enum(lua_State *L, const char *what, const char *k, const char *const names[])
+{
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        const char *v = lua_tostring(L, -1);
+        for (int i = 0; names[i]; i++)
+            if (strcmp(v, names[i]) == 0)
+                return i;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 0; names[i]; i++) {
+        luaL_addstring(&b, i ? ", \"" : "\"");
+        luaL_addstring(&b, names[i]);
+        luaL_addchar(&b, '"');
+    }
+    luaL_pushresult(&b);
+    return luaL_error(L, "ember: %s option %s must be one of %s", what, k, lua_tostring(L, -1));
+}
+
+static const char *const storage_names[] = {"file", "memory", NULL};
+
+/* js:add_stream{ name=, subjects=, ... } table at idx into cfg; the subjects array is a
+ * userdata pushed on the stack (valid while it stays there). */
+static void parse_stream_cfg(lua_State *L, int idx, ember_stream_config *cfg)
+{
+    static const char *const retention[] = {"limits", "interest", "workqueue", NULL};
+    static const char *const discard[] = {"old", "new", NULL};
+    const char *W = "stream";
+    idx = lua_absindex(L, idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    ember_stream_config_init(cfg);
+    const char **subjects = NULL;
+    lua_pushnil(L); /* slot for the subjects array */
+    int sidx = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "ember: stream option names must be strings");
+        const char *k = lua_tostring(L, -2);
+        if (strcmp(k, "name") == 0) cfg->name = cfg_str(L, W, k);
+        else if (strcmp(k, "subjects") == 0) {
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                subjects = lua_newuserdatauv(L, sizeof *subjects, 0);
+                lua_replace(L, sidx);
+                subjects[0] = cfg_str(L, W, k);
+                cfg->nsubjects = 1;
+            } else if (lua_type(L, -1) == LUA_TTABLE) {
+                size_t n = lua_rawlen(L, -1);
+                subjects = lua_newuserdatauv(L, sizeof *subjects * (n ? n : 1), 0);
+                lua_replace(L, sidx);
+                for (size_t i = 0; i < n; i++) {
+                    lua_rawgeti(L, -1, (lua_Integer)i + 1);
+                    subjects[i] = cfg_str(L, W, "subjects[i]");
+                    lua_pop(L, 1); /* the list in the configuration table anchors it */
+                }
+                cfg->nsubjects = n;
+            } else {
+                luaL_error(L, "ember: stream option subjects must be a string or a list of strings");
+            }
+            cfg->subjects = subjects;
+        }
+        else if (strcmp(k, "description") == 0) cfg->description = cfg_str(L, W, k);
+        else if (strcmp(k, "storage") == 0) cfg->storage = (ember_storage)cfg_enum(L, W, k, storage_names);
+        else if (strcmp(k, "retention") == 0) cfg->retention = (ember_retention)cfg_enum(L, W, k, retention);
+        else if (strcmp(k, "discard") == 0) cfg->discard = (ember_discard)cfg_enum(L, W, k, discard);
+        else if (strcmp(k, "max_msgs") == 0) cfg->max_msgs = cfg_int(L, W, k);
+        else if (strcmp(k, "max_bytes") == 0) cfg->max_bytes = cfg_int(L, W, k);
+        else if (strcmp(k, "max_age_ms") == 0) cfg->max_age_ms = cfg_int(L, W, k);
+        else if (strcmp(k, "max_msgs_per_subject") == 0) cfg->max_msgs_per_subject = cfg_int(L, W, k);
+        else if (strcmp(k, "max_msg_size") == 0) cfg->max_msg_size = (int32_t)cfg_int(L, W, k);
+        else if (strcmp(k, "duplicate_window_ms") == 0) cfg->duplicate_window_ms = cfg_int(L, W, k);
+        else if (strcmp(k, "allow_direct") == 0) cfg->allow_direct = cfg_bool(L, W, k);
+        else if (strcmp(k, "allow_rollup") == 0) cfg->allow_rollup = cfg_bool(L, W, k);
+        else if (strcmp(k, "deny_delete") == 0) cfg->deny_delete = cfg_bool(L, W, k);
+        else if (strcmp(k, "deny_purge") == 0) cfg->deny_purge = cfg_bool(L, W, k);
+        else if (strcmp(k, "allow_msg_ttl") == 0) cfg->allow_msg_ttl = cfg_bool(L, W, k);
+        else luaL_error(L, "ember: unknown stream option \"%s\"", k);
+        lua_pop(L, 1);
+    }
+    if (!cfg->name)
+        luaL_error(L, "ember: stream option name is required");
+}
+
+static void push_stream_info(lua_State *L, const ember_stream_info *si)
+{
+    lua_createtable(L, 0, 6);
+#define F(n) (lua_pushinteger(L, (lua_Integer)si->n), lua_setfield(L, -2, #n))
+    F(msgs); F(bytes); F(first_seq); F(last_seq); F(num_subjects); F(consumers);
+#undef F
+}
+
+/* js:add_stream(cfg) -> info | nil, err, code */
+static int js_add_stream(lua_State *L)
+{
+    lconn *c = check_js(L, 1);
+    ember_stream_config cfg;
+    parse_stream_cfg(L, 2, &cfg);
+    int rc = ember_js_stream_create(c->c, &cfg);
+    if (rc)
+        return js_fail(L, rc);
+    ember_stream_info si;
+    memset(&si, 0, sizeof si);
+    if ((rc = ember_js_stream_info(c->c, cfg.name, &si)) != 0)
+        return js_fail(L, rc);
+    push_stream_info(L, &si);
+    return 1;
+}
+
+/* js:stream_info(name) -> info | nil, err, code */
+static int js_stream_info(lua_State *L)
+{
+    lconn *c = check_js(L, 1);
+    const char *name = check_name(L, 2, "stream name");
+    ember_stream_info si;
+    memset(&si, 0, sizeof si);
+    int rc = ember_js_stream_info(c->c, name, &si);
+    if (rc)
+        return js_fail(L, rc);
+    push_stream_info(L, &si);
+    return 1;
+}
+
+/* js:purge_stream(name [, filter]) -> purged | nil, err, code */
+static int js_purge_stream(lua_State *L)
+{
+    lconn *c = check_js(L, 1);
+    const char *name = check_name(L, 2, "stream name");
+    const char *filter = opt_name(L, 3, "subject");
+    uint64_t purged = 0;
+    int rc = ember_js_stream_purge(c->c, name, filter, &purged);
+    if (rc)
+        return js_fail(L, rc);
+    lua_pushinteger(L, (lua_Integer)purged);
+    return 1;
+}
+
+/* js:delete_stream(name) -> true | nil, err, code */
+static int js_delete_stream(lua_State *L)
+{
+    lconn *c = check_js(L, 1);
+    int rc = ember_js_stream_delete(c->c, check_name(L, 2, "stream name"));
+    return rc ? js_fail(L, rc) : push_true(L);
+}
+
+static uint64_t check_seq(lua_State *L, int idx)
+{
+    lua_Integer v = luaL_checkinteger(L, idx);
+    if (v < 0)
+        luaL_argerror(L, idx, "sequence must not be negative");
+    return (uint64_t)v;
+}
+
+/* js:publish(subject, data [, opts]) -> seq, duplicate | nil, err, code
+ * opts: headers, msg_id, expected_stream, expected_last_seq, expected_last_subject_seq,
+ * expected_last_msg_id */
+static int js_publish(lua_State *L)
+{
+    lconn *c = check_js(L, 1);
+    const char *subject = check_name(L, 2, "subject");
+    size_t len = 0;
+    const char *data = luaL_optlstring(L, 3, "", &len);
+    ember_msg *m;
+    if (lua_isnoneornil(L, 4)) {
+        lmsg *u = new_msg(L, 0);
+        int rc = ember_msg_new(&u->m, subject, NULL, data, len);
+        if (rc)
+            return raise_rc(L, rc);
+        m = u->m;
+    } else {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        if (lua_getfield(L, 4, "headers") == LUA_TNIL) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+        }
+        m = build_msg(L, subject, NULL, data, len, -1);
+        static const struct { const char *opt, *hdr; bool num; } map[] = {
+            {"msg_id", "Nats-Msg-Id", false},
+            {"expected_stream", "Nats-Expected-Stream", false},
+            {"expected_last_seq", "Nats-Expected-Last-Sequence", true},
+            {"expected_last_subject_seq", "Nats-Expected-Last-Subject-Sequence", true},
+            {"expected_last_msg_id", "Nats-Expected-Last-Msg-Id", false},
+        };
+        lua_pushnil(L);
+        while (lua_next(L, 4)) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+            size_t i, n = sizeof map / sizeof map[0];
+            for (i = 0; i < n && strcmp(k, map[i].opt) != 0; i++)
+                ;
+            if (i < n) {
+                char num[32];
+                const char *v;
+                if (map[i].num) {
+                    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+                        return luaL_error(L, "ember: publish option %s must be a sequence number", k);
+                    snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, -1));
+                    v = num;
+                } else {
+                    v = cfg_str(L, "publish", k);
+                }
+                int rc = ember_msg_header_set(m, map[i].hdr, v);
+                if (rc)
+                    return luaL_error(L, "ember: publish option %s: %s", k, detail(rc));
+            } else if (strcmp(k, "headers") != 0) {
+                return luaL_error(L, "ember: unknown publish option \"%s\"", k);
+            }
+            lua_pop(L, 1);
+        }
+    }
+    ember_pub_ack ack;
+    memset(&ack, 0, sizeof ack);
+    int rc = ember_js_publish(c->c, m, &ack);
+    if (rc)
+        return js_fail(L, rc);
+    lua_pushinteger(L, (lua_Integer)ack.seq);
+    lua_pushboolean(L, ack.duplicate);
+    return 2;
+}
+
+/* js:get_msg(stream, seq) -> msg | nil, err, code */
+static int js_get_msg(lua_State *L)
+{
+    lconn *c = check_js(L, 1);
+    const char *stream = check_name(L, 2, "stream name");
+    uint64_t seq = check_seq(L, 3);
+    lua_getiuservalue(L, 1, 1);
+    lmsg *u = new_msg(L, -1);
+    int rc = ember_js_get(c->c, stream, seq, &u->m);
+    return rc ? js_fail(L, rc) : 1;
+}
+
+/* js:get_last_msg(stream, subject) -> msg | nil, err, code */
+static int js_get_last_msg(lua_State *L)
+{
+    lconn *c = check_js(L, 1);
+    const char *stream = check_name(L, 2, "stream name");
+    const char *subject = check_name(L, 3, "subject");
+    lua_getiuservalue(L, 1, 1);
+    lmsg *u = new_msg(L, -1);
+    int rc = ember_js_get_last(c->c, stream, subject, &u->m);
+    return rc ? js_fail(L, rc) : 1;
+}
+
+/* js:delete_msg(stream, seq) -> true | nil, err, code */
+static int js_delete_msg(lua_State *L)
+{
+    lconn *c = check_js(L, 1);
+    const char *stream = check_name(L, 2, "stream name");
+    int rc = ember_js_delete_msg(c->c, stream, check_seq(L, 3));
+    return rc ? js_fail(L, rc) : push_true(L);
+}
+
+/* js:add_consumer(stream [, cfg]) -> name | nil, err, code */
+static int js_add_consumer(lua_State *L)
+{
+    static const char *const deliver[] = {"all", "last", "new", "by_start_sequence",
+                                          "last_per_subject", NULL};
+    static const char *const ackp[] = {"explicit", "none", "all", NULL};
+    const char *W = "consumer";
+    lconn *c = check_js(L, 1);
+    const char *stream = check_name(L, 2, "stream name");
+    ember_consumer_config cfg;
+    ember_consumer_config_init(&cfg);
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, 3)) {
+            if (lua_type(L, -2) != LUA_TSTRING)
+                return luaL_error(L, "ember: consumer option names must be strings");
+            const char *k = lua_tostring(L, -2);
+            if (strcmp(k, "durable_name") == 0) cfg.durable_name = cfg_str(L, W, k);
+            else if (strcmp(k, "filter_subject") == 0) cfg.filter_subject = cfg_str(L, W, k);
+            else if (strcmp(k, "deliver_policy") == 0)
+                cfg.deliver_policy = (ember_deliver_policy)cfg_enum(L, W, k, deliver);
+            else if (strcmp(k, "opt_start_seq") == 0) cfg.opt_start_seq = (uint64_t)cfg_int(L, W, k);
+            else if (strcmp(k, "ack_policy") == 0) cfg.ack_policy = (ember_ack_policy)cfg_enum(L, W, k, ackp);
+            else if (strcmp(k, "ack_wait_ms") == 0) cfg.ack_wait_ms = cfg_int(L, W, k);
+            else if (strcmp(k, "max_deliver") == 0) cfg.max_deliver = cfg_int(L, W, k);
+            else if (strcmp(k, "max_ack_pending") == 0) cfg.max_ack_pending = cfg_int(L, W, k);
+            else if (strcmp(k, "inactive_threshold_ms") == 0) cfg.inactive_threshold_ms = cfg_int(L, W, k);
+            else return luaL_error(L, "ember: unknown consumer option \"%s\"", k);
+            lua_pop(L, 1);
+        }
+    }
+    char name[256];
+    int rc = ember_js_consumer_create(c->c, stream, &cfg, name, sizeof name);
+    if (rc)
+        return js_fail(L, rc);
+    lua_pushstring(L, name);
+    return 1;
+}
+
+/* js:consumer_info(stream, name) -> info | nil, err, code */
+static int js_consumer_info(lua_State *L)
+{
+    lconn *c = check_js(L, 1);
+    const char *stream = check_name(L, 2, "stream name");
+    const char *name = check_name(L, 3, "consumer name");
+    ember_consumer_info ci;
+    memset(&ci, 0, sizeof ci);
+    int rc = ember_js_consumer_info(c->c, stream, name, &ci);
+    if (rc)
+        return js_fail(L, rc);
+    lua_createtable(L, 0, 5);
+#define F(n) (lua_pushinteger(L, (lua_Integer)ci.n), lua_setfield(L, -2, #n))
+    F(num_pending); F(num_ack_pending); F(num_redelivered); F(delivered_stream_seq);
+    F(ack_floor_stream_seq);
+#undef F
+    return 1;
+}
+
+/* js:delete_consumer(stream, name) -> true | nil, err, code */
+static int js_delete_consumer(lua_State *L)
+{
+    lconn *c = check_js(L, 1);
+    const char *stream = check_name(L, 2, "stream name");
+    int rc = ember_js_consumer_delete(c->c, stream, check_name(L, 3, "consumer name"));
+    return rc ? js_fail(L, rc) : push_true(L);
+}
+
+/* Fetched messages not yet handed to msg objects: released by __gc if a Lua error
+ * (out of memory) interrupts the hand-over. */
+typedef struct lbatch {
+    int n;
+    ember_msg *msgs[];
+} lbatch;
+
+static int batch_gc(lua_State *L)
+{
+    lbatch *b = luaL_checkudata(L, 1, MT_BATCH);
+    for (int i = 0; i < b->n; i++)
+        if (b->msgs[i]) {
+            ember_msg_release(b->msgs[i]);
+            b->msgs[i] = NULL;
+        }
+    return 0;
+}
+
+#define FETCH_MAX 4096
+
+/* js:fetch(stream, consumer [, batch [, timeout_ms]]) -> { msg... } | nil, err, code
+ * Waits up to timeout_ms (default 0: only what is there now) for the first message. */
+static int js_fetch(lua_State *L)
+{
+    lconn *c = check_js(L, 1);
+    const char *stream = check_name(L, 2, "stream name");
+    const char *consumer = check_name(L, 3, "consumer name");
+    lua_Integer max = luaL_optinteger(L, 4, 1);
+    if (max < 1 || max > FETCH_MAX)
+        return luaL_argerror(L, 4, "batch must be 1..4096");
+    int ms = opt_ms(L, 5, 0);
+    lua_settop(L, 5);
+    lbatch *b = lua_newuserdatauv(L, sizeof *b + sizeof b->msgs[0] * (size_t)max, 0);
+    b->n = 0;
+    luaL_setmetatable(L, MT_BATCH);
+    int n = ember_js_fetch(c->c, stream, consumer, b->msgs, (int)max, ms);
+    if (n < 0)
+        return js_fail(L, n);
+    b->n = n;
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lmsg *u = new_msg(L, 1);
+        lua_getiuservalue(L, 1, 1); /* the msg belongs to the conn, not to the js handle */
+        lua_setiuservalue(L, -2, 1);
+        u->m = b->msgs[i];
+        b->msgs[i] = NULL;
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* msg:ack(), msg:nak([delay_ms]), msg:in_progress(), msg:term() -> true | nil, err, code */
+static lconn *msg_conn(lua_State *L, lmsg **m)
+{
+    *m = check_msg(L, 1);
+    if (lua_getiuservalue(L, 1, 1) != LUA_TUSERDATA)
+        luaL_error(L, "ember: message has no connection");
+    lconn *c = check_conn(L, -1);
+    lua_pop(L, 1);
+    return c;
+}
+
+static int msg_ack(lua_State *L)
+{
+    lmsg *m;
+    lconn *c = msg_conn(L, &m);
+    int rc = ember_js_ack(c->c, m->m);
+    return rc ? js_fail(L, rc) : push_true(L);
+}
+
+static int msg_nak(lua_State *L)
+{
+    lmsg *m;
+    lconn *c = msg_conn(L, &m);
+    lua_Integer delay = luaL_optinteger(L, 2, 0);
+    int rc = ember_js_nak(c->c, m->m, delay < 0 ? 0 : (int64_t)delay);
+    return rc ? js_fail(L, rc) : push_true(L);
+}
+
+static int msg_in_progress(lua_State *L)
+{
+    lmsg *m;
+    lconn *c = msg_conn(L, &m);
+    int rc = ember_js_in_progress(c->c, m->m);
+    return rc ? js_fail(L, rc) : push_true(L);
+}
+
+static int msg_term(lua_State *L)
+{
+    lmsg *m;
+    lconn *c = msg_conn(L, &m);
+    int rc = ember_js_term(c->c, m->m);
+    return rc ? js_fail(L, rc) : push_true(L);
+}
+
+/* msg:metadata() -> { stream_seq, consumer_seq, num_delivered, num_pending, timestamp_ns }
+ * | nil, err, code (not a JetStream message) */
+static int msg_metadata(lua_State *L)
+{
+    lmsg *u = check_msg(L, 1);
+    ember_js_meta meta;
+    memset(&meta, 0, sizeof meta);
+    int rc = ember_js_msg_meta(u->m, &meta);
+    if (rc)
+        return fail_rc(L, rc);
+    lua_createtable(L, 0, 5);
+#define F(n) (lua_pushinteger(L, (lua_Integer)meta.n), lua_setfield(L, -2, #n))
+    F(stream_seq); F(consumer_seq); F(num_delivered); F(num_pending); F(timestamp_ns);
+#undef F
+    return 1;
+}
+
+/* ------------------------------------------------------------------ key-value */
+
+typedef struct lkv {
+    ember_kv *kv; /* NULL once closed */
+} lkv;
+
+struct lwatch {
+    ember_kv_watcher *w; /* NULL once stopped */
+    lconn *owner;
+    int fn_ref, self_ref; /* in the owner's reference table */
+    lwatch *next, *prev;  /* in owner->watches while active */
+};
+
+static lkv *check_kv(lua_State *L, int idx, lconn **c)
+{
+    lkv *k = luaL_checkudata(L, idx, MT_KV);
+    *c = owner_conn(L, idx);
+    if (!k->kv)
+        luaL_error(L, "ember: bucket handle closed");
+    return k;
+}
+
+/* Push a KV object for a new handle (k->kv to be filled): user value 1 is the conn
+ * object at conn_idx, 2 the bucket name. */
+static lkv *new_kv(lua_State *L, int conn_idx, const char *bucket)
+{
+    conn_idx = lua_absindex(L, conn_idx);
+    lkv *k = lua_newuserdatauv(L, sizeof *k, 2);
+    k->kv = NULL;
+    luaL_setmetatable(L, MT_KV);
+    lua_pushvalue(L, conn_idx);
+    lua_setiuservalue(L, -2, 1);
+    lua_pushstring(L, bucket);
+    lua_setiuservalue(L, -2, 2);
+    return k;
+}
+
+static void push_op(lua_State *L, ember_kv_op op)
+{
+    lua_pushstring(L, op == EMBER_KV_DEL ? "DEL" : op == EMBER_KV_PURGE ? "PURGE" : "PUT");
+}
+
+/* an entry as a table: bucket, key, value, revision, created_ns, delta, operation */
+static void push_entry(lua_State *L, const ember_kv_entry *e)
+{
+    lua_createtable(L, 0, 7);
+    lua_pushstring(L, e->bucket);
+    lua_setfield(L, -2, "bucket");
+    lua_pushstring(L, e->key);
+    lua_setfield(L, -2, "key");
+    lua_pushlstring(L, e->value ? e->value : "", e->value ? e->len : 0);
+    lua_setfield(L, -2, "value");
+    lua_pushinteger(L, (lua_Integer)e->revision);
+    lua_setfield(L, -2, "revision");
+    lua_pushinteger(L, (lua_Integer)e->created_ns);
+    lua_setfield(L, -2, "created_ns");
+    lua_pushinteger(L, (lua_Integer)e->delta);
+    lua_setfield(L, -2, "delta");
+    push_op(L, e->op);
+    lua_setfield(L, -2, "operation");
+}
+
+/* protected push_entry (lightuserdata entry): the caller frees the entry after the pcall */
+static int push_entry_p(lua_State *L)
+{
+    push_entry(L, lua_touserdata(L, 1));
+    return 1;
+}
+
+/* js:create_key_value{ bucket=, history=, ttl_ms=, max_bytes=, max_value_size=, storage=,
+ * description= } -> kv | nil, err, code */
+static int js_create_key_value(lua_State *L)
+{
+    const char *W = "key-value";
+    lconn *c = check_js(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    ember_kv_config cfg;
+    ember_kv_config_init(&cfg);
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            return luaL_error(L, "ember: key-value option names must be strings");
+        const char *k = lua_tostring(L, -2);
+        if (strcmp(k, "bucket") == 0) cfg.bucket = cfg_str(L, W, k);
+        else if (strcmp(k, "description") == 0) cfg.description = cfg_str(L, W, k);
+        else if (strcmp(k, "history") == 0) cfg.history = (int32_t)cfg_int(L, W, k);
+        else if (strcmp(k, "ttl_ms") == 0) cfg.ttl_ms = cfg_int(L, W, k);
+        else if (strcmp(k, "max_bytes") == 0) cfg.max_bytes = cfg_int(L, W, k);
+        else if (strcmp(k, "max_value_size") == 0) cfg.max_value_size = (int32_t)cfg_int(L, W, k);
+        else if (strcmp(k, "storage") == 0) cfg.storage = (ember_storage)cfg_enum(L, W, k, storage_names);
+        else return luaL_error(L, "ember: unknown key-value option \"%s\"", k);
+        lua_pop(L, 1);
+    }
+    if (!cfg.bucket)
+        return luaL_error(L, "ember: key-value option bucket is required");
+    lua_getiuservalue(L, 1, 1);
+    lkv *k = new_kv(L, -1, cfg.bucket);
+    int rc = ember_kv_bucket_create(c->c, &cfg, &k->kv);
+    return rc ? js_fail(L, rc) : 1;
+}
+
+/* js:key_value(bucket) -> kv | nil, err, "not found" */
+static int js_key_value(lua_State *L)
+{
+    lconn *c = check_js(L, 1);
+    const char *bucket = check_name(L, 2, "bucket name");
+    lua_getiuservalue(L, 1, 1);
+    lkv *k = new_kv(L, -1, bucket);
+    int rc = ember_kv_bucket_open(c->c, bucket, &k->kv);
+    return rc ? js_fail(L, rc) : 1;
+}
+
+/* js:delete_key_value(bucket) -> true | nil, err, code */
+static int js_delete_key_value(lua_State *L)
+{
+    lconn *c = check_js(L, 1);
+    int rc = ember_kv_bucket_delete(c->c, check_name(L, 2, "bucket name"));
+    return rc ? js_fail(L, rc) : push_true(L);
+}
+
+static int kv_close(lua_State *L)
+{
+    lkv *k = luaL_checkudata(L, 1, MT_KV);
+    if (k->kv) {
+        ember_kv_close(k->kv); /* frees the handle only; watchers do not use it */
+        k->kv = NULL;
+    }
+    return 0;
+}
+
+static int kv_tostring(lua_State *L)
+{
+    lkv *k = luaL_checkudata(L, 1, MT_KV);
+    lua_getiuservalue(L, 1, 2);
+    if (k->kv && lua_type(L, -1) == LUA_TSTRING)
+        lua_pushfstring(L, "ember.kv (%s)", lua_tostring(L, -1));
+    else
+        lua_pushliteral(L, "ember.kv (closed)");
+    return 1;
+}
+
+static const char *check_key(lua_State *L, int idx)
+{
+    return check_name(L, idx, "key");
+}
+
+/* kv:bucket() -> the bucket's name (also after close) */
+static int kv_bucket(lua_State *L)
+{
+    luaL_checkudata(L, 1, MT_KV);
+    lua_getiuservalue(L, 1, 2);
+    return 1;
+}
+
+/* kv:get(key [, revision]) -> entry | nil, err, code */
+static int kv_get(lua_State *L)
+{
+    lconn *c;
+    lkv *k = check_kv(L, 1, &c);
+    const char *key = check_key(L, 2);
+    ember_kv_entry *e = NULL;
+    int rc = lua_isnoneornil(L, 3) ? ember_kv_get(k->kv, key, &e)
+                                   : ember_kv_get_revision(k->kv, key, check_seq(L, 3), &e);
+    if (rc)
+        return js_fail(L, rc);
+    lua_pushcfunction(L, push_entry_p);
+    lua_pushlightuserdata(L, e);
+    int st = lua_pcall(L, 1, 1, 0);
+    ember_kv_entry_free(e);
+    return st == LUA_OK ? 1 : lua_error(L);
+}
+
+static int kv_write(lua_State *L, int mode)
+{
+    lconn *c;
+    lkv *k = check_kv(L, 1, &c);
+    const char *key = check_key(L, 2);
+    size_t len = 0;
+    const char *v = luaL_optlstring(L, 3, "", &len);
+    uint64_t rev = 0;
+    int rc;
+    if (mode == 0)
+        rc = ember_kv_put(k->kv, key, v, len, &rev);
+    else if (mode == 1)
+        rc = ember_kv_create(k->kv, key, v, len, &rev);
+    else
+        rc = ember_kv_update(k->kv, key, v, len, check_seq(L, 4), &rev);
+    if (rc)
+        return js_fail(L, rc);
+    lua_pushinteger(L, (lua_Integer)rev);
+    return 1;
+}
+
+/* kv:put(key, value) -> revision | nil, err, code */
+static int kv_put(lua_State *L) { return kv_write(L, 0); }
+/* kv:create(key, value) -> revision | nil, err, "wrong sequence" when the key has a value */
+static int kv_create(lua_State *L) { return kv_write(L, 1); }
+/* kv:update(key, value, last_revision) -> revision | nil, err, "wrong sequence" */
+static int kv_update(lua_State *L)
+{
+    luaL_checkinteger(L, 4);
+    return kv_write(L, 2);
+}
+
+/* kv:delete(key), kv:purge(key) -> true | nil, err, code */
+static int kv_delete(lua_State *L)
+{
+    lconn *c;
+    lkv *k = check_kv(L, 1, &c);
+    int rc = ember_kv_delete(k->kv, check_key(L, 2));
+    return rc ? js_fail(L, rc) : push_true(L);
+}
+
+static int kv_purge(lua_State *L)
+{
+    lconn *c;
+    lkv *k = check_kv(L, 1, &c);
+    int rc = ember_kv_purge(k->kv, check_key(L, 2));
+    return rc ? js_fail(L, rc) : push_true(L);
+}
+
+/* Protected helpers: push a C-allocated result into Lua, so that a memory error while
+ * building the tables cannot leak the C side (the caller frees after lua_pcall). */
+typedef struct keys_arg {
+    char **keys;
+    size_t n;
+} keys_arg;
+
+static int push_keys(lua_State *L)
+{
+    keys_arg *a = lua_touserdata(L, 1);
+    lua_createtable(L, (int)a->n, 0);
+    for (size_t i = 0; i < a->n; i++) {
+        lua_pushstring(L, a->keys[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+typedef struct hist_arg {
+    ember_kv_entry **entries;
+    size_t n;
+} hist_arg;
+
+static int push_history(lua_State *L)
+{
+    hist_arg *a = lua_touserdata(L, 1);
+    lua_createtable(L, (int)a->n, 0);
+    for (size_t i = 0; i < a->n; i++) {
+        push_entry(L, a->entries[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+/* kv:keys() -> { key... } (sorted; empty when the bucket has none) */
+static int kv_keys(lua_State *L)
+{
+    lconn *c;
+    lkv *k = check_kv(L, 1, &c);
+    keys_arg a = {NULL, 0};
+    int rc = ember_kv_keys(k->kv, &a.keys, &a.n);
+    if (rc)
+        return js_fail(L, rc);
+    lua_pushcfunction(L, push_keys);
+    lua_pushlightuserdata(L, &a);
+    int st = lua_pcall(L, 1, 1, 0);
+    free(a.keys);
+    return st == LUA_OK ? 1 : lua_error(L);
+}
+
+/* kv:history(key) -> { entry... } oldest first | nil, err, "not found" */
+static int kv_history(lua_State *L)
+{
+    lconn *c;
+    lkv *k = check_kv(L, 1, &c);
+    hist_arg a = {NULL, 0};
+    int rc = ember_kv_history(k->kv, check_key(L, 2), &a.entries, &a.n);
+    if (rc)
+        return js_fail(L, rc);
+    lua_pushcfunction(L, push_history);
+    lua_pushlightuserdata(L, &a);
+    int st = lua_pcall(L, 1, 1, 0);
+    ember_kv_entries_free(a.entries, a.n);
+    return st == LUA_OK ? 1 : lua_error(L);
+}
+
+/* ---- watch */
+
+static void watch_unlink(lwatch *w)
+{
+    lconn *c = w->owner;
+    if (w->prev)
+        w->prev->next = w->next;
+    else if (c && c->watches == w)
+        c->watches = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->next = w->prev = NULL;
+}
+
+/* C side of a stop; the caller releases the Lua references */
+static void watch_stop_c(lwatch *w)
+{
+    if (!w->w)
+        return;
+    ember_kv_watcher *cw = w->w;
+    w->w = NULL;
+    watch_unlink(w);
+    ember_kv_watch_stop(cw); /* fn is not called after this (also from inside fn) */
+}
+
+static void watches_stop_all(lconn *c)
+{
+    while (c->watches) {
+        lwatch *w = c->watches;
+        watch_stop_c(w);
+        w->fn_ref = w->self_ref = LUA_NOREF; /* the reference table is dropped by the close */
+    }
+}
+
+/* Runs protected: (refs, lwatch*, entry* or NULL, conn) */
+static int deliver_entry(lua_State *L)
+{
+    lwatch *w = lua_touserdata(L, 2);
+    const ember_kv_entry *e = lua_touserdata(L, 3);
+    lua_rawgeti(L, 1, w->fn_ref);
+    if (e)
+        push_entry(L, e);
+    else
+        lua_pushnil(L);
+    lua_rawgeti(L, 1, w->self_ref);
+    lua_call(L, 2, 0);
+    return 0;
+}
+
+/* ember_kv_watch_fn: EMBER_DELIVER_POLL, so it runs inside ember_conn_poll on the Lua
+ * thread, with c->L and c->base set by poll_conn */
+static void watch_cb(void *ud, const ember_kv_entry *e)
+{
+    lwatch *w = ud;
+    lconn *c = w->owner;
+    if (!w->w || !c || c->close_pending || c->depth == 0)
+        return;
+    lua_State *L = c->L;
+    int base = c->base;
+    lua_pushcfunction(L, deliver_entry);
+    lua_pushvalue(L, base);
+    lua_pushlightuserdata(L, w);
+    lua_pushlightuserdata(L, (void *)e);
+    lua_pushvalue(L, base + 3);
+    if (lua_pcall(L, 4, 0, base + 1) != LUA_OK)
+        report_error(L, c, base, base + 1, w->self_ref);
+}
+
+/* Stop and release the references; watcher object at idx. Idempotent. */
+static int watch_stop(lua_State *L)
+{
+    lwatch *w = luaL_checkudata(L, 1, MT_WATCH);
+    if (!w->w)
+        return 0;
+    watch_stop_c(w);
+    if (w->fn_ref != LUA_NOREF) {
+        lua_getiuservalue(L, 1, 1); /* conn */
+        lua_getiuservalue(L, -1, 1); /* its reference table */
+        if (lua_istable(L, -1)) {
+            luaL_unref(L, -1, w->fn_ref);
+            luaL_unref(L, -1, w->self_ref);
+        }
+        lua_pop(L, 2);
+        w->fn_ref = w->self_ref = LUA_NOREF;
+    }
+    return 0;
+}
+
+static int watch_is_active(lua_State *L)
+{
+    lwatch *w = luaL_checkudata(L, 1, MT_WATCH);
+    lua_pushboolean(L, w->w != NULL && w->owner && w->owner->c &&
+                           !ember_conn_is_closed(w->owner->c));
+    return 1;
+}
+
+static int watch_tostring(lua_State *L)
+{
+    lwatch *w = luaL_checkudata(L, 1, MT_WATCH);
+    lua_pushstring(L, w->w ? "ember.kv_watcher (active)" : "ember.kv_watcher (stopped)");
+    return 1;
+}
+
+/* kv:watch([keys,] fn) -> watcher. fn(entry, watcher) runs inside conn:poll(): first the
+ * latest entry of every matching key, then fn(nil, watcher) once, then every change. */
+static int kv_watch(lua_State *L)
+{
+    lconn *c;
+    lkv *k = check_kv(L, 1, &c);
+    const char *keys = ">";
+    int fn_idx = 2;
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        keys = check_name(L, 2, "key filter");
+        fn_idx = 3;
+    } else if (lua_isnil(L, 2)) {
+        fn_idx = 3;
+    }
+    luaL_checktype(L, fn_idx, LUA_TFUNCTION);
+    lwatch *w = lua_newuserdatauv(L, sizeof *w, 1);
+    int widx = lua_gettop(L);
+    memset(w, 0, sizeof *w);
+    w->fn_ref = w->self_ref = LUA_NOREF;
+    luaL_setmetatable(L, MT_WATCH);
+    lua_getiuservalue(L, 1, 1); /* conn */
+    lua_setiuservalue(L, widx, 1);
+    /* anchor the function and the object first: nothing may raise once it is live */
+    lua_getiuservalue(L, widx, 1);
+    lua_getiuservalue(L, -1, 1); /* the conn's reference table */
+    lua_pushvalue(L, fn_idx);
+    w->fn_ref = luaL_ref(L, -2);
+    lua_pushvalue(L, widx);
+    w->self_ref = luaL_ref(L, -2);
+    lua_pop(L, 1); /* keeps the conn on the stack */
+    int rc = ember_kv_watch(k->kv, keys, EMBER_DELIVER_POLL, watch_cb, w, NULL, &w->w);
+    if (rc) {
+        w->w = NULL;
+        lua_getiuservalue(L, -1, 1);
+        luaL_unref(L, -1, w->fn_ref);
+        luaL_unref(L, -1, w->self_ref);
+        w->fn_ref = w->self_ref = LUA_NOREF;
+        return js_fail(L, rc);
+    }
+    w->owner = c;
+    w->next = c->watches;
+    if (c->watches)
+        c->watches->prev = w;
+    c->watches = w;
+    lua_settop(L, widx);
+    return 1;
+}
+
 /* ------------------------------------------------------------------ module */
 
 /* ember.clock(): monotonic seconds (float), for frame timing and benchmarks */
@@ -1415,6 +2396,7 @@ EMBER_LUA_EXPORT int luaopen_ember(lua_State *L)
     static const luaL_Reg conn_methods[] = {
         {"publish", conn_publish}, {"subscribe", conn_subscribe}, {"request", conn_request},
         {"respond", conn_respond}, {"poll", conn_poll},           {"fd", conn_fd},
+        {"jetstream", conn_jetstream},
         {"close", conn_close},     {"is_closed", conn_is_closed}, {NULL, NULL}};
     static const luaL_Reg sub_meta[] = {
         {"__gc", sub_gc}, {"__close", sub_unsubscribe}, {"__tostring", sub_tostring},
@@ -1428,7 +2410,35 @@ EMBER_LUA_EXPORT int luaopen_ember(lua_State *L)
         {"__gc", msg_gc}, {"__tostring", msg_tostring}, {NULL, NULL}};
     static const luaL_Reg msg_methods[] = {
         {"respond", msg_respond}, {"header", msg_header},
-        {"header_values", msg_header_values}, {NULL, NULL}};
+        {"header_values", msg_header_values},
+        {"ack", msg_ack},         {"nak", msg_nak},
+        {"in_progress", msg_in_progress}, {"term", msg_term},
+        {"metadata", msg_metadata}, {NULL, NULL}};
+    static const luaL_Reg js_meta[] = {{"__tostring", js_tostring}, {NULL, NULL}};
+    static const luaL_Reg js_methods[] = {
+        {"add_stream", js_add_stream},         {"stream_info", js_stream_info},
+        {"purge_stream", js_purge_stream},     {"delete_stream", js_delete_stream},
+        {"publish", js_publish},               {"get_msg", js_get_msg},
+        {"get_last_msg", js_get_last_msg},     {"delete_msg", js_delete_msg},
+        {"add_consumer", js_add_consumer},     {"consumer_info", js_consumer_info},
+        {"delete_consumer", js_delete_consumer}, {"fetch", js_fetch},
+        {"create_key_value", js_create_key_value}, {"key_value", js_key_value},
+        {"delete_key_value", js_delete_key_value}, {NULL, NULL}};
+    static const luaL_Reg kv_meta[] = {
+        {"__gc", kv_close}, {"__close", kv_close}, {"__tostring", kv_tostring}, {NULL, NULL}};
+    static const luaL_Reg kv_methods[] = {
+        {"bucket", kv_bucket}, {"get", kv_get},         {"put", kv_put},
+        {"create", kv_create}, {"update", kv_update},   {"delete", kv_delete},
+        {"purge", kv_purge},   {"keys", kv_keys},       {"history", kv_history},
+        {"watch", kv_watch},   {"close", kv_close},     {NULL, NULL}};
+    static const luaL_Reg watch_meta[] = {
+        {"__gc", watch_stop}, {"__close", watch_stop}, {"__tostring", watch_tostring},
+        {NULL, NULL}};
+    static const luaL_Reg watch_methods[] = {
+        {"stop", watch_stop}, {"close", watch_stop}, {"is_active", watch_is_active},
+        {NULL, NULL}};
+    static const luaL_Reg batch_meta[] = {{"__gc", batch_gc}, {NULL, NULL}};
+    static const luaL_Reg no_methods[] = {{NULL, NULL}};
     static const luaL_Reg funcs[] = {{"server", l_server}, {"clock", l_clock}, {NULL, NULL}};
 
     new_class(L, MT_SERVER, server_meta, server_methods, NULL);
@@ -1442,6 +2452,10 @@ EMBER_LUA_EXPORT int luaopen_ember(lua_State *L)
     lua_pop(L, 2);
     new_class(L, MT_SUB, sub_meta, sub_methods, NULL);
     new_class(L, MT_MSG, msg_meta, msg_methods, msg_index);
+    new_class(L, MT_JS, js_meta, js_methods, NULL);
+    new_class(L, MT_KV, kv_meta, kv_methods, NULL);
+    new_class(L, MT_WATCH, watch_meta, watch_methods, NULL);
+    new_class(L, MT_BATCH, batch_meta, no_methods, NULL);
     luaL_newlib(L, funcs);
     lua_pushstring(L, ember_version());
     lua_setfield(L, -2, "version");

@@ -13,7 +13,14 @@ The binding uses only the public header ``ember.h``.  The few C helpers below (t
 * INLINE callbacks run in Python only when the publishing thread came from Python;
   messages that a TCP client or another foreign thread publishes to an INLINE
   subscription are queued for a binding-owned Python thread;
-* publishing wrappers mark the calling thread as a Python thread.
+* publishing wrappers mark the calling thread as a Python thread (JetStream publishes
+  and key-value writes too: they reach core subscribers as well);
+* asynchronous JetStream publishes complete on the store's flusher thread: the glue
+  queues (token, status, sequence, error text) and a binding-owned Python thread
+  (``ember-js-acks``) completes the Futures;
+* key-value watches run their callback on the connection's dispatcher thread or inside
+  ``ember_conn_poll``, like subscriptions, and release their handle through the free
+  list.
 """
 from __future__ import annotations
 
@@ -83,10 +90,16 @@ typedef struct ember_server_options {
     const char *username;
     const char *password;
     const char *auth_token;
+    bool jetstream;
+    const char *store_dir;
+    const char *jetstream_domain;
     ember_log_fn log_fn;
     void *log_userdata;
     int log_level;
     bool no_header_support;
+    int64_t jetstream_max_memory;
+    int64_t jetstream_max_store;
+    int64_t jetstream_sync_interval_ms;
     ...;
 } ember_server_options;
 
@@ -175,6 +188,156 @@ void ember_sub_get_stats(ember_sub *sub, ember_sub_stats *out);
 const char *ember_sub_subject(const ember_sub *sub);
 bool ember_sub_is_valid(const ember_sub *sub);
 
+
+/* ---- JetStream (native) ---- */
+typedef int... ember_storage;
+static const int EMBER_STORAGE_FILE;
+static const int EMBER_STORAGE_MEMORY;
+typedef int... ember_retention;
+static const int EMBER_RETENTION_LIMITS;
+static const int EMBER_RETENTION_INTEREST;
+static const int EMBER_RETENTION_WORKQUEUE;
+typedef int... ember_discard;
+static const int EMBER_DISCARD_OLD;
+static const int EMBER_DISCARD_NEW;
+
+typedef struct ember_stream_config {
+    size_t size;
+    const char *name;
+    const char *const *subjects;
+    size_t nsubjects;
+    const char *description;
+    ember_storage storage;
+    ember_retention retention;
+    ember_discard discard;
+    int64_t max_msgs;
+    int64_t max_bytes;
+    int64_t max_age_ms;
+    int64_t max_msgs_per_subject;
+    int32_t max_msg_size;
+    int64_t duplicate_window_ms;
+    bool allow_direct;
+    bool allow_rollup;
+    bool deny_delete, deny_purge;
+    bool allow_msg_ttl;
+    ...;
+} ember_stream_config;
+void ember_stream_config_init(ember_stream_config *cfg);
+int ember_js_stream_create(ember_conn *c, const ember_stream_config *cfg);
+int ember_js_stream_delete(ember_conn *c, const char *stream);
+int ember_js_stream_purge(ember_conn *c, const char *stream, const char *filter,
+                          uint64_t *purged);
+typedef struct ember_stream_info {
+    uint64_t msgs, bytes, first_seq, last_seq, num_subjects, consumers;
+    ...;
+} ember_stream_info;
+int ember_js_stream_info(ember_conn *c, const char *stream, ember_stream_info *out);
+
+typedef struct ember_pub_ack {
+    uint64_t seq;
+    bool duplicate;
+    ...;
+} ember_pub_ack;
+
+int ember_js_get(ember_conn *c, const char *stream, uint64_t seq, ember_msg **out);
+int ember_js_get_last(ember_conn *c, const char *stream, const char *subject, ember_msg **out);
+int ember_js_delete_msg(ember_conn *c, const char *stream, uint64_t seq);
+
+typedef int... ember_deliver_policy;
+static const int EMBER_DELIVER_POLICY_ALL;
+static const int EMBER_DELIVER_POLICY_LAST;
+static const int EMBER_DELIVER_POLICY_NEW;
+static const int EMBER_DELIVER_POLICY_BY_START_SEQUENCE;
+static const int EMBER_DELIVER_POLICY_LAST_PER_SUBJECT;
+typedef int... ember_ack_policy;
+static const int EMBER_ACK_EXPLICIT;
+static const int EMBER_ACK_NONE;
+static const int EMBER_ACK_ALL;
+
+typedef struct ember_consumer_config {
+    size_t size;
+    const char *durable_name;
+    const char *filter_subject;
+    ember_deliver_policy deliver_policy;
+    uint64_t opt_start_seq;
+    ember_ack_policy ack_policy;
+    int64_t ack_wait_ms;
+    int64_t max_deliver;
+    int64_t max_ack_pending;
+    int64_t inactive_threshold_ms;
+    ...;
+} ember_consumer_config;
+void ember_consumer_config_init(ember_consumer_config *cfg);
+int ember_js_consumer_create(ember_conn *c, const char *stream,
+                             const ember_consumer_config *cfg, char *name, size_t cap);
+int ember_js_consumer_delete(ember_conn *c, const char *stream, const char *consumer);
+typedef struct ember_consumer_info {
+    uint64_t num_pending;
+    uint64_t num_ack_pending;
+    uint64_t num_redelivered;
+    uint64_t delivered_stream_seq, ack_floor_stream_seq;
+    ...;
+} ember_consumer_info;
+int ember_js_consumer_info(ember_conn *c, const char *stream, const char *consumer,
+                           ember_consumer_info *out);
+int ember_js_fetch(ember_conn *c, const char *stream, const char *consumer,
+                   ember_msg **msgs, int max, int timeout_ms);
+int ember_js_ack(ember_conn *c, const ember_msg *m);
+int ember_js_nak(ember_conn *c, const ember_msg *m, int64_t delay_ms);
+int ember_js_in_progress(ember_conn *c, const ember_msg *m);
+int ember_js_term(ember_conn *c, const ember_msg *m);
+typedef struct ember_js_meta {
+    uint64_t stream_seq, consumer_seq;
+    uint64_t num_delivered, num_pending;
+    int64_t timestamp_ns;
+    ...;
+} ember_js_meta;
+int ember_js_msg_meta(const ember_msg *m, ember_js_meta *out);
+
+/* ---- key-value (native) ---- */
+typedef struct ember_kv ember_kv;
+typedef struct ember_kv_config {
+    size_t size;
+    const char *bucket;
+    const char *description;
+    int32_t history;
+    int64_t ttl_ms;
+    int64_t max_bytes;
+    int32_t max_value_size;
+    ember_storage storage;
+    ...;
+} ember_kv_config;
+void ember_kv_config_init(ember_kv_config *cfg);
+int ember_kv_bucket_create(ember_conn *c, const ember_kv_config *cfg, ember_kv **out);
+int ember_kv_bucket_open(ember_conn *c, const char *bucket, ember_kv **out);
+int ember_kv_bucket_delete(ember_conn *c, const char *bucket);
+void ember_kv_close(ember_kv *kv);
+
+typedef int... ember_kv_op;
+static const int EMBER_KV_PUT;
+static const int EMBER_KV_DEL;
+static const int EMBER_KV_PURGE;
+typedef struct ember_kv_entry {
+    const char *bucket;
+    const char *key;
+    const void *value;
+    size_t len;
+    uint64_t revision;
+    int64_t created_ns;
+    uint64_t delta;
+    ember_kv_op op;
+    ...;
+} ember_kv_entry;
+void ember_kv_entry_free(ember_kv_entry *e);
+int ember_kv_get(ember_kv *kv, const char *key, ember_kv_entry **out);
+int ember_kv_get_revision(ember_kv *kv, const char *key, uint64_t revision,
+                          ember_kv_entry **out);
+int ember_kv_keys(ember_kv *kv, char ***keys, size_t *n);
+int ember_kv_history(ember_kv *kv, const char *key, ember_kv_entry ***entries, size_t *n);
+void ember_kv_entries_free(ember_kv_entry **entries, size_t n);
+typedef struct ember_kv_watcher ember_kv_watcher;
+void ember_kv_watch_stop(ember_kv_watcher *w);
+
 /* ---- glue (defined in the C source below) ---- */
 typedef struct emberpy_view {
     const char *subject;
@@ -213,6 +376,30 @@ void emberpy_logq_close(emberpy_logq *q);
 void emberpy_logq_free(emberpy_logq *q);
 void emberpy_str_free(char *p);
 
+/* JetStream / KV glue */
+int emberpy_js_publish(ember_conn *c, ember_msg *m, ember_pub_ack *ack);
+int emberpy_js_publish_async(ember_conn *c, ember_msg *m, uint64_t token);
+typedef struct emberpy_ack {
+    uint64_t token;
+    int status;
+    uint64_t seq;
+    int duplicate;
+    char *err;
+} emberpy_ack;
+int emberpy_ackq_pop(int timeout_ms, emberpy_ack *out);
+int emberpy_kv_put(ember_kv *kv, const char *key, const char *value, size_t len,
+                   uint64_t *revision);
+int emberpy_kv_create(ember_kv *kv, const char *key, const char *value, size_t len,
+                      uint64_t *revision);
+int emberpy_kv_update(ember_kv *kv, const char *key, const char *value, size_t len,
+                      uint64_t last, uint64_t *revision);
+int emberpy_kv_delete(ember_kv *kv, const char *key);
+int emberpy_kv_purge(ember_kv *kv, const char *key);
+int emberpy_kv_watch(ember_kv *kv, const char *keys, int mode, void *handle,
+                     ember_kv_watcher **out);
+void emberpy_free(void *p);
+
+extern "Python" void _emberpy_on_kv(void *ud, const ember_kv_entry *e);
 extern "Python" void _emberpy_on_msg(void *ud, ember_sub *sub, ember_msg *msg);
 """
 
@@ -227,6 +414,7 @@ GLUE = r"""
 #include "ember.h"
 
 static void _emberpy_on_msg(void *ud, ember_sub *sub, ember_msg *msg); /* extern "Python" */
+static void _emberpy_on_kv(void *ud, const ember_kv_entry *e);          /* extern "Python" */
 
 /* ------------------------------------------------------------ message view */
 
@@ -621,6 +809,152 @@ static void emberpy_logq_free(emberpy_logq *q)
 }
 
 static void emberpy_str_free(char *p) { free(p); }
+
+/* ------------------------------------------------------------ JetStream publish */
+
+static int emberpy_js_publish(ember_conn *c, ember_msg *m, ember_pub_ack *ack)
+{
+    emberpy_py_thread = 1; /* core subscribers of the subject get the message too */
+    return ember_js_publish(c, m, ack);
+}
+
+/* Completions of ember_js_publish_async: the library calls emberpy_on_pub_ack from the
+ * store's flusher thread (or from the publishing call); it only queues the result here,
+ * and a Python thread of the binding pops it (emberpy_ackq_pop) to complete the
+ * Future. The queue is unbounded: it holds at most one entry per publish in flight. */
+typedef struct emberpy_ack {
+    uint64_t token;
+    int status;
+    uint64_t seq;
+    int duplicate;
+    char *err;            /* the error text (status != 0), freed with emberpy_free */
+} emberpy_ack;
+
+static pthread_mutex_t emberpy_ack_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t emberpy_ack_cv;
+static pthread_once_t emberpy_ack_once = PTHREAD_ONCE_INIT;
+static emberpy_ack *emberpy_ack_ring;
+static size_t emberpy_ack_cap, emberpy_ack_head, emberpy_ack_count;
+
+static void emberpy_ack_init(void) { emberpy_cond_init(&emberpy_ack_cv); }
+
+static void emberpy_on_pub_ack(void *ud, int status, const ember_pub_ack *ack)
+{
+    emberpy_ack it;
+    it.token = (uint64_t)(uintptr_t)ud;
+    it.status = status;
+    it.seq = ack ? ack->seq : 0;
+    it.duplicate = ack ? ack->duplicate : 0;
+    it.err = NULL;
+    if (status) {
+        const char *e = ember_last_error();
+        it.err = strdup(e && *e ? e : ember_strerror(status));
+    }
+    pthread_once(&emberpy_ack_once, emberpy_ack_init);
+    pthread_mutex_lock(&emberpy_ack_mu);
+    if (emberpy_ack_count == emberpy_ack_cap) {
+        size_t ncap = emberpy_ack_cap ? emberpy_ack_cap * 2 : 256;
+        emberpy_ack *nr = malloc(ncap * sizeof *nr);
+        while (!nr) { /* never drop a completion: its Future would wait forever */
+            pthread_mutex_unlock(&emberpy_ack_mu);
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+            pthread_mutex_lock(&emberpy_ack_mu);
+            nr = malloc(ncap * sizeof *nr);
+        }
+        for (size_t i = 0; i < emberpy_ack_count; i++)
+            nr[i] = emberpy_ack_ring[(emberpy_ack_head + i) % emberpy_ack_cap];
+        free(emberpy_ack_ring);
+        emberpy_ack_ring = nr;
+        emberpy_ack_cap = ncap;
+        emberpy_ack_head = 0;
+    }
+    emberpy_ack_ring[(emberpy_ack_head + emberpy_ack_count) % emberpy_ack_cap] = it;
+    emberpy_ack_count++;
+    pthread_cond_signal(&emberpy_ack_cv);
+    pthread_mutex_unlock(&emberpy_ack_mu);
+}
+
+static int emberpy_js_publish_async(ember_conn *c, ember_msg *m, uint64_t token)
+{
+    emberpy_py_thread = 1;
+    pthread_once(&emberpy_ack_once, emberpy_ack_init);
+    return ember_js_publish_async(c, m, emberpy_on_pub_ack, (void *)(uintptr_t)token);
+}
+
+/* 1: a completion in *out, 0: timeout. */
+static int emberpy_ackq_pop(int timeout_ms, emberpy_ack *out)
+{
+    struct timespec dl;
+    pthread_once(&emberpy_ack_once, emberpy_ack_init);
+    if (timeout_ms > 0)
+        emberpy_deadline(&dl, timeout_ms);
+    pthread_mutex_lock(&emberpy_ack_mu);
+    while (emberpy_ack_count == 0 && timeout_ms != 0) {
+        int rc = timeout_ms < 0 ? pthread_cond_wait(&emberpy_ack_cv, &emberpy_ack_mu)
+                                : pthread_cond_timedwait(&emberpy_ack_cv, &emberpy_ack_mu, &dl);
+        if (rc == ETIMEDOUT)
+            break;
+    }
+    int r = 0;
+    if (emberpy_ack_count) {
+        *out = emberpy_ack_ring[emberpy_ack_head];
+        emberpy_ack_head = (emberpy_ack_head + 1) % emberpy_ack_cap;
+        emberpy_ack_count--;
+        r = 1;
+    }
+    pthread_mutex_unlock(&emberpy_ack_mu);
+    return r;
+}
+
+static void emberpy_free(void *p) { free(p); }
+
+/* ------------------------------------------------------------ key-value */
+
+/* KV writes go through the stream publish path, which hands the message to core
+ * subscribers as well: mark the thread like the other publishing wrappers. */
+static int emberpy_kv_put(ember_kv *kv, const char *key, const char *value, size_t len,
+                          uint64_t *revision)
+{
+    emberpy_py_thread = 1;
+    return ember_kv_put(kv, key, value, len, revision);
+}
+
+static int emberpy_kv_create(ember_kv *kv, const char *key, const char *value, size_t len,
+                             uint64_t *revision)
+{
+    emberpy_py_thread = 1;
+    return ember_kv_create(kv, key, value, len, revision);
+}
+
+static int emberpy_kv_update(ember_kv *kv, const char *key, const char *value, size_t len,
+                             uint64_t last, uint64_t *revision)
+{
+    emberpy_py_thread = 1;
+    return ember_kv_update(kv, key, value, len, last, revision);
+}
+
+static int emberpy_kv_delete(ember_kv *kv, const char *key)
+{
+    emberpy_py_thread = 1;
+    return ember_kv_delete(kv, key);
+}
+
+static int emberpy_kv_purge(ember_kv *kv, const char *key)
+{
+    emberpy_py_thread = 1;
+    return ember_kv_purge(kv, key);
+}
+
+/* A watch runs its callback on the connection's dispatcher thread (DISPATCH) or inside
+ * ember_conn_poll (POLL): threads that may take the GIL. The handle is released through
+ * the free list, as a subscription's. */
+static int emberpy_kv_watch(ember_kv *kv, const char *keys, int mode, void *handle,
+                            ember_kv_watcher **out)
+{
+    return ember_kv_watch(kv, keys, (ember_delivery)mode, _emberpy_on_kv, handle,
+                          emberpy_release_handle, out);
+}
 """
 
 

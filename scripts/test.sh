@@ -33,6 +33,9 @@ bash scripts/test-js.sh build/core/ember-server
 echo "== Lua module"
 bash scripts/test-lua.sh
 
+echo "== SWIG bindings (Tcl, Perl)"
+bash scripts/test-swig.sh
+
 echo "== Python binding"
 bash scripts/test-python.sh
 

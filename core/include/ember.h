@@ -406,6 +406,7 @@ EMBER_API int ember_js_stream_info(ember_conn *c, const char *stream, ember_stre
 typedef struct ember_pub_ack {
     uint64_t seq;
     bool duplicate;                 /* Nats-Msg-Id seen within the duplicate window */
+    char stream[256];               /* the stream that stored it */
 } ember_pub_ack;
 /* Publish m (with its headers: Nats-Msg-Id, Nats-Expected-*, Nats-Rollup, Nats-TTL) into
  * the stream whose subjects match its subject, and wait until it is stored (durably: for
@@ -562,7 +563,9 @@ EMBER_API int ember_kv_purge(ember_kv *kv, const char *key);
  * strings: free(*keys). */
 EMBER_API int ember_kv_keys(ember_kv *kv, char ***keys, size_t *n);
 /* Every kept entry of key, oldest first (markers included). Free with
- * ember_kv_entries_free(*entries, *n). EMBER_ENOTFOUND when there is none. */
+ * ember_kv_entries_free(*entries, *n) (or free entries one by one with
+ * ember_kv_entry_free and then the array with ember_kv_entries_free(*entries, 0)).
+ * EMBER_ENOTFOUND when there is none. */
 EMBER_API int ember_kv_history(ember_kv *kv, const char *key, ember_kv_entry ***entries,
                                size_t *n);
 EMBER_API void ember_kv_entries_free(ember_kv_entry **entries, size_t n);
@@ -572,7 +575,9 @@ EMBER_API void ember_kv_entries_free(ember_kv_entry **entries, size_t n);
  * call with e == NULL marking the end of those initial values, then every change as it
  * happens. e is borrowed for the call. fn runs as `mode` says (EMBER_DELIVER_DISPATCH:
  * the connection's dispatcher thread; EMBER_DELIVER_POLL: ember_conn_poll). Stop with
- * ember_kv_watch_stop, which frees the watcher (and calls free_userdata). */
+ * ember_kv_watch_stop (which calls free_userdata) before ember_conn_close. A watcher
+ * still running when its connection closes ends with it: free_userdata is called then,
+ * and the handle must not be used any more. */
 typedef struct ember_kv_watcher ember_kv_watcher;
 typedef void (*ember_kv_watch_fn)(void *userdata, const ember_kv_entry *e);
 EMBER_API int ember_kv_watch(ember_kv *kv, const char *keys, ember_delivery mode,

@@ -121,6 +121,9 @@ typedef struct js {
     int64_t max_memory, max_store;
     int64_t sync_interval_ms;
     int64_t mem_used, store_used; /* reserved by stream configs (max_bytes) (mu) */
+    /* bytes stored in memory / file streams: recounted by js_streams_tick, raised by
+     * every append in between (the publish path's account limit check) */
+    atomic_llong mem_bytes, store_bytes;
     sub *subs[8];              /* $JS.API.>, $JS.<domain>.API.>, $JS.ACK.>, $JS.FC.> */
     size_t nsubs;
     atomic_ullong api_total, api_errors;

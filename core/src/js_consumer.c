@@ -3845,6 +3845,11 @@ static bool tok_is(const char *t, size_t l, const char *s)
  * MSG.NEXT or ack for a consumer that does not exist). */
 static void no_responders(js_outbox *ob, const char *reply, const msgview *mv)
 {
+    /* nats-server subscribes $JS.API.> as a whole, so a pull request for a consumer that
+     * does not exist is taken and dropped: the client hears nothing (it times out) */
+    if (mv->subject_len >= 4 && !memcmp(mv->subject, "$JS.", 4) &&
+        !(mv->subject_len >= 8 && !memcmp(mv->subject, "$JS.ACK.", 8)))
+        return;
     if (!reply || !*reply)
         return;
     size_t cap = mv->subject_len + 32;

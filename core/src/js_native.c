@@ -38,7 +38,7 @@ static int map_err(int err_code, const char *desc)
     case 10071: case 10164: case 10070: case 10060: case 10193:
         rc = EMBER_EWRONGSEQ;
         break;
-    case 10077: case 10054: case 10047: case 10026: case 10027:
+    case 10077: case 10054: case 10047: case 10026: case 10027: case 10023: case 10028:
         rc = EMBER_ELIMIT;
         break;
     case 10076: case 10039:
@@ -269,6 +269,7 @@ static void on_sync_ack(void *ud, const js_puback *a)
         snprintf(w->err, sizeof w->err, "%s", ember_last_error());
     w->ack.seq = a->seq;
     w->ack.duplicate = a->duplicate;
+    snprintf(w->ack.stream, sizeof w->ack.stream, "%s", a->stream ? a->stream : "");
     w->done = true;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
@@ -283,7 +284,11 @@ static void on_async_ack(void *ud, const js_puback *a)
 {
     pub_async *p = ud;
     int st = ack_status(a);
-    ember_pub_ack ack = {a->seq, a->duplicate};
+    ember_pub_ack ack;
+    memset(&ack, 0, sizeof ack);
+    ack.seq = a->seq;
+    ack.duplicate = a->duplicate;
+    snprintf(ack.stream, sizeof ack.stream, "%s", a->stream ? a->stream : "");
     p->fn(p->ud, st, st ? NULL : &ack);
     free(p);
 }
@@ -297,6 +302,8 @@ static int publish(ember_conn *c, ember_msg *m, js_puback_fn fn, void *ud)
         return rc;
     if (!m)
         return err_set(EMBER_EINVAL, "message is NULL");
+    if (!js_subj_valid(m->subject, false))
+        return err_set(EMBER_EINVAL, "invalid publish subject \"%s\"", m->subject);
     server *srv = conn_server(c);
     if ((int64_t)(m->data_len + m->hdr_len) > srv->opts.max_payload)
         return err_set(EMBER_EMAXPAYLOAD, "maximum payload exceeded: %zu > %lld",
@@ -480,6 +487,8 @@ EMBER_API int ember_js_consumer_create(ember_conn *c, const char *stream,
         return err_set(EMBER_EINVAL, "invalid durable name \"%s\"", cfg.durable_name);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "stream_name", stream);
+    /* create, not update: a different config for an existing name is EMBER_EEXISTS */
+    cJSON_AddStringToObject(o, "action", "create");
     cJSON *cc = cJSON_AddObjectToObject(o, "config");
     if (cfg.durable_name)
         cJSON_AddStringToObject(cc, "durable_name", cfg.durable_name);
@@ -600,7 +609,8 @@ EMBER_API int ember_js_fetch(ember_conn *c, const char *stream, const char *cons
     js_api_handle(j, &mv, &ob);
     js_outbox_send(j, &ob);
     int got = 0;
-    uint64_t deadline = time_mono_ms() + (uint64_t)timeout_ms + 1000;
+    bool saw_status = false;
+    uint64_t deadline = time_mono_ms() + (uint64_t)(timeout_ms ? timeout_ms : 100) + 1000;
     rc = EMBER_OK;
     while (got < max) {
         uint64_t now = time_mono_ms();
@@ -617,6 +627,8 @@ EMBER_API int ember_js_fetch(ember_conn *c, const char *stream, const char *cons
             break;
         }
         int status = ember_msg_status(m);
+        if (status && status != 100)
+            saw_status = true;
         if (status) {
             /* 404 No Messages / 408 Request Timeout / 409 ...: the request is over; a
              * 100 heartbeat is not */
@@ -643,9 +655,16 @@ EMBER_API int ember_js_fetch(ember_conn *c, const char *stream, const char *cons
         msgs[got++] = m;
     }
     ember_sub_unsubscribe(sub);
-    if (rc && got == 0) {
-        /* a consumer that does not exist answers with a JSON error on the inbox */
+    if (rc && got == 0)
         return rc;
+    if (got == 0 && !saw_status) {
+        /* no answer at all: as with nats-server, a pull for a consumer that does not
+         * exist is dropped; tell the host why */
+        cJSON *r = NULL;
+        int irc = api(j, &r, "$JS.API.CONSUMER.INFO.%s.%s", NULL, stream, consumer);
+        cJSON_Delete(r);
+        if (irc)
+            return irc;
     }
     return got;
 }

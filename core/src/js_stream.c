@@ -1146,6 +1146,18 @@ int js_stream_publish(jstream *s, const char *subj, size_t subj_len, const char 
         tsl = transform(c->subject_transform, subj, subj_len, tsubj, sizeof tsubj);
         ssubj = tsubj;
     }
+    /* the account's storage limits (nats-server: "insufficient resources") */
+    {
+        uint64_t sz = store_msg_size(c->storage, tsl, hdr_len, data_len);
+        atomic_llong *used = c->storage == STORE_MEMORY ? &j->mem_bytes : &j->store_bytes;
+        int64_t max = c->storage == STORE_MEMORY ? j->max_memory : j->max_store;
+        if (interest && atomic_load(used) + (int64_t)sz > max) {
+            jse = JSE_InsufficientResourcesErr;
+            goto fail;
+        }
+        if (interest)
+            atomic_fetch_add(used, (int64_t)sz);
+    }
     uint64_t seq = 0;
     int rc;
     if (!interest) {
@@ -1507,6 +1519,20 @@ void js_streams_close_all(js *j)
 int64_t js_streams_tick(js *j, int64_t now, js_outbox *ob)
 {
     int64_t next = 0;
+    /* recount what the streams hold (the publish path only adds) */
+    int64_t mem = 0, sto = 0;
+    for (jstream *s = j->streams; s; s = s->next) {
+        if (!s->st)
+            continue;
+        store_state ss;
+        store_get_state(s->st, &ss);
+        if (s->cfg.storage == STORE_MEMORY)
+            mem += (int64_t)ss.bytes;
+        else
+            sto += (int64_t)ss.bytes;
+    }
+    atomic_store(&j->mem_bytes, mem);
+    atomic_store(&j->store_bytes, sto);
     for (jstream *s = j->streams; s; s = s->next) {
         if (!s->st)
             continue;

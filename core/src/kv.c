@@ -531,6 +531,7 @@ struct ember_kv_watcher {
     atomic_int refs;            /* the handle and the subscription */
     pthread_mutex_t mu;         /* held while fn runs */
     bool stopped;
+    bool handle_done;           /* ember_kv_watch_stop ran */
     bool init_done;
     ember_kv *kv;               /* borrowed: bucket name and prefix */
     char *bucket;
@@ -545,6 +546,27 @@ struct ember_kv_watcher {
 };
 
 static _Thread_local ember_kv_watcher *tls_in_watch;
+static void watcher_release(void *p);
+
+/* The subscription's userdata release: when the connection closes before the watcher
+ * is stopped, the host's data is freed here (once); the watcher itself lives until
+ * ember_kv_watch_stop too has let go. */
+static void watcher_sub_gone(void *p)
+{
+    ember_kv_watcher *w = p;
+    pthread_mutex_lock(&w->mu);
+    w->stopped = true;
+    ember_free_fn f = w->free_ud;
+    w->free_ud = NULL;
+    w->sub = NULL;
+    bool orphan = !w->handle_done; /* the connection closed first: the handle is dead too */
+    pthread_mutex_unlock(&w->mu);
+    if (f)
+        f(w->ud);
+    if (orphan)
+        watcher_release(w);
+    watcher_release(w);
+}
 
 static void watcher_release(void *p)
 {
@@ -593,14 +615,15 @@ static void watch_msg(void *ud, ember_sub *sub, ember_msg *m)
         }
     }
     tls_in_watch = NULL;
-    bool stopped = w->stopped;
-    pthread_mutex_unlock(&w->mu);
-    if (stopped && w->free_ud) {
+    ember_free_fn f = NULL;
+    if (w->stopped) {
         /* stopped from inside fn: free the host's data now that fn returned */
-        ember_free_fn f = w->free_ud;
+        f = w->free_ud;
         w->free_ud = NULL;
-        f(w->ud);
     }
+    pthread_mutex_unlock(&w->mu);
+    if (f)
+        f(w->ud);
 }
 
 EMBER_API int ember_kv_watch(ember_kv *kv, const char *keys, ember_delivery mode,
@@ -623,6 +646,7 @@ EMBER_API int ember_kv_watch(ember_kv *kv, const char *keys, ember_delivery mode
     }
     atomic_init(&w->refs, 2);
     pthread_mutex_init(&w->mu, NULL);
+    w->handle_done = true; /* until the watch is set up, this function owns the handle */
     w->kv = kv;
     w->bucket = strdup(kv->bucket);
     w->prefix_len = kv->prefix_len;
@@ -635,12 +659,10 @@ EMBER_API int ember_kv_watch(ember_kv *kv, const char *keys, ember_delivery mode
     nuid_next(nuid);
     snprintf(inbox, sizeof inbox, "_INBOX.%s", nuid);
     rc = ember_conn_subscribe(&w->sub, kv->conn, inbox, NULL, mode, watch_msg, w,
-                              watcher_release);
+                              watcher_sub_gone);
     if (rc) {
-        /* the subscription freed its userdata reference */
-        w->free_ud = NULL;
-        if (free_userdata)
-            free_userdata(userdata);
+        /* the failed subscription released its userdata: watcher_sub_gone called the
+         * host's free_userdata and dropped the subscription's reference */
         watcher_release(w);
         return rc;
     }
@@ -687,24 +709,32 @@ EMBER_API int ember_kv_watch(ember_kv *kv, const char *keys, ember_delivery mode
     if (rc) {
         pthread_mutex_lock(&w->mu);
         w->stopped = true;
+        ember_free_fn f = w->free_ud;
+        w->free_ud = NULL;
         pthread_mutex_unlock(&w->mu);
         ember_sub_unsubscribe(w->sub);
-        w->free_ud = NULL;
-        if (free_userdata)
-            free_userdata(userdata);
+        if (f)
+            f(w->ud);
         watcher_release(w);
         return rc;
     }
     if (pending == 0) {
         /* nothing to replay: the end-of-initial-values marker goes through the same
          * queue as the entries, so fn sees it on its delivery thread */
-        ember_msg *m;
-        if (ember_msg_new(&m, inbox, NULL, NULL, 0) == EMBER_OK) {
-            ember_msg_header_set(m, "Ember-Watch-Init", "1");
-            ember_conn_publish_msg(kv->conn, m);
-            ember_msg_release(m);
-        }
+        static const char h[] = "NATS/1.0\r\nEmber-Watch-Init: 1\r\n\r\n";
+        msgview mv;
+        memset(&mv, 0, sizeof mv);
+        mv.subject = inbox;
+        mv.subject_len = strlen(inbox);
+        mv.hdr = h;
+        mv.hdr_len = sizeof h - 1;
+        mv.data = "";
+        /* from the server itself: also reaches a no_echo connection */
+        server_publish_internal(conn_server(kv->conn), &mv);
     }
+    pthread_mutex_lock(&w->mu);
+    w->handle_done = false;
+    pthread_mutex_unlock(&w->mu);
     *out = w;
     return EMBER_OK;
 }
@@ -717,9 +747,12 @@ EMBER_API void ember_kv_watch_stop(ember_kv_watcher *w)
     if (!inside)
         pthread_mutex_lock(&w->mu);
     w->stopped = true;
+    w->handle_done = true;
+    ember_sub *sub = w->sub;
     if (!inside)
         pthread_mutex_unlock(&w->mu);
-    ember_sub_unsubscribe(w->sub);
+    if (sub)
+        ember_sub_unsubscribe(sub);
     js *j = conn_check(w->conn) == 0 ? conn_server(w->conn)->js : NULL;
     if (j && w->consumer[0]) {
         char subj[600];
@@ -729,10 +762,13 @@ EMBER_API void ember_kv_watch_stop(ember_kv_watcher *w)
         js_api_call(j, subj, NULL, &reply, &rl);
         free(reply);
     }
-    if (!inside && w->free_ud) {
+    if (!inside) {
+        pthread_mutex_lock(&w->mu);
         ember_free_fn f = w->free_ud;
         w->free_ud = NULL;
-        f(w->ud);
+        pthread_mutex_unlock(&w->mu);
+        if (f)
+            f(w->ud);
     }
     watcher_release(w);
 }

@@ -7,6 +7,9 @@
 ...     conn.request("hello.world", b"hi").data
 b'hello there'
 
+With ``Server(jetstream=True, store_dir=...)``, ``conn.jetstream()`` gives streams,
+consumers and key-value buckets (:mod:`ember.jetstream`, :mod:`ember.kv`).
+
 See ``docs/python.md`` for the full guide.  :mod:`ember.aio` integrates with asyncio;
 :mod:`ember.pytest_plugin` provides the ``ember_server`` and ``ember_conn`` fixtures.
 """
@@ -20,6 +23,9 @@ from .errors import (ClosedError, EmberIOError, Error, ExistsError, InvalidArgum
                      LimitError, MaxPayloadError, NoMemoryError, NoRespondersError,
                      NotFoundError, SlowConsumerError, StateError, TimeoutError,
                      WrongSequenceError)
+from .jetstream import (ConsumerInfo, JetStream, JsMsg, MsgMetadata, PubAck, StoredMsg,
+                        StreamInfo)
+from .kv import Entry, KeyValue, KeyWatcher, KvOp
 from .server import LOG_LEVELS, Server, ServerStats
 
 #: Version of the core library (``ember_version()``).
@@ -43,6 +49,8 @@ def version() -> str:
 __all__ = [
     "Server", "ServerStats", "Connection", "ConnectionStats", "Subscription",
     "SubscriptionStats", "Msg", "Headers", "MODES", "LOG_LEVELS",
+    "JetStream", "PubAck", "StreamInfo", "StoredMsg", "JsMsg", "MsgMetadata", "ConsumerInfo",
+    "KeyValue", "Entry", "KvOp", "KeyWatcher",
     "Error", "InvalidArgumentError", "TimeoutError", "NoRespondersError", "ClosedError",
     "MaxPayloadError", "NotFoundError", "ExistsError", "WrongSequenceError",
     "SlowConsumerError", "EmberIOError", "NoMemoryError", "LimitError", "StateError",

@@ -27,6 +27,20 @@ thread hop, and the GIL is never entered from a thread asyncio does not know::
 :meth:`Connection.request` waits on a worker thread of the loop's default executor (the
 C request call blocks), so that it keeps the library's exact semantics (no-responders
 detection, one shared reply inbox) while the loop stays free.
+
+JetStream and key-value: ``nc.jetstream()`` gives a :class:`JetStream` whose methods are
+coroutines.  ``await js.publish(...)`` uses the native asynchronous publish (no thread:
+the acknowledgement completes a future on the loop); the other calls, which block on
+the store, run in the loop's default executor.  ``await kv.watch(...)`` returns a
+:class:`KeyWatcher` for ``async for``, delivered on the loop's thread like
+subscriptions::
+
+    js = nc.jetstream()
+    await js.add_stream("ORDERS", subjects=["orders.>"])
+    ack = await js.publish("orders.1", b"...")
+    kv = await js.create_key_value("settings")
+    await kv.put("theme", b"dark")
+    print((await kv.get("theme")).value)
 """
 from __future__ import annotations
 
@@ -34,13 +48,15 @@ import asyncio
 import functools
 import inspect
 import weakref
-from typing import Any, Awaitable, Callable, Optional, Set, Tuple, Union
+from typing import Any, Awaitable, Callable, List, Optional, Set, Tuple, Union
 
 from . import connection as _conn_mod
+from . import jetstream as _js_mod
+from . import kv as _kv_mod
 from ._core import BytesLike, HeaderInput, Msg, report_exception
 from .errors import ClosedError, SlowConsumerError, TimeoutError
 
-__all__ = ["connect", "Connection", "Subscription"]
+__all__ = ["connect", "Connection", "Subscription", "JetStream", "KeyValue", "KeyWatcher"]
 
 _END = object()
 
@@ -246,6 +262,10 @@ class Connection:
     async def flush(self, timeout: Optional[float] = 1.0) -> None:
         self._conn.flush(timeout)
 
+    def jetstream(self) -> "JetStream":
+        """JetStream through this connection, with coroutine methods."""
+        return JetStream(self)
+
     async def drain(self, timeout: Optional[float] = 5.0) -> None:
         """Deliver what is queued for this connection's subscriptions, unsubscribe, wait
         for callback tasks, then close."""
@@ -282,3 +302,200 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<ember.aio.Connection {self._conn!r}>"
+
+
+# ------------------------------------------------------------------ JetStream
+
+
+class JetStream:
+    """The asyncio face of :class:`ember.JetStream` (see its methods for the arguments
+    and errors).  ``publish`` completes through the native asynchronous publish; the
+    other methods run the blocking call in the loop's default executor."""
+
+    def __init__(self, aconn: Connection) -> None:
+        self._aconn = aconn
+        self._loop = aconn._loop
+        self._js = aconn._conn.jetstream()
+
+    @property
+    def sync(self) -> "_js_mod.JetStream":
+        """The underlying synchronous :class:`ember.JetStream`."""
+        return self._js
+
+    async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await self._loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+    async def publish(self, subject: str, data: Optional[BytesLike] = b"",
+                      headers: Optional[HeaderInput] = None, **kwargs: Any
+                      ) -> "_js_mod.PubAck":
+        """Store a message; returns its :class:`ember.PubAck` once stored (keyword
+        options as :meth:`ember.JetStream.publish`)."""
+        fut = self._js.publish_async(subject, data, headers, **kwargs)
+        return await asyncio.wrap_future(fut, loop=self._loop)
+
+    async def add_stream(self, name: str, subjects: Any = None,
+                         **kwargs: Any) -> "_js_mod.StreamInfo":
+        return await self._run(self._js.add_stream, name, subjects, **kwargs)
+
+    async def delete_stream(self, name: str) -> None:
+        await self._run(self._js.delete_stream, name)
+
+    async def purge_stream(self, name: str, subject: Optional[str] = None) -> int:
+        return await self._run(self._js.purge_stream, name, subject)
+
+    async def stream_info(self, name: str) -> "_js_mod.StreamInfo":
+        return await self._run(self._js.stream_info, name)
+
+    async def get_msg(self, stream: str, seq: Optional[int] = None, *,
+                      last_by_subject: Optional[str] = None) -> "_js_mod.StoredMsg":
+        return await self._run(self._js.get_msg, stream, seq,
+                               last_by_subject=last_by_subject)
+
+    async def delete_msg(self, stream: str, seq: int) -> None:
+        await self._run(self._js.delete_msg, stream, seq)
+
+    async def add_consumer(self, stream: str, durable: Optional[str] = None,
+                           **kwargs: Any) -> str:
+        return await self._run(self._js.add_consumer, stream, durable, **kwargs)
+
+    async def delete_consumer(self, stream: str, consumer: str) -> None:
+        await self._run(self._js.delete_consumer, stream, consumer)
+
+    async def consumer_info(self, stream: str, consumer: str) -> "_js_mod.ConsumerInfo":
+        return await self._run(self._js.consumer_info, stream, consumer)
+
+    async def fetch(self, stream: str, consumer: str, batch: int = 1,
+                    timeout: Optional[float] = 1.0) -> "List[_js_mod.JsMsg]":
+        """Fetch from a pull consumer; the messages' ``ack()`` & co. are plain calls
+        (they do not wait for anything)."""
+        return await self._run(self._js.fetch, stream, consumer, batch, timeout)
+
+    async def create_key_value(self, bucket: str, **kwargs: Any) -> "KeyValue":
+        kv = await self._run(self._js.create_key_value, bucket, **kwargs)
+        return KeyValue(self._aconn, kv)
+
+    async def key_value(self, bucket: str) -> "KeyValue":
+        kv = await self._run(self._js.key_value, bucket)
+        return KeyValue(self._aconn, kv)
+
+    async def delete_key_value(self, bucket: str) -> None:
+        await self._run(self._js.delete_key_value, bucket)
+
+    def __repr__(self) -> str:
+        return f"<ember.aio.JetStream of {self._aconn!r}>"
+
+
+class KeyValue:
+    """The asyncio face of :class:`ember.KeyValue`: the same methods as coroutines
+    (run in the loop's default executor); :meth:`watch` is delivered on the loop."""
+
+    def __init__(self, aconn: Connection, kv: "_kv_mod.KeyValue") -> None:
+        self._aconn = aconn
+        self._loop = aconn._loop
+        self._kv = kv
+        self.bucket = kv.bucket
+
+    @property
+    def sync(self) -> "_kv_mod.KeyValue":
+        """The underlying synchronous :class:`ember.KeyValue`."""
+        return self._kv
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self._loop.run_in_executor(None, functools.partial(fn, *args))
+
+    async def get(self, key: str, revision: Optional[int] = None) -> "_kv_mod.Entry":
+        return await self._run(self._kv.get, key, revision)
+
+    async def put(self, key: str, value: Optional[BytesLike]) -> int:
+        return await self._run(self._kv.put, key, value)
+
+    async def create(self, key: str, value: Optional[BytesLike]) -> int:
+        return await self._run(self._kv.create, key, value)
+
+    async def update(self, key: str, value: Optional[BytesLike], last: int) -> int:
+        return await self._run(self._kv.update, key, value, last)
+
+    async def delete(self, key: str) -> None:
+        await self._run(self._kv.delete, key)
+
+    async def purge(self, key: str) -> None:
+        await self._run(self._kv.purge, key)
+
+    async def keys(self) -> List[str]:
+        return await self._run(self._kv.keys)
+
+    async def history(self, key: str) -> "List[_kv_mod.Entry]":
+        return await self._run(self._kv.history, key)
+
+    async def watch(self, keys: str = ">") -> "KeyWatcher":
+        """Watch keys; iterate with ``async for`` (``None`` marks the end of the
+        initial values) or ``await watcher.updates(timeout)``."""
+        w = KeyWatcher(self._aconn)
+        w._sync = self._kv.watch(keys, cb=w._on_entry, mode="poll")
+        self._aconn._subs.add(w)  # type: ignore[arg-type]
+        return w
+
+    def close(self) -> None:
+        self._kv.close()
+
+    def __repr__(self) -> str:
+        return f"<ember.aio.KeyValue {self.bucket!r}>"
+
+
+class KeyWatcher:
+    """A key-value watch delivered on the event loop's thread."""
+
+    def __init__(self, aconn: Connection) -> None:
+        self._aconn = aconn
+        self._queue: "asyncio.Queue[Any]" = asyncio.Queue()
+        self._ended = False
+        self._sync: Optional["_kv_mod.KeyWatcher"] = None
+
+    def _on_entry(self, entry: Optional["_kv_mod.Entry"]) -> None:  # loop thread
+        if not self._ended:
+            self._queue.put_nowait(entry)
+
+    def _end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._queue.put_nowait(_END)
+
+    async def updates(self, timeout: Optional[float] = 1.0) -> Optional["_kv_mod.Entry"]:
+        """The next entry (None: end of the initial values).  Raises
+        :class:`ember.TimeoutError`, or :class:`ember.ClosedError` once stopped."""
+        try:
+            if timeout is None:
+                item = await self._queue.get()
+            else:
+                item = await asyncio.wait_for(self._queue.get(), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no key-value update within {timeout} s") from None
+        if item is _END:
+            self._queue.put_nowait(_END)
+            raise ClosedError("watcher stopped")
+        return item
+
+    def __aiter__(self) -> "KeyWatcher":
+        return self
+
+    async def __anext__(self) -> Optional["_kv_mod.Entry"]:
+        try:
+            return await self.updates(None)
+        except ClosedError:
+            raise StopAsyncIteration from None
+
+    def stop(self) -> None:
+        """Stop watching; an ``async for`` ends after the queued entries."""
+        if self._sync is not None:
+            self._sync.stop()
+        self._aconn._subs.discard(self)  # type: ignore[arg-type]
+        self._end()
+
+    async def __aenter__(self) -> "KeyWatcher":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<ember.aio.KeyWatcher {self._sync!r}>"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 from typing import (TYPE_CHECKING, Any, Callable, Iterator, List, NamedTuple, Optional,
-                    Tuple)
+                    Set, Tuple)
 
 from ._core import (NULL, BytesLike, HeaderInput, Msg, build_msg, msg_from_ptr, new_handle,
                     payload, reap, report_exception, subj, to_ms)
@@ -11,6 +11,7 @@ from ._ember import ffi, lib
 from .errors import ClosedError, InvalidArgumentError, StateError, TimeoutError, error_for
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .jetstream import JetStream
     from .server import Server, _ServerCore
 
 __all__ = ["Connection", "Subscription", "ConnectionStats", "SubscriptionStats", "MODES"]
@@ -104,7 +105,8 @@ class _ConnCore:
     one thread while another is inside a call can never free memory under it."""
 
     __slots__ = ("ptr", "server", "active", "closing", "done", "lock", "fq", "pump",
-                 "pump_frees_fq", "error_cb", "limits", "poll_lock", "__weakref__")
+                 "pump_frees_fq", "error_cb", "limits", "poll_lock", "watchers",
+                 "__weakref__")
 
     def __init__(self, ptr: Any, server: "_ServerCore", error_cb: Optional[Callable],
                  limits: Tuple[int, int]) -> None:
@@ -120,6 +122,7 @@ class _ConnCore:
         self.error_cb = error_cb
         self.limits = limits
         self.poll_lock = threading.Lock()  # ember_conn_poll: one thread at a time
+        self.watchers: Set[Any] = set()    # running key-value watches (kv._WatchState)
 
     # -- guard
     def enter(self) -> None:
@@ -155,6 +158,12 @@ class _ConnCore:
             self.done = True
             fq, pump = self.fq, self.pump
         me = threading.current_thread()
+        # key-value watches hold a subscription of this connection: stop them while the
+        # connection's pointer is still valid (ember_conn_close frees its subscriptions)
+        if self.watchers:
+            from .kv import stop_watch
+            for st in list(self.watchers):
+                stop_watch(self, st)
         if fq is not None:
             lib.emberpy_fq_close(fq)
             if pump is not None and pump is not me:
@@ -356,6 +365,15 @@ class Connection:
             return sub
         finally:
             core.leave()
+
+    # ---------------------------------------------------------------- JetStream
+    def jetstream(self) -> "JetStream":
+        """The server's JetStream through this connection: streams, publish with
+        acknowledgement, consumers and key-value buckets (:class:`ember.JetStream`).
+        The server needs ``jetstream=True``; otherwise its calls raise
+        :class:`StateError`."""
+        from .jetstream import JetStream
+        return JetStream(self)
 
     # ---------------------------------------------------------------- host-driven delivery
     def poll(self, timeout: Optional[float] = 0) -> int:

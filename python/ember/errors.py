@@ -2,11 +2,14 @@
 
 Every failing call raises a subclass of :class:`ember.Error`.  The message is the
 library's detailed text for the failure (``ember_last_error()``), ``code`` the negative
-``EMBER_E*`` status and ``status`` its short name (``ember_strerror()``).
+``EMBER_E*`` status and ``status`` its short name (``ember_strerror()``).  JetStream and
+key-value failures reported by the stream engine end with nats-server's error code in
+parentheses (``"wrong last sequence: 4 (10071)"``), available as ``err_code``.
 """
 from __future__ import annotations
 
 import builtins
+import re
 from typing import Dict, Optional, Type
 
 from ._ember import ffi, lib
@@ -48,6 +51,16 @@ class Error(Exception):
     def status(self) -> str:
         return ffi.string(lib.ember_strerror(self.code)).decode("utf-8", "replace")
 
+    @property
+    def err_code(self) -> Optional[int]:
+        """nats-server's JetStream error code (``10071`` for "wrong last sequence"), when
+        the library reported one at the end of the message; else None."""
+        m = _ERR_CODE.search(str(self))
+        return int(m.group(1)) if m else None
+
+
+_ERR_CODE = re.compile(r"\((\d{4,6})\)\s*$")
+
 
 class InvalidArgumentError(Error, ValueError):
     """An invalid argument: a bad subject, option, or a call the object doesn't allow."""
@@ -75,17 +88,21 @@ class MaxPayloadError(Error):
 
 
 class NotFoundError(Error, LookupError):
-    """The requested object does not exist."""
+    """The requested object does not exist (a stream, consumer, message, bucket or key;
+    a deleted or purged key too)."""
     code = lib.EMBER_ENOTFOUND
 
 
 class ExistsError(Error):
-    """The object already exists."""
+    """The object already exists (a stream or consumer name in use with another
+    configuration)."""
     code = lib.EMBER_EEXISTS
 
 
 class WrongSequenceError(Error):
-    """An expected sequence or revision did not match."""
+    """An expected sequence or revision did not match: a JetStream expectation
+    (``expected_last_seq``, ``expected_stream``, ...) or a key-value ``create`` /
+    ``update``."""
     code = lib.EMBER_EWRONGSEQ
 
 
@@ -105,12 +122,14 @@ class NoMemoryError(Error, MemoryError):
 
 
 class LimitError(Error):
-    """A configured limit (connections, subscriptions) was reached."""
+    """A configured limit was reached: connections, subscriptions, or a stream limit that
+    refused a message (``discard="new"``, ``max_msg_size``)."""
     code = lib.EMBER_ELIMIT
 
 
 class StateError(Error):
-    """The object is in the wrong state for this call (e.g. started twice)."""
+    """The object is in the wrong state for this call (e.g. started twice, JetStream not
+    enabled, a JetStream message acknowledged twice)."""
     code = lib.EMBER_ESTATE
 
 

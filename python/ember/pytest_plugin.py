@@ -8,7 +8,8 @@ Fixtures:
 
 ``ember_server``
     An :class:`ember.Server` listening on 127.0.0.1 on a free port (``port=-1``),
-    ready for connections.  ``ember_server.client_url`` (``nats://127.0.0.1:<port>``)
+    with JetStream enabled on a fresh temporary store directory, ready for
+    connections.  ``ember_server.client_url`` (``nats://127.0.0.1:<port>``)
     works with any NATS client, so tests of code that uses nats.py, nats.go or the C
     client can run against a broker that lives and dies with the test.
 ``ember_conn``
@@ -31,9 +32,11 @@ import ember
 
 
 @pytest.fixture
-def ember_server() -> Iterator[ember.Server]:
-    """A fresh embedded broker on 127.0.0.1, any free port; closed after the test."""
-    srv = ember.Server(port=-1, host="127.0.0.1")
+def ember_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ember.Server]:
+    """A fresh embedded broker on 127.0.0.1, any free port, JetStream enabled with its
+    store in a temporary directory of its own; closed after the test."""
+    store = tmp_path_factory.mktemp("ember-jetstream")
+    srv = ember.Server(port=-1, host="127.0.0.1", jetstream=True, store_dir=str(store))
     try:
         srv.wait_ready(5.0)
         yield srv

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import atexit
 import logging as _logging
+import os
 import signal
 import threading
 import time
@@ -206,6 +207,22 @@ class Server:
         ping_interval, write_deadline, auth_timeout: seconds (defaults when None).
         user, password, token: single-user or token authentication for TCP clients.
         no_header_support: do not advertise header support.
+        start: start at once (default); False: call :meth:`start` later.
+
+    JetStream (keyword-only):
+
+        jetstream: enable JetStream (streams, consumers, key-value buckets); reach it with
+            :meth:`ember.Connection.jetstream` or over the wire (``$JS.API.*``).
+        store_dir: directory of the file store (default: ``$TMPDIR/nats/jetstream``, as
+            nats-server).  A server started again on the same directory recovers its
+            file streams and buckets.
+        jetstream_domain: the JetStream domain (e.g. ``"embedded"``), for leaf nodes.
+        max_memory: bytes memory streams may use (default: 75% of RAM, as nats-server).
+        max_store: bytes file streams may use (default: 1 TiB).
+        sync_interval: seconds; None or 0 (default): a publish is acknowledged only
+            after its message was fsync'd (group commit).  > 0: acknowledged once written
+            to the OS and fsync'd at most every ``sync_interval`` seconds (faster; a power
+            loss can lose acknowledged messages, a process kill cannot).
     """
 
     def __init__(self, port: int = -1, host: Optional[str] = "127.0.0.1",
@@ -220,7 +237,11 @@ class Server:
                  auth_timeout: Optional[float] = None,
                  user: Optional[str] = None, password: Optional[str] = None,
                  token: Optional[str] = None, no_header_support: bool = False,
-                 start: bool = True) -> None:
+                 start: bool = True, *, jetstream: bool = False,
+                 store_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
+                 jetstream_domain: Optional[str] = None,
+                 max_memory: Optional[int] = None, max_store: Optional[int] = None,
+                 sync_interval: Optional[float] = None) -> None:
         opts = ffi.new("ember_server_options *")
         lib.ember_server_options_init(opts)
         keep: List[Any] = []
@@ -259,12 +280,26 @@ class Server:
         opts.password = s(password)
         opts.auth_token = s(token)
         opts.no_header_support = bool(no_header_support)
+        opts.jetstream = bool(jetstream)
+        if store_dir is not None:
+            opts.store_dir = s(os.fspath(store_dir))
+        opts.jetstream_domain = s(jetstream_domain)
+        if max_memory is not None:
+            opts.jetstream_max_memory = int(max_memory)
+        if max_store is not None:
+            opts.jetstream_max_store = int(max_store)
+        if sync_interval is not None:
+            if sync_interval < 0:
+                raise InvalidArgumentError("sync_interval must be >= 0")
+            opts.jetstream_sync_interval_ms = int(round(sync_interval * 1000))
         out = ffi.new("ember_server **")
         rc = lib.ember_server_new(out, opts)
         if rc:
             raise error_for(rc)
         self._core = _ServerCore(out[0])
         self._dont_listen = bool(dont_listen)
+        self._jetstream = bool(jetstream)
+        self._store_dir = os.fspath(store_dir) if store_dir is not None else None
         self._started = False
         try:
             if logging is True:
@@ -517,6 +552,16 @@ class Server:
     @property
     def is_closed(self) -> bool:
         return self._core.closing
+
+    @property
+    def jetstream_enabled(self) -> bool:
+        """True when created with ``jetstream=True``."""
+        return self._jetstream
+
+    @property
+    def store_dir(self) -> Optional[str]:
+        """The ``store_dir`` given to the constructor (None: the library's default)."""
+        return self._store_dir
 
     def __enter__(self) -> "Server":
         if self._started:

@@ -13,6 +13,33 @@ function H.server(opts)
   return ember.server(o)
 end
 
+-- A fresh temporary directory (removed by H.rmdir).
+function H.tmpdir()
+  local d = os.tmpname() -- creates a file: make it a directory
+  os.remove(d)
+  assert(os.execute("mkdir -p '" .. d .. "'"))
+  return d
+end
+
+function H.rmdir(d)
+  if d and d:match("^/tmp/") then os.execute("rm -rf '" .. d .. "'") end
+end
+
+-- A server with JetStream (in-process only); its store goes in a temporary directory
+-- that H.close_js removes. Returns srv, conn, js.
+function H.js_server(opts)
+  local o = { jetstream = true, store_dir = H.tmpdir() }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local srv = H.server(o)
+  local conn = srv:connect()
+  return srv, conn, conn:jetstream(), o.store_dir
+end
+
+function H.close_js(srv, dir)
+  if srv then srv:close() end
+  H.rmdir(dir)
+end
+
 -- Full collection, twice: finalizers run in the first, their objects go in the second.
 function H.gc()
   collectgarbage("collect")

@@ -2071,6 +2071,226 @@ static int js_inproc(void)
 }
 #endif
 
+
+/* ------------------------------------------------------------------ kv */
+
+#define TGT_KV_GET_US 1.0   /* in-process get <= */
+#define TGT_KV_PUT_US 5.0   /* in-process durable put, amortised over 32 writers <= */
+
+typedef struct kv_tcp_result {
+    bool ok;
+    char why[160];
+    double get_us, put_us;
+} kv_tcp_result;
+
+/* kvStore_Put (sync, one in flight) and kvStore_Get over TCP; microseconds per op. */
+static void kv_tcp_one(const char *path, kv_tcp_result *r)
+{
+    memset(r, 0, sizeof *r);
+    char dir[] = "/tmp/ember-bench-kv-XXXXXX";
+    if (!mkdtemp(dir)) {
+        snprintf(r->why, sizeof r->why, "mkdtemp: %s", strerror(errno));
+        return;
+    }
+    g_extra_args[0] = "-js";
+    g_extra_args[1] = "-sd";
+    g_extra_args[2] = dir;
+    g_extra_args[3] = NULL;
+    int port;
+    int64_t ready;
+    pid_t pid = start_server(path, &port, &ready, r->why, sizeof r->why);
+    g_extra_args[0] = NULL;
+    if (pid < 0) {
+        rm_rf(dir);
+        return;
+    }
+    char url[64], cerr[128];
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    kvStore *kv = NULL;
+    natsStatus st = nats_connect(&nc, url, false, cerr, sizeof cerr);
+    if (st == NATS_OK)
+        st = natsConnection_JetStream(&js, nc, NULL);
+    kvConfig kc;
+    kvConfig_Init(&kc);
+    kc.Bucket = "bench";
+    if (st == NATS_OK)
+        st = js_CreateKeyValue(&kv, js, &kc);
+    if (st != NATS_OK) {
+        snprintf(r->why, sizeof r->why, "setup: %s", natsStatus_GetText(st));
+        goto out;
+    }
+    char *val = malloc((size_t)g_cfg.size + 1);
+    memset(val, 'v', (size_t)g_cfg.size);
+    long n = 2000;
+    phase_begin("kv tcp put", 60);
+    int64_t t0 = now_ns();
+    for (long i = 0; i < n && st == NATS_OK; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "k%ld", i % 100);
+        st = kvStore_Put(NULL, kv, key, val, g_cfg.size);
+    }
+    r->put_us = st == NATS_OK ? (now_ns() - t0) / 1e3 / n : 0;
+    phase_end();
+    phase_begin("kv tcp get", 60);
+    t0 = now_ns();
+    for (long i = 0; i < n && st == NATS_OK; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "k%ld", i % 100);
+        kvEntry *e = NULL;
+        st = kvStore_Get(&e, kv, key);
+        kvEntry_Destroy(e);
+    }
+    r->get_us = st == NATS_OK ? (now_ns() - t0) / 1e3 / n : 0;
+    phase_end();
+    free(val);
+    r->ok = st == NATS_OK;
+    if (!r->ok)
+        snprintf(r->why, sizeof r->why, "%s", natsStatus_GetText(st));
+out:
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    stop_server(pid);
+    rm_rf(dir);
+}
+
+#ifndef EMBER_BENCH_NO_INPROC
+typedef struct kv_writer {
+    ember_kv *kv;
+    long n;
+    int id;
+    bool ok;
+} kv_writer;
+
+static void *kv_writer_main(void *p)
+{
+    kv_writer *w = p;
+    char *val = malloc((size_t)g_cfg.size + 1);
+    memset(val, 'v', (size_t)g_cfg.size);
+    w->ok = true;
+    for (long i = 0; i < w->n; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "w%d.k%ld", w->id, i % 100);
+        if (ember_kv_put(w->kv, key, val, (size_t)g_cfg.size, NULL) != EMBER_OK) {
+            w->ok = false;
+            break;
+        }
+    }
+    free(val);
+    return NULL;
+}
+
+/* In-process: get latency, and durable put amortised over writers threads. */
+static void kv_inproc(double *get_us, double *put1_us, double *put8_us)
+{
+    *get_us = *put1_us = *put8_us = 0;
+    char dir[] = "/tmp/ember-bench-kvn-XXXXXX";
+    if (!mkdtemp(dir))
+        return;
+    ember_server *s = js_embedded(dir, 0);
+    ember_conn *c = NULL;
+    ember_kv *kv = NULL;
+    ember_kv_config kc;
+    ember_kv_config_init(&kc);
+    kc.bucket = "bench";
+    if (!s || ember_conn_connect(&c, s, NULL) || ember_kv_bucket_create(c, &kc, &kv)) {
+        ember_server_free(s);
+        rm_rf(dir);
+        return;
+    }
+    /* one writer: each put waits for its own fsync */
+    kv_writer w1 = {kv, 2000, 0, false};
+    phase_begin("kv native put x1", 60);
+    int64_t t0 = now_ns();
+    kv_writer_main(&w1);
+    if (w1.ok)
+        *put1_us = (now_ns() - t0) / 1e3 / w1.n;
+    phase_end();
+    /* 32 writers: one fsync covers many puts (group commit) */
+    enum { W = 32 };
+    kv_writer ws[W];
+    pthread_t th[W];
+    phase_begin("kv native put x32", 120);
+    t0 = now_ns();
+    for (int i = 0; i < W; i++) {
+        ws[i] = (kv_writer){kv, 1000, i + 1, false};
+        pthread_create(&th[i], NULL, kv_writer_main, &ws[i]);
+    }
+    bool ok = true;
+    for (int i = 0; i < W; i++) {
+        pthread_join(th[i], NULL);
+        ok = ok && ws[i].ok;
+    }
+    if (ok)
+        *put8_us = (now_ns() - t0) / 1e3 / (W * 1000.0);
+    phase_end();
+    /* gets: straight from the store */
+    long n = 200000;
+    phase_begin("kv native get", 60);
+    t0 = now_ns();
+    bool gok = true;
+    for (long i = 0; i < n; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "w1.k%ld", i % 100);
+        ember_kv_entry *e = NULL;
+        if (ember_kv_get(kv, key, &e) != EMBER_OK) {
+            gok = false;
+            break;
+        }
+        ember_kv_entry_free(e);
+    }
+    if (gok)
+        *get_us = (now_ns() - t0) / 1e3 / n;
+    phase_end();
+    ember_kv_close(kv);
+    ember_conn_close(c);
+    ember_server_free(s);
+    rm_rf(dir);
+}
+#endif
+
+static void cmd_kv(void)
+{
+    const char *paths[2] = {find_ember_server(), find_nats_server()};
+    kv_tcp_result res[2];
+    for (int i = 0; i < 2; i++) {
+        if (paths[i])
+            kv_tcp_one(paths[i], &res[i]);
+        else {
+            memset(&res[i], 0, sizeof res[i]);
+            snprintf(res[i].why, sizeof res[i].why, "not found");
+        }
+    }
+    double gi = 0, p1 = 0, p8 = 0;
+#ifndef EMBER_BENCH_NO_INPROC
+    kv_inproc(&gi, &p1, &p8);
+#endif
+    printf("== kv: put/get, %d B values; C client (kvStore_*) over TCP vs the native API\n",
+           g_cfg.size);
+    for (int i = 0; i < 2; i++)
+        if (!res[i].ok)
+            printf("   %s: %s\n", i ? "nats-server" : "ember-server", res[i].why);
+    char a[32], b[32], c[32], r[32], t[32];
+    print_row("metric", "ember native", "ember TCP", "nats-server", "better", "target", "");
+    print_row("------", "------------", "---------", "-----------", "------", "------", "");
+    snprintf(t, sizeof t, "<= %.1f us", TGT_KV_GET_US);
+    print_row("get", fmt_us(a, sizeof a, gi), fmt_us(b, sizeof b, res[0].get_us),
+              fmt_us(c, sizeof c, res[1].get_us), "lower", t,
+              gi > 0 && gi <= TGT_KV_GET_US ? "ok" : "MISS");
+    print_row("put, 1 writer (fsync each)", fmt_us(a, sizeof a, p1),
+              fmt_us(b, sizeof b, res[0].put_us), fmt_us(c, sizeof c, res[1].put_us), "lower", "",
+              "");
+    snprintf(t, sizeof t, "<= %.1f us", TGT_KV_PUT_US);
+    print_row("put, 32 writers (amortised)", fmt_us(a, sizeof a, p8), "", "", "lower", t,
+              p8 > 0 && p8 <= TGT_KV_PUT_US ? "ok" : "MISS");
+    if (res[1].get_us > 0 && gi > 0)
+        printf("  native get vs nats-server over TCP: %s faster\n",
+               fmt_ratio(r, sizeof r, res[1].get_us / gi));
+    printf("  (ember acks a put after fsync; nats-server acks before it)\n\n");
+}
+
 static int cmd_js(void)
 {
     const char *paths[2] = {find_ember_server(), find_nats_server()};
@@ -2115,6 +2335,7 @@ static int cmd_js(void)
            g_cfg.js_native_msgs, g_cfg.js_mem_msgs);
     js_inproc();
 #endif
+    cmd_kv();
     return 0;
 }
 

@@ -42,4 +42,9 @@ bash scripts/test-python.sh
 echo "== demo smoke"
 ./build/examples/example-demo --quiet
 ./build/examples/example-demo --quiet --dont-listen
+# the KV example keeps its state across runs: the second run finds the first one's
+kvdir=$(mktemp -d)
+./build/examples/example-kv_state "$kvdir" >/dev/null
+./build/examples/example-kv_state "$kvdir" | grep -q "runs: 2"
+rm -rf "$kvdir"
 echo "all tests passed"

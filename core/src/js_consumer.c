@@ -320,6 +320,240 @@ static uint64_t *map_keys_sorted(const u64map *m, size_t *n)
     return k;
 }
 
+/* ------------------------------------------------------------------ Go's JSON errors */
+
+/* A JSON syntax check that reports the first error in the words of Go's encoding/json
+ * scanner ("invalid character 'b' looking for beginning of object key string",
+ * "unexpected end of JSON input"): nats-server returns those texts. */
+typedef struct gjson {
+    const char *p, *end;
+    char *err;
+    size_t cap;
+} gjson;
+
+static void gj_quote(char *out, size_t cap, unsigned char c)
+{
+    if (c == '\'')
+        snprintf(out, cap, "'\\''");
+    else if (c == '"')
+        snprintf(out, cap, "'\"'");
+    else if (c == '\n')
+        snprintf(out, cap, "'\\n'");
+    else if (c == '\r')
+        snprintf(out, cap, "'\\r'");
+    else if (c == '\t')
+        snprintf(out, cap, "'\\t'");
+    else if (c == '\\')
+        snprintf(out, cap, "'\\\\'");
+    else if (c < 0x20 || c == 0x7f)
+        snprintf(out, cap, "'\\x%02x'", c);
+    else if (c >= 0x80)
+        snprintf(out, cap, "'\\u00%02x'", c);
+    else
+        snprintf(out, cap, "'%c'", c);
+}
+
+static bool gj_fail(gjson *g, const char *context)
+{
+    if (g->p >= g->end) {
+        snprintf(g->err, g->cap, "unexpected end of JSON input");
+    } else {
+        char q[16];
+        gj_quote(q, sizeof q, (unsigned char)*g->p);
+        snprintf(g->err, g->cap, "invalid character %s %s", q, context);
+    }
+    return false;
+}
+
+static void gj_ws(gjson *g)
+{
+    while (g->p < g->end && (*g->p == ' ' || *g->p == '\t' || *g->p == '\n' || *g->p == '\r'))
+        g->p++;
+}
+
+static bool gj_is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static bool gj_string(gjson *g)
+{
+    g->p++; /* the opening quote */
+    for (;;) {
+        if (g->p >= g->end)
+            return gj_fail(g, "");
+        unsigned char c = (unsigned char)*g->p;
+        if (c == '"') {
+            g->p++;
+            return true;
+        }
+        if (c == '\\') {
+            g->p++;
+            if (g->p >= g->end)
+                return gj_fail(g, "");
+            c = (unsigned char)*g->p;
+            if (c == 'u') {
+                g->p++;
+                for (int i = 0; i < 4; i++, g->p++)
+                    if (g->p >= g->end || !gj_is_hex(*g->p))
+                        return gj_fail(g, "in \\u hexadecimal character escape");
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", c) || !c)
+                return gj_fail(g, "in string escape code");
+            g->p++;
+            continue;
+        }
+        if (c < 0x20)
+            return gj_fail(g, "in string literal");
+        g->p++;
+    }
+}
+
+static bool gj_digits(gjson *g)
+{
+    bool any = false;
+    while (g->p < g->end && *g->p >= '0' && *g->p <= '9') {
+        g->p++;
+        any = true;
+    }
+    return any;
+}
+
+static bool gj_number(gjson *g)
+{
+    if (*g->p == '-') {
+        g->p++;
+        if (g->p >= g->end || !(*g->p >= '0' && *g->p <= '9'))
+            return gj_fail(g, "in numeric literal");
+    }
+    if (*g->p == '0')
+        g->p++;
+    else
+        gj_digits(g);
+    if (g->p < g->end && *g->p == '.') {
+        g->p++;
+        if (!gj_digits(g))
+            return gj_fail(g, "after decimal point in numeric literal");
+    }
+    if (g->p < g->end && (*g->p == 'e' || *g->p == 'E')) {
+        g->p++;
+        if (g->p < g->end && (*g->p == '+' || *g->p == '-'))
+            g->p++;
+        if (!gj_digits(g))
+            return gj_fail(g, "in exponent of numeric literal");
+    }
+    return true;
+}
+
+static bool gj_literal(gjson *g, const char *lit)
+{
+    g->p++;
+    for (const char *l = lit + 1; *l; l++, g->p++) {
+        if (g->p >= g->end || *g->p != *l) {
+            char ctx[64];
+            snprintf(ctx, sizeof ctx, "in literal %s (expecting '%c')", lit, *l);
+            return gj_fail(g, ctx);
+        }
+    }
+    return true;
+}
+
+static bool gj_value(gjson *g, int depth)
+{
+    gj_ws(g);
+    if (g->p >= g->end)
+        return gj_fail(g, "");
+    if (depth > 10000) {
+        snprintf(g->err, g->cap, "exceeded max depth");
+        return false;
+    }
+    char c = *g->p;
+    if (c == '{') {
+        g->p++;
+        gj_ws(g);
+        if (g->p < g->end && *g->p == '}') {
+            g->p++;
+            return true;
+        }
+        for (;;) {
+            gj_ws(g);
+            if (g->p >= g->end || *g->p != '"')
+                return gj_fail(g, "looking for beginning of object key string");
+            if (!gj_string(g))
+                return false;
+            gj_ws(g);
+            if (g->p >= g->end || *g->p != ':')
+                return gj_fail(g, "after object key");
+            g->p++;
+            if (!gj_value(g, depth + 1))
+                return false;
+            gj_ws(g);
+            if (g->p < g->end && *g->p == ',') {
+                g->p++;
+                continue;
+            }
+            if (g->p < g->end && *g->p == '}') {
+                g->p++;
+                return true;
+            }
+            return gj_fail(g, "after object key:value pair");
+        }
+    }
+    if (c == '[') {
+        g->p++;
+        gj_ws(g);
+        if (g->p < g->end && *g->p == ']') {
+            g->p++;
+            return true;
+        }
+        for (;;) {
+            if (!gj_value(g, depth + 1))
+                return false;
+            gj_ws(g);
+            if (g->p < g->end && *g->p == ',') {
+                g->p++;
+                continue;
+            }
+            if (g->p < g->end && *g->p == ']') {
+                g->p++;
+                return true;
+            }
+            return gj_fail(g, "after array element");
+        }
+    }
+    if (c == '"')
+        return gj_string(g);
+    if (c == '-' || (c >= '0' && c <= '9'))
+        return gj_number(g);
+    if (c == 't')
+        return gj_literal(g, "true");
+    if (c == 'f')
+        return gj_literal(g, "false");
+    if (c == 'n')
+        return gj_literal(g, "null");
+    return gj_fail(g, "looking for beginning of value");
+}
+
+/* true when data is one valid JSON value; else err gets Go's message. */
+static bool go_json_valid(const char *data, size_t len, char *err, size_t cap)
+{
+    gjson g = {data, data + len, err, cap};
+    if (!gj_value(&g, 0))
+        return false;
+    gj_ws(&g);
+    if (g.p < g.end)
+        return gj_fail(&g, "after top-level value");
+    return true;
+}
+
+/* Go's json error text for a body that is not valid JSON. */
+static void json_err_text(const char *data, size_t len, char *buf, size_t cap)
+{
+    if (go_json_valid(data, len, buf, cap))
+        snprintf(buf, cap, "unexpected end of JSON input"); /* cJSON refused what Go takes */
+}
+
 /* ------------------------------------------------------------------ config */
 
 typedef struct jc_cfg {
@@ -2187,11 +2421,14 @@ static void process_next_request(jconsumer *o, js_outbox *ob, const char *reply,
     if (len && msg[0] == '{') {
         cJSON *r = cJSON_ParseWithLength(msg, len);
         if (!r || !cJSON_IsObject(r)) {
-            const char *ep = cJSON_GetErrorPtr();
-            if (!r && ep && ep >= msg && ep < msg + len)
-                snprintf(buf, sizeof buf, "Bad Request - invalid character '%c' in JSON", *ep);
+            char e[200];
+            if (!r)
+                json_err_text(msg, len, e, sizeof e);
             else
-                snprintf(buf, sizeof buf, "Bad Request - unexpected end of JSON input");
+                snprintf(e, sizeof e,
+                         "json: cannot unmarshal %s into Go value of type server.JSApiConsumerGetNextRequest",
+                         json_type_name(r));
+            snprintf(buf, sizeof buf, "Bad Request - %s", e);
             cJSON_Delete(r);
             js_out_status(ob, reply, 400, buf, NULL, NULL);
             return;
@@ -3188,7 +3425,10 @@ static jconsumer *c_add(jstream *s, jc_cfg *cfg, int action, bool pedantic, jc_e
         set_err(e, JSE_ConsumerDoesNotExist, NULL);
         return NULL;
     }
-    if (sc->max_consumers > 0 && (int64_t)s->nconsumers >= sc->max_consumers) {
+    size_t npublic = 0; /* numPublicConsumers: direct (mirror/source) ones do not count */
+    for (jconsumer *x = s->consumers; x; x = x->next)
+        npublic += !x->cfg.direct;
+    if (sc->max_consumers > 0 && (int64_t)npublic >= sc->max_consumers) {
         set_err(e, JSE_MaximumConsumersLimitErr, NULL);
         return NULL;
     }
@@ -3562,60 +3802,83 @@ int64_t js_consumers_tick(js *j, int64_t now, js_outbox *ob)
     return next;
 }
 
-/* The stream lost messages (purge, compact): move past them as consumer.purge does,
- * without knowing the purge's filter: every consumer moves up to the stream's new first
- * sequence and drops pending acks whose messages are gone. */
+/* The stream lost messages (purge, rollup, expiry, message delete): move past them as
+ * consumer.purge does, without knowing what was removed: every consumer moves up to the
+ * stream's new first sequence and drops pending acks whose messages are gone (those
+ * below the first sequence; when the stream has interior gaps, also any pending message
+ * that no longer loads). Called often (every expiry round), so it does only the work
+ * the removal can have made necessary. */
 void js_consumers_stream_purged(jstream *s, js_outbox *ob)
 {
+    (void)ob;
     store_state ss;
     store_get_state(s->st, &ss);
     uint64_t fseq = ss.first_seq;
+    bool interior = ss.num_deleted > 0;
     for (jconsumer *o = s->consumers; o; o = o->next) {
-        if (o->sseq < fseq)
+        o->filtered = c_is_filtered(o); /* the stream's subjects may have changed */
+        bool changed = false, behind = o->sseq < fseq;
+        if (behind) {
             o->sseq = fseq;
+            changed = true;
+        }
         if (o->lss && o->lss_i < o->lss_n) {
             /* drop skip-list entries that are gone */
             size_t k = o->lss_i;
             for (size_t i = o->lss_i; i < o->lss_n; i++)
                 if (o->lss[i] >= fseq)
                     o->lss[k++] = o->lss[i];
+            if (k != o->lss_n)
+                behind = true; /* recount */
             o->lss_n = k;
         }
-        if (o->asflr < fseq)
+        if (o->asflr < fseq - 1) {
             o->asflr = fseq - 1;
-        size_t n;
-        uint64_t *keys = map_keys_sorted(&o->pending, &n);
-        for (size_t i = 0; i < n; i++) {
-            uint64_t seq = keys[i];
-            mapent *p = map_find(&o->pending, seq);
-            if (!p)
-                continue;
-            bool gone = seq <= o->asflr;
-            if (!gone) {
-                store_msg *m = NULL;
-                if (store_load(s->st, seq, &m) == 0)
-                    store_msg_release(m);
-                else
-                    gone = true;
-            }
-            if (!gone)
-                continue;
-            if (p->a > o->adflr) {
-                o->adflr = p->a;
-                if (o->adflr > o->dseq)
-                    o->dseq = o->adflr;
-            }
-            map_del(&o->pending, seq);
-            map_del(&o->rdc, seq);
+            changed = true;
         }
-        free(keys);
-        if (o->pending.n == 0) {
-            map_clear(&o->pending);
-            map_clear(&o->rdc);
+        if (o->pending.n) {
+            uint64_t *gone = malloc(o->pending.n * sizeof *gone);
+            size_t ng = 0;
+            for (size_t i = 0; gone && i < o->pending.cap; i++) {
+                uint64_t seq = o->pending.e[i].k;
+                if (!seq)
+                    continue;
+                bool g = seq <= o->asflr;
+                if (!g && interior) {
+                    store_msg *m = NULL;
+                    if (store_load(s->st, seq, &m) == 0)
+                        store_msg_release(m);
+                    else
+                        g = true;
+                }
+                if (g)
+                    gone[ng++] = seq;
+            }
+            for (size_t i = 0; i < ng; i++) {
+                mapent *p = map_find(&o->pending, gone[i]);
+                if (p && p->a > o->adflr) {
+                    o->adflr = p->a;
+                    if (o->adflr > o->dseq)
+                        o->dseq = o->adflr;
+                }
+                map_del(&o->pending, gone[i]);
+                map_del(&o->rdc, gone[i]);
+            }
+            free(gone);
+            if (ng) {
+                changed = true;
+                if (o->pending.n == 0) {
+                    map_clear(&o->pending);
+                    map_clear(&o->rdc);
+                }
+            }
+        }
+        if (o->pending.n == 0 && (o->adflr != o->dseq - 1 || o->asflr != o->sseq - 1)) {
             o->adflr = o->dseq - 1;
             o->asflr = o->sseq - 1;
+            changed = true;
         }
-        if (o->rdq_n) {
+        if (changed && o->rdq_n) {
             uint64_t *old = o->rdq;
             size_t on = o->rdq_n;
             o->rdq = NULL;
@@ -3626,9 +3889,14 @@ void js_consumers_stream_purged(jstream *s, js_outbox *ob)
                     rdq_add(o, old[i], false);
             free(old);
         }
-        st_write(o);
-        c_calc_pending(o);
-        c_signal(o);
+        if (changed)
+            st_write(o);
+        /* without interior gaps and with the consumer at or past the first sequence,
+         * nothing it had yet to deliver went away: the count stands */
+        if (behind || interior)
+            c_calc_pending(o);
+        if (changed || behind)
+            c_signal(o);
     }
 }
 
@@ -3845,11 +4113,6 @@ static bool tok_is(const char *t, size_t l, const char *s)
  * MSG.NEXT or ack for a consumer that does not exist). */
 static void no_responders(js_outbox *ob, const char *reply, const msgview *mv)
 {
-    /* nats-server subscribes $JS.API.> as a whole, so a pull request for a consumer that
-     * does not exist is taken and dropped: the client hears nothing (it times out) */
-    if (mv->subject_len >= 4 && !memcmp(mv->subject, "$JS.", 4) &&
-        !(mv->subject_len >= 8 && !memcmp(mv->subject, "$JS.ACK.", 8)))
-        return;
     if (!reply || !*reply)
         return;
     size_t cap = mv->subject_len + 32;
@@ -3859,21 +4122,6 @@ static void no_responders(js_outbox *ob, const char *reply, const msgview *mv)
     snprintf(h, cap, "Nats-Subject: %.*s\r\n", (int)mv->subject_len, mv->subject);
     js_out_status(ob, reply, 503, NULL, h, NULL);
     free(h);
-}
-
-/* Go's json error text for a body cJSON could not parse. */
-static void json_err_text(const char *data, size_t len, char *buf, size_t cap)
-{
-    const char *ep = cJSON_GetErrorPtr();
-    if (ep && ep >= data && ep < data + len) {
-        while (ep < data + len && (*ep == ' ' || *ep == '\t' || *ep == '\r' || *ep == '\n'))
-            ep++;
-        if (ep < data + len) {
-            snprintf(buf, cap, "invalid character '%c' looking for beginning of value", *ep);
-            return;
-        }
-    }
-    snprintf(buf, cap, "unexpected end of JSON input");
 }
 
 /* Parse a request body; NULL with the error text in err when invalid (an empty body is
@@ -4118,7 +4366,8 @@ static void api_names_list(js *j, const char **t, const size_t *tl, const msgvie
     size_t total = s->nconsumers, k = 0;
     jconsumer **arr = total ? malloc(total * sizeof *arr) : NULL;
     for (jconsumer *o = s->consumers; o && arr; o = o->next)
-        arr[k++] = o;
+        if (!o->cfg.direct) /* getPublicConsumers */
+            arr[k++] = o;
     total = k;
     if (total > 1)
         qsort(arr, total, sizeof *arr, cmp_consumer_name);
@@ -4194,17 +4443,28 @@ void js_api_consumer(js *j, const char **t, const size_t *tl, int n, const msgvi
     } else if (n == 4 && tok_is(t[1], tl[1], "DELETE")) {
         api_info_delete(j, t, tl, mv, reply, ob, true);
     } else if (n == 5 && tok_is(t[1], tl[1], "MSG") && tok_is(t[2], tl[2], "NEXT")) {
+        /* no such consumer: nobody answers (in nats-server the account's $JS.API.>
+         * import is interest, so the requester times out rather than getting a 503) */
         jstream *s = stream_lookup_n(j, t[3], tl[3]);
         jconsumer *o = s ? c_lookup(s, t[4], tl[4]) : NULL;
-        if (!o)
-            no_responders(ob, reply, mv);
-        else
+        if (o)
             process_next_request(o, ob, reply, mv->data, mv->data_len);
     } else {
         no_responders(ob, reply, mv);
     }
     pthread_mutex_unlock(&j->mu);
     free(reply);
+}
+
+bool js_consumer_exists(js *j, const char *stream, const char *consumer)
+{
+    if (!stream || !consumer)
+        return false;
+    pthread_mutex_lock(&j->mu);
+    jstream *s = stream_lookup_n(j, stream, strlen(stream));
+    bool found = s && c_lookup(s, consumer, strlen(consumer)) != NULL;
+    pthread_mutex_unlock(&j->mu);
+    return found;
 }
 
 /* parseAckReplyNum: -1 (as unsigned: huge) when not a number. */

@@ -16,6 +16,10 @@ void js_api_consumer(js *j, const char **toks, const size_t *toklen, int ntoks,
 void js_consumer_ack(js *j, const msgview *mv, js_outbox *ob);
 /* $JS.FC.> flow-control replies (takes js->mu itself). */
 void js_consumer_fc(js *j, const msgview *mv, js_outbox *ob);
+/* Does stream/consumer exist? (takes js->mu itself). A MSG.NEXT for a consumer that does
+ * not exist gets no answer at all (as nats-server, whose $JS.API.> import counts as
+ * interest), so native callers that want "not found" ask first. */
+bool js_consumer_exists(js *j, const char *stream, const char *consumer);
 
 /* s has new messages: deliver to its consumers (push, and waiting pull requests). */
 void js_consumers_deliver(jstream *s, js_outbox *ob);

@@ -543,6 +543,9 @@ int js_time_parse(const char *s, int64_t *out)
     if (*p)
         return -1;
     int64_t sec = (int64_t)timegm(&tm) - off;
+    /* ns since the epoch fit int64 from 1678 to 2262 */
+    if (sec > 9223372035ll || sec < -9223372035ll)
+        return -1;
     *out = sec * 1000000000ll + ns;
     return 0;
 }
@@ -729,7 +732,7 @@ bool js_hdr_get(const char *hdr, size_t hdr_len, const char *key, const char **v
         const char *le = eol;
         if (le > p && le[-1] == '\r')
             le--;
-        const char *colon = memchr(p, ':', (size_t)(le - p));
+        const char *colon = le > p ? memchr(p, ':', (size_t)(le - p)) : NULL;
         if (colon && (size_t)(colon - p) == kl) {
             const char *v = colon + 1;
             while (v < le && (*v == ' ' || *v == '\t'))

@@ -2,7 +2,14 @@
  * stream table, create/update/delete/purge/info/names/list, message get/delete, direct
  * get, the publish path (PubAck after the store reports the message durable, dedupe,
  * expectation headers, rollup, per-message TTL, limits) and recovery from disk.
- * Locks and threads: see js.h. */
+ * Locks and threads: see js.h.
+ *
+ * On disk (file streams): <streams_dir>/<name>/meta.json (the config as echoed, without
+ * the dynamic metadata, and the creation time), <..>/msgs/ (the store), <..>/obs/
+ * (consumers, js_consumer.c) and <..>/sources.json (how far each source was taken). A
+ * deleted stream's directory is first renamed to <streams_dir>/.trash-<name>-<nuid> and
+ * removed once its store is closed; recovery removes leftovers of that kind. Memory
+ * streams live in memory only and are not recovered, as in nats-server. */
 #ifndef EMBER_JS_STREAM_H
 #define EMBER_JS_STREAM_H
 
@@ -105,6 +112,10 @@ typedef struct js_puback {
     bool duplicate;
     int jse;                       /* -1 on success, else a JSE_* error */
     const char *err_desc;          /* the filled-in description when jse >= 0 */
+    int status;                    /* 0, or the store's EMBER_EIO / EMBER_ECLOSED when the
+                                    * stored message could not be made durable (jse is then
+                                    * set too); EMBER_ECLOSED: the stream was deleted or the
+                                    * server stopped first (the wire path answers nothing) */
 } js_puback;
 typedef void (*js_puback_fn)(void *ud, const js_puback *ack);
 /* subj/hdr/data as published; fn may be NULL (no ack wanted). Returns 0 when fn will be

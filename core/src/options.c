@@ -485,7 +485,7 @@ static int do_top(loader *l, const conf_entry *e)
     const char *k = e->key;
     ember_server_options *o = l->o;
     int64_t n;
-    bool b;
+    bool b = false;
     if (!strcasecmp(k, "host") || !strcasecmp(k, "net"))
         return get_str(l, e, &o->host);
     if (!strcasecmp(k, "listen"))

@@ -282,7 +282,10 @@ void js_kick(js *j)
 void js_kick_stream(jstream *s)
 {
     atomic_store(&s->dirty, true);
-    js_kick(s->j);
+    /* a stream nobody consumes or sources from gives the JS thread nothing to do now:
+     * don't wake it for every message (it sees dirty on its next round) */
+    if (atomic_load_explicit(&s->kick_wanted, memory_order_relaxed))
+        js_kick(s->j);
 }
 
 static void *js_thread(void *arg)
@@ -300,6 +303,16 @@ static void *js_thread(void *arg)
         int64_t next_wall = js_streams_tick(j, now_wall, &ob);
         int64_t now = js_now_mono();
         int64_t next = js_consumers_tick(j, now, &ob);
+        /* which streams a publish must wake us for: those with consumers, and any
+         * stream when some stream mirrors or sources (its origin may be any of them) */
+        bool sourcing = false;
+        for (jstream *s = j->streams; s && !sourcing; s = s->next)
+            sourcing = s->cfg.mirror || s->cfg.nsources;
+        for (jstream *s = j->streams; s; s = s->next) {
+            bool want = sourcing || s->nconsumers > 0;
+            if (atomic_load_explicit(&s->kick_wanted, memory_order_relaxed) != want)
+                atomic_store(&s->kick_wanted, want);
+        }
         if (ob.head) {
             pthread_mutex_unlock(&j->mu);
             js_outbox_send(j, &ob);

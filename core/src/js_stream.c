@@ -3704,8 +3704,18 @@ static int stream_publish(jstream *s, const char *subj, size_t subj_len, const c
     } else if (!r.stored && fn) {
         call_ack(s, fn, ud, &r);
     }
-    if (r.stored)
+    if (r.stored) {
+        /* the server's storage limits: count the message now (the JS thread recounts
+         * exactly on its rounds); past a limit, refuse at once and let the thread know */
+        atomic_llong *used = s->cfg.storage == STORE_MEMORY ? &j->mem_bytes : &j->store_bytes;
+        int64_t max = s->cfg.storage == STORE_MEMORY ? j->max_memory : j->max_store;
+        int64_t sz = (int64_t)store_msg_size(s->cfg.storage, subj_len, hdr ? hdr_len : 0, data_len);
+        if (atomic_fetch_add(used, sz) + sz > max) {
+            atomic_store(&s->priv->over_limit, true);
+            js_kick(j);
+        }
         js_kick_stream(s);
+    }
     pubres_free(&r);
     return 0;
 }
@@ -5937,6 +5947,8 @@ int64_t js_streams_tick(js *j, int64_t now, js_outbox *ob)
     /* server storage use against its limits */
     uint64_t mem = 0, sto = 0, ns = 0, nc = 0;
     js_streams_usage(j, &mem, &sto, &ns, &nc);
+    atomic_store(&j->mem_bytes, (int64_t)mem);
+    atomic_store(&j->store_bytes, (int64_t)sto);
     for (jstream *s = j->streams; s; s = s->next)
         if (!s->deleted)
             atomic_store(&s->priv->over_limit,

@@ -83,6 +83,8 @@ struct jstream {
     jconsumer *consumers;          /* (js->mu) owned by js_consumer.c */
     size_t nconsumers;             /* (js->mu) */
     atomic_bool dirty;             /* new messages not yet seen by the JS thread */
+    atomic_bool kick_wanted;       /* set by the JS thread: consumers or sources exist, so
+                                    * a publish wakes it (else dirty waits for its round) */
     bool deleted;                  /* (js->mu and mu) */
     jstream *next;                 /* (js->mu) js->streams list */
     struct jstream_priv *priv;     /* js_stream.c's own state (dedupe, subs, ...) */

@@ -313,10 +313,8 @@ describe("consumers", function()
   end)
 
   -- ember.h: "EMBER_EEXISTS for a stream or consumer name in use with another
-  -- configuration"; the engine currently updates the durable instead (no "action":"create"
-  -- in ember_js_consumer_create's request). Reported; enabled once resolved.
+  -- configuration" (ember_js_consumer_create asks with "action":"create")
   it("a durable name in use with another configuration is 'exists'", function()
-    pending("ember_js_consumer_create updates a differing durable instead of EMBER_EEXISTS")
     js:add_consumer("JOBS", { durable_name = "dup2" })
     local none, _, code = js:add_consumer("JOBS", { durable_name = "dup2", filter_subject = "jobs.a" })
     assert.is_nil(none)

@@ -471,10 +471,12 @@ typedef struct ember_consumer_info {
 EMBER_API int ember_js_consumer_info(ember_conn *c, const char *stream, const char *consumer,
                                      ember_consumer_info *out);
 
-/* Fetch up to max messages from a pull consumer into msgs[], waiting up to timeout_ms for
- * the first one (0: only what is there now). Returns the number fetched (>= 0; 0 when
- * none arrived in time) or an error. Each msgs[i] is owned by the caller and must be
- * acknowledged (ember_js_ack) as the consumer's ack policy requires. */
+/* Fetch up to max messages from a pull consumer into msgs[]: a pull request that expires
+ * after timeout_ms (0: no wait, only what is there now), as MSG.NEXT over the wire; it
+ * returns when max messages arrived or the request expired. Returns the number fetched
+ * (>= 0; 0 when none arrived in time), EMBER_ENOTFOUND for a missing consumer, or an
+ * error. Each msgs[i] is owned by the caller and must be acknowledged (ember_js_ack) as
+ * the consumer's ack policy requires. */
 EMBER_API int ember_js_fetch(ember_conn *c, const char *stream, const char *consumer,
                              ember_msg **msgs, int max, int timeout_ms);
 /* Acknowledge a message from ember_js_fetch (or a JetStream delivery to an in-process

@@ -25,9 +25,14 @@
  *    kv_config) are objects whose constructor runs the matching *_init; their string
  *    fields keep a process-lifetime copy of what is assigned (distinct values only).
  *  - Ownership: servers, connections and bucket handles are freed explicitly
- *    (server_free, conn_close, kv_close), in that order reversed. Messages and KV entries
- *    returned to Perl are released by Perl's garbage collector; in Tcl, release them with
- *    msg_release / kv_entry_free (or let them go with the process).
+ *    (server_free, conn_close, kv_close, obj_close), in that order reversed. Messages, KV
+ *    entries and object infos returned to Perl are released by Perl's garbage collector;
+ *    in Tcl, release them with msg_release / kv_entry_free / obj_info_free (or let them
+ *    go with the process).
+ *  - Object store: obj_put(obj, name, data, opts) returns the info; obj_get(obj, name)
+ *    the data and the info; obj_list(obj) the names; streaming with obj_writer_open /
+ *    obj_writer_write / obj_writer_commit and obj_reader_open / obj_reader_read(r, cap)
+ *    (bytes, "" at the end) / obj_reader_close.
  */
 %module ember
 
@@ -206,7 +211,11 @@ int ember_last_status(void);
     int ember_kv_bucket_create, int ember_kv_bucket_open, int ember_kv_bucket_delete,
     int ember_kv_get, int ember_kv_get_revision, int ember_kv_put, int ember_kv_create,
     int ember_kv_update, int ember_kv_delete, int ember_kv_purge, int ember_kv_keys,
-    int ember_kv_history
+    int ember_kv_history,
+    int ember_obj_bucket_create, int ember_obj_bucket_open, int ember_obj_bucket_delete,
+    int ember_obj_put, int ember_obj_get, int ember_obj_get_info, int ember_obj_list,
+    int ember_obj_delete, int ember_obj_writer_open, int ember_obj_writer_write,
+    int ember_obj_writer_commit, int ember_obj_reader_open
 };
 %apply int EMBER_COUNT {
     int ember_conn_poll, int ember_conn_fd, int ember_server_port, int ember_msg_status
@@ -237,6 +246,15 @@ EMBER_OUT_PTR(ember_kv, out, 0)
 EMBER_OUT_PTR(ember_msg, out, EMBER_OWN)
 EMBER_OUT_PTR(ember_msg, reply, EMBER_OWN)
 EMBER_OUT_PTR(ember_kv_entry, out, EMBER_OWN)
+EMBER_OUT_PTR(ember_obj, out, 0)
+EMBER_OUT_PTR(ember_obj_writer, out, 0)
+EMBER_OUT_PTR(ember_obj_reader, out, 0)
+EMBER_OUT_PTR(ember_obj_info, out, EMBER_OWN)
+/* the object's info from put, get and commit: returned after the other results */
+%typemap(in, numinputs=0) ember_obj_info **info (ember_obj_info *tmp = NULL) "$1 = &tmp;"
+%typemap(argout) ember_obj_info **info {
+    %append_output(SWIG_NewPointerObj(%as_voidptr(tmp$argnum), $descriptor(ember_obj_info *), EMBER_OWN));
+}
 
 /* uint64_t *revision, *purged -> the number */
 %typemap(in, numinputs=0) uint64_t *revision (uint64_t tmp = 0), uint64_t *purged (uint64_t tmp = 0)
@@ -266,6 +284,14 @@ EMBER_OUT_PTR(ember_kv_entry, out, EMBER_OWN)
     }
 }
 %typemap(freearg) (char ***keys, size_t *n) "free(k$argnum);"
+/* obj_list -> the names */
+%typemap(in, numinputs=0) (char ***names, size_t *n) (char **k = NULL, size_t n = 0) "$1 = &k; $2 = &n;"
+%typemap(argout, fragment="SWIG_FromCharPtr") (char ***names, size_t *n) {
+    for (size_t i = 0; i < n$argnum; i++) {
+        %append_output(SWIG_FromCharPtr(k$argnum[i]));
+    }
+}
+%typemap(freearg) (char ***names, size_t *n) "free(k$argnum);"
 
 %typemap(in, numinputs=0) (const char **values, int cap) (const char *v[64]) "$1 = ($1_ltype)v; $2 = 64;"
 %typemap(argout, fragment="SWIG_FromCharPtr") (const char **values, int cap) {
@@ -349,6 +375,35 @@ EMBER_OUT_PTR(ember_kv_entry, out, EMBER_OWN)
     %set_output(SWIG_FromCharPtrAndSize($1 ? $1 : "", $1 ? *arg2 : 0));
 }
 
+/* obj_get(obj, name) -> the object's data (binary-safe), then its info */
+%typemap(in, numinputs=0) (void **data, size_t *len) (void *d = NULL, size_t n = 0) "$1 = &d; $2 = &n;"
+%typemap(argout, fragment="SWIG_FromCharPtrAndSize") (void **data, size_t *len) {
+    %append_output(EMBER_BYTES_OBJ(d$argnum ? (const char *)d$argnum : "", n$argnum));
+}
+%typemap(freearg) (void **data, size_t *len) "free(d$argnum);"
+
+/* obj_reader_read(r, cap) -> up to cap bytes (binary-safe); "" at the end */
+%typemap(in, fragment=SWIG_AsVal_frag(int)) (void *buf, size_t cap) (void *b = NULL, int cap = 0) {
+    int res = SWIG_AsVal(int)($input, &cap);
+    if (!SWIG_IsOK(res) || cap < 1 || cap > 64 * 1024 * 1024) {
+        SWIG_exception_fail(SWIG_ValueError, "read size must be 1..67108864");
+    }
+    b = malloc((size_t)cap);
+    if (!b) {
+        SWIG_exception_fail(SWIG_MemoryError, "out of memory");
+    }
+    $1 = b;
+    $2 = (size_t)cap;
+}
+%typemap(out) int64_t ember_obj_reader_read {
+    if ($1 < 0)
+        EMBER_RAISE((int)$1);
+}
+%typemap(argout, fragment="SWIG_FromCharPtrAndSize") (void *buf, size_t cap) {
+    %set_output(EMBER_BYTES_OBJ((const char *)b$argnum, result > 0 ? (size_t)result : 0));
+}
+%typemap(freearg) (void *buf, size_t cap) "free(b$argnum);"
+
 /* optional strings: undef/NULL or "" (Tcl has no NULL string) mean none */
 %typemap(check) const char *reply, const char *queue, const char *filter
     "if ($1 && !*$1) $1 = NULL;"
@@ -367,6 +422,8 @@ EMBER_OUT_PTR(ember_kv_entry, out, EMBER_OWN)
 %immutable ember_stream_config::size;
 %immutable ember_consumer_config::size;
 %immutable ember_kv_config::size;
+%immutable ember_obj_config::size;
+%immutable ember_obj_put_options::size;
 %ignore ember_server_options::log_fn;
 %ignore ember_server_options::log_userdata;
 %ignore ember_conn_options::error_fn;
@@ -392,6 +449,8 @@ EMBER_OPTIONS(ember_conn_options, ember_conn_options_init)
 EMBER_OPTIONS(ember_stream_config, ember_stream_config_init)
 EMBER_OPTIONS(ember_consumer_config, ember_consumer_config_init)
 EMBER_OPTIONS(ember_kv_config, ember_kv_config_init)
+EMBER_OPTIONS(ember_obj_config, ember_obj_config_init)
+EMBER_OPTIONS(ember_obj_put_options, ember_obj_put_options_init)
 
 %extend ember_stream_config {
     /* the stream's subjects, separated by spaces or commas: "orders.> audit.*" */
@@ -415,6 +474,7 @@ struct ember_msg {};
 %ignore ember_msg_release;
 %ignore ember_msg_retain;
 %ignore ember_kv_entry_free;
+%ignore ember_obj_info_free;
 #endif
 
 %ignore ember_msg_header_at;
@@ -462,6 +522,35 @@ static void ember_swig_msg_headers(const ember_msg *m, ember_swig_headers *field
 /* the key-value bucket handle: kv_close frees it */
 %nodefaultctor ember_kv;
 %nodefaultdtor ember_kv;
+
+/* object infos: read-only fields, freed by the destructor (Perl) or obj_info_free (Tcl);
+ * obj_reader_info returns one owned by the reader */
+%nodefaultctor ember_obj_info;
+%immutable ember_obj_info::bucket;
+%immutable ember_obj_info::name;
+%immutable ember_obj_info::description;
+%immutable ember_obj_info::nuid;
+%immutable ember_obj_info::digest;
+%immutable ember_obj_info::size;
+%immutable ember_obj_info::chunks;
+%immutable ember_obj_info::chunk_size;
+%immutable ember_obj_info::mtime_ns;
+%immutable ember_obj_info::revision;
+%immutable ember_obj_info::deleted;
+%immutable ember_obj_info::link_bucket;
+%immutable ember_obj_info::link_name;
+%extend ember_obj_info {
+    ~ember_obj_info() { ember_obj_info_free($self); }
+}
+/* the bucket handle (obj_close), writers (obj_writer_commit / _abort) and readers
+ * (obj_reader_close) are freed explicitly */
+%nodefaultctor ember_obj;
+%nodefaultdtor ember_obj;
+%nodefaultctor ember_obj_writer;
+%nodefaultdtor ember_obj_writer;
+%nodefaultctor ember_obj_reader;
+%nodefaultdtor ember_obj_reader;
+/* obj_reader_info: the reader keeps its info (the proxy does not own it) */
 
 /* ------------------------------------------------------------------ not wrapped */
 

@@ -4,8 +4,8 @@
 --
 -- From the repository root, `luarocks --lua-version 5.4 make lua/ember-scm-1.rockspec`
 -- builds through the top-level CMakeLists.txt instead (which includes lua/).
--- Needs CMake, a C compiler, pkg-config, libuv and libcjson development files
--- (Debian: cmake pkg-config libuv1-dev libcjson-dev liblua5.4-dev).
+-- Needs CMake, a C compiler, pkg-config, libuv, libcjson and OpenSSL (libcrypto) development
+-- files (Debian: cmake pkg-config libuv1-dev libcjson-dev libssl-dev liblua5.4-dev).
 rockspec_format = "3.0"
 package = "ember"
 version = "scm-1"
@@ -30,6 +30,7 @@ dependencies = {
 external_dependencies = {
    LIBUV = { header = "uv.h" },
    CJSON = { header = "cjson/cJSON.h" },
+   OPENSSL = { header = "openssl/evp.h" },
 }
 build = {
    type = "cmake",

@@ -2,7 +2,8 @@
 
 Registered in ``setup.py`` through ``cffi_modules``.  The extension compiles the core C
 sources (``core/src/*.c``) directly, so no installed libember is needed; it links libuv,
-cJSON and pthreads, with flags from pkg-config when available.
+cJSON, libcrypto (SHA-256 for the object store) and pthreads, with flags from pkg-config
+when available.
 
 The binding uses only the public header ``ember.h``.  The few C helpers below (the
 "glue") exist so that no broker thread ever waits for the GIL:
@@ -20,7 +21,9 @@ The binding uses only the public header ``ember.h``.  The few C helpers below (t
   (``ember-js-acks``) completes the Futures;
 * key-value watches run their callback on the connection's dispatcher thread or inside
   ``ember_conn_poll``, like subscriptions, and release their handle through the free
-  list.
+  list;
+* object-store writes (put, writer write/commit, delete) mark the thread like the other
+  publishing wrappers.
 """
 from __future__ import annotations
 
@@ -338,6 +341,61 @@ void ember_kv_entries_free(ember_kv_entry **entries, size_t n);
 typedef struct ember_kv_watcher ember_kv_watcher;
 void ember_kv_watch_stop(ember_kv_watcher *w);
 
+/* ---- object store (native) ---- */
+typedef struct ember_obj ember_obj;
+typedef struct ember_obj_config {
+    size_t size;
+    const char *bucket;
+    const char *description;
+    int64_t ttl_ms;
+    int64_t max_bytes;
+    ember_storage storage;
+    uint32_t chunk_size;
+    ...;
+} ember_obj_config;
+void ember_obj_config_init(ember_obj_config *cfg);
+int ember_obj_bucket_create(ember_conn *c, const ember_obj_config *cfg, ember_obj **out);
+int ember_obj_bucket_open(ember_conn *c, const char *bucket, ember_obj **out);
+int ember_obj_bucket_delete(ember_conn *c, const char *bucket);
+void ember_obj_close(ember_obj *obj);
+typedef struct ember_obj_info {
+    const char *bucket;
+    const char *name;
+    const char *description;
+    const char *nuid;
+    const char *digest;
+    uint64_t size;
+    uint64_t chunks;
+    uint32_t chunk_size;
+    int64_t mtime_ns;
+    uint64_t revision;
+    bool deleted;
+    const char *link_bucket;
+    const char *link_name;
+    ...;
+} ember_obj_info;
+void ember_obj_info_free(ember_obj_info *info);
+typedef struct ember_obj_put_options {
+    size_t size;
+    const char *description;
+    uint32_t chunk_size;
+    ...;
+} ember_obj_put_options;
+void ember_obj_put_options_init(ember_obj_put_options *opts);
+typedef struct ember_obj_writer ember_obj_writer;
+typedef struct ember_obj_reader ember_obj_reader;
+int ember_obj_writer_open(ember_obj *obj, const char *name,
+                          const ember_obj_put_options *opts, ember_obj_writer **out);
+void ember_obj_writer_abort(ember_obj_writer *w);
+int ember_obj_get(ember_obj *obj, const char *name, void **data, size_t *len,
+                  ember_obj_info **info);
+int ember_obj_reader_open(ember_obj *obj, const char *name, ember_obj_reader **out);
+int64_t ember_obj_reader_read(ember_obj_reader *r, void *buf, size_t cap);
+const ember_obj_info *ember_obj_reader_info(const ember_obj_reader *r);
+void ember_obj_reader_close(ember_obj_reader *r);
+int ember_obj_get_info(ember_obj *obj, const char *name, ember_obj_info **out);
+int ember_obj_list(ember_obj *obj, char ***names, size_t *n);
+
 /* ---- glue (defined in the C source below) ---- */
 typedef struct emberpy_view {
     const char *subject;
@@ -398,6 +456,11 @@ int emberpy_kv_purge(ember_kv *kv, const char *key);
 int emberpy_kv_watch(ember_kv *kv, const char *keys, int mode, void *handle,
                      ember_kv_watcher **out);
 void emberpy_free(void *p);
+int emberpy_obj_put(ember_obj *obj, const char *name, const char *data, size_t len,
+                    const ember_obj_put_options *opts, ember_obj_info **info);
+int emberpy_obj_writer_write(ember_obj_writer *w, const char *data, size_t len);
+int emberpy_obj_writer_commit(ember_obj_writer *w, ember_obj_info **info);
+int emberpy_obj_delete(ember_obj *obj, const char *name);
 
 extern "Python" void _emberpy_on_kv(void *ud, const ember_kv_entry *e);
 extern "Python" void _emberpy_on_msg(void *ud, ember_sub *sub, ember_msg *msg);
@@ -955,13 +1018,42 @@ static int emberpy_kv_watch(ember_kv *kv, const char *keys, int mode, void *hand
     return ember_kv_watch(kv, keys, (ember_delivery)mode, _emberpy_on_kv, handle,
                           emberpy_release_handle, out);
 }
+
+/* ------------------------------------------------------------ object store */
+
+/* Object-store writes publish chunks and metadata through the stream path, which hands
+ * them to core subscribers too: mark the thread like the other publishing wrappers. */
+static int emberpy_obj_put(ember_obj *obj, const char *name, const char *data, size_t len,
+                           const ember_obj_put_options *opts, ember_obj_info **info)
+{
+    emberpy_py_thread = 1;
+    return ember_obj_put(obj, name, data, len, opts, info);
+}
+
+static int emberpy_obj_writer_write(ember_obj_writer *w, const char *data, size_t len)
+{
+    emberpy_py_thread = 1;
+    return ember_obj_writer_write(w, data, len);
+}
+
+static int emberpy_obj_writer_commit(ember_obj_writer *w, ember_obj_info **info)
+{
+    emberpy_py_thread = 1;
+    return ember_obj_writer_commit(w, info);
+}
+
+static int emberpy_obj_delete(ember_obj *obj, const char *name)
+{
+    emberpy_py_thread = 1;
+    return ember_obj_delete(obj, name);
+}
 """
 
 
 def _pkg_config(*args: str) -> list[str]:
     try:
         out = subprocess.run(
-            ["pkg-config", *args, "libuv", "libcjson"],
+            ["pkg-config", *args, "libuv", "libcjson", "libcrypto"],
             check=True, capture_output=True, text=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
@@ -985,7 +1077,7 @@ def _flags():
     if san:
         extra_compile += [f"-fsanitize={san}", "-fno-omit-frame-pointer", "-g", "-O1"]
         extra_link.append(f"-fsanitize={san}")
-    libs = _pkg_config("--libs") or ["-luv", "-lcjson"]
+    libs = _pkg_config("--libs") or ["-luv", "-lcjson", "-lcrypto"]
     for f in libs + ["-lpthread"]:
         if f.startswith("-l"):
             if f[2:] not in libraries:

@@ -587,6 +587,137 @@ EMBER_API int ember_kv_watch(ember_kv *kv, const char *keys, ember_delivery mode
                              ember_kv_watcher **out);
 EMBER_API void ember_kv_watch_stop(ember_kv_watcher *w);
 
+/* ------------------------------------------------------------------ object store (native) */
+
+/* Object stores as the NATS clients make them (ADR-20): bucket B is the stream OBJ_B on
+ * $O.B.C.> (chunks) and $O.B.M.> (metadata). An object is a run of chunk messages on
+ * $O.B.C.<nuid> plus one metadata message on $O.B.M.<base64url(name)> holding the JSON
+ * the clients write (name, size, chunks, nuid, "SHA-256=" digest, ...), so objects put
+ * here are read by nats.js / nats.go object stores and the other way round. Reads go
+ * straight to the store; writes go through the stream publish path (durable when the
+ * call returns). Errors as for JetStream above; EMBER_ENOTFOUND for a missing bucket or
+ * object (also a deleted one), EMBER_EINVAL for an invalid bucket or object name,
+ * EMBER_EIO when the data read does not match the object's size and SHA-256 digest
+ * ("digest mismatch") or its metadata cannot be read. Bucket names: letters, digits, '-' and '_'; object names: any
+ * non-empty string up to 2048 bytes. The bucket handle may be used from any thread;
+ * a writer or reader from one thread at a time. */
+typedef struct ember_obj ember_obj;
+
+typedef struct ember_obj_config {
+    size_t size;                  /* set by init */
+    const char *bucket;
+    const char *description;      /* NULL: none */
+    int64_t ttl_ms;               /* 0: objects never expire (the stream's max_age) */
+    int64_t max_bytes;            /* -1: unlimited */
+    ember_storage storage;        /* file */
+    uint32_t chunk_size;          /* 128 KiB: chunk size of objects put through the
+                                   * returned handle (at most the server's max_payload) */
+} ember_obj_config;
+EMBER_API void ember_obj_config_init(ember_obj_config *cfg);
+
+/* Create a bucket (or open it when it exists with the same configuration). *out is owned
+ * by the caller (ember_obj_close); it is valid while c is open. */
+EMBER_API int ember_obj_bucket_create(ember_conn *c, const ember_obj_config *cfg,
+                                      ember_obj **out);
+/* Open an existing bucket (chunk size 128 KiB). */
+EMBER_API int ember_obj_bucket_open(ember_conn *c, const char *bucket, ember_obj **out);
+/* Delete a bucket and every object in it. */
+EMBER_API int ember_obj_bucket_delete(ember_conn *c, const char *bucket);
+/* Free the handle (the bucket stays). NULL is ignored. */
+EMBER_API void ember_obj_close(ember_obj *obj);
+
+/* An object's metadata; every pointer inside is owned by the info (ember_obj_info_free). */
+typedef struct ember_obj_info {
+    const char *bucket;
+    const char *name;
+    const char *description;      /* "" when none */
+    const char *nuid;             /* the chunks are on $O.<bucket>.C.<nuid> */
+    const char *digest;           /* "SHA-256=<base64url>"; "" for a deleted object */
+    uint64_t size;                /* bytes */
+    uint64_t chunks;
+    uint32_t chunk_size;          /* max_chunk_size it was put with (0: not recorded) */
+    int64_t mtime_ns;             /* when the metadata was stored (wall clock) */
+    uint64_t revision;            /* stream sequence of the metadata message */
+    bool deleted;
+    /* a link made by a client (nats.go AddLink, nats.js link): the object it points to;
+     * both NULL when the object is not a link, link_name NULL for a link to a bucket */
+    const char *link_bucket;
+    const char *link_name;
+} ember_obj_info;
+EMBER_API void ember_obj_info_free(ember_obj_info *info);
+
+/* Per-put options; NULL for the defaults. */
+typedef struct ember_obj_put_options {
+    size_t size;                  /* set by init */
+    const char *description;      /* NULL: none */
+    uint32_t chunk_size;          /* 0: the handle's */
+} ember_obj_put_options;
+EMBER_API void ember_obj_put_options_init(ember_obj_put_options *opts);
+
+/* Put an object from a buffer (data may be NULL when len is 0), replacing any object of
+ * that name (whose chunks are then purged). Durable when it returns. info (may be NULL)
+ * gets the new object's metadata, owned by the caller (ember_obj_info_free). On error
+ * nothing of the new object stays in the bucket. Concurrent puts of one name are safe:
+ * the last one wins and each purges the chunks of the object it replaced. Blocks on the
+ * store (the chunks share fsyncs; the metadata and the purge wait for their own). */
+EMBER_API int ember_obj_put(ember_obj *obj, const char *name, const void *data, size_t len,
+                            const ember_obj_put_options *opts, ember_obj_info **info);
+
+/* Streaming put: open a writer, write the data in pieces of any size (it is cut into
+ * chunks and stored as it comes), then commit it (the object appears, replacing any
+ * object of that name) or abort it (what was stored is purged). Exactly one of commit
+ * and abort must be called once open succeeded; both free the writer. After a failed
+ * write, commit fails with the same error (and purges). Data is copied: the caller's
+ * buffer may be reused when write returns. *out is owned by the caller. A writer does
+ * not need its bucket handle (which may be closed first) but must end before its
+ * connection is closed. Use a writer from one thread at a time; write and commit block
+ * on the store (chunks are stored while later ones are written, and commit waits for
+ * all of them). */
+typedef struct ember_obj_writer ember_obj_writer;
+EMBER_API int ember_obj_writer_open(ember_obj *obj, const char *name,
+                                    const ember_obj_put_options *opts, ember_obj_writer **out);
+EMBER_API int ember_obj_writer_write(ember_obj_writer *w, const void *data, size_t len);
+/* Store the last chunk and the metadata; info (may be NULL) as for ember_obj_put. */
+EMBER_API int ember_obj_writer_commit(ember_obj_writer *w, ember_obj_info **info);
+/* NULL is ignored. */
+EMBER_API void ember_obj_writer_abort(ember_obj_writer *w);
+
+/* Get a whole object: *data is a malloc'd copy (free() it), followed by a NUL byte not
+ * counted in *len (an empty object is a 1-byte allocation); info (may be NULL) gets its
+ * metadata (ember_obj_info_free). Links made by clients are followed (info is then the
+ * linked object's).
+ * EMBER_ENOTFOUND for a missing or deleted object, EMBER_EIO "digest mismatch" when the
+ * chunks do not add up to the metadata's size and digest (nothing is returned then). */
+EMBER_API int ember_obj_get(ember_obj *obj, const char *name, void **data, size_t *len,
+                            ember_obj_info **info);
+
+/* Streaming get: open a reader on an object, then read it chunk by chunk into the
+ * caller's buffer (cap > 0): ember_obj_reader_read returns the number of bytes copied
+ * (> 0), 0 at the end (once the size and SHA-256 digest were verified) or an error:
+ * EMBER_EIO "digest mismatch" when the data does not match (also when chunks are missing,
+ * for example because the object was replaced or deleted while it was read); the bytes
+ * read before come first, the error takes the place of the 0. An error is sticky. *out is owned by the caller (ember_obj_reader_close); like a writer it does
+ * not need its bucket handle but must be closed before its connection. Use a reader from
+ * one thread at a time; it blocks only on loading chunks from the store. */
+typedef struct ember_obj_reader ember_obj_reader;
+EMBER_API int ember_obj_reader_open(ember_obj *obj, const char *name, ember_obj_reader **out);
+EMBER_API int64_t ember_obj_reader_read(ember_obj_reader *r, void *buf, size_t cap);
+/* The object's metadata, owned by the reader (valid until ember_obj_reader_close). */
+EMBER_API const ember_obj_info *ember_obj_reader_info(const ember_obj_reader *r);
+/* NULL is ignored. */
+EMBER_API void ember_obj_reader_close(ember_obj_reader *r);
+
+/* The metadata of an object, also of a deleted one (deleted true, size 0): EMBER_ENOTFOUND
+ * only when the bucket never had an object of that name (or it was purged). *out is owned
+ * by the caller (ember_obj_info_free). */
+EMBER_API int ember_obj_get_info(ember_obj *obj, const char *name, ember_obj_info **out);
+/* The names of the objects that are not deleted, sorted (byte order). *names is one
+ * allocation holding the array and the strings: free(*names). */
+EMBER_API int ember_obj_list(ember_obj *obj, char ***names, size_t *n);
+/* Delete an object: its metadata is replaced by a deleted marker (as the clients do) and
+ * its chunks are purged. EMBER_ENOTFOUND when missing or already deleted. */
+EMBER_API int ember_obj_delete(ember_obj *obj, const char *name);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,7 +8,8 @@
 b'hello there'
 
 With ``Server(jetstream=True, store_dir=...)``, ``conn.jetstream()`` gives streams,
-consumers and key-value buckets (:mod:`ember.jetstream`, :mod:`ember.kv`).
+consumers, key-value buckets and object stores (:mod:`ember.jetstream`, :mod:`ember.kv`,
+:mod:`ember.obj`).
 
 See ``docs/python.md`` for the full guide.  :mod:`ember.aio` integrates with asyncio;
 :mod:`ember.pytest_plugin` provides the ``ember_server`` and ``ember_conn`` fixtures.
@@ -26,6 +27,7 @@ from .errors import (ClosedError, EmberIOError, Error, ExistsError, InvalidArgum
 from .jetstream import (ConsumerInfo, JetStream, JsMsg, MsgMetadata, PubAck, StoredMsg,
                         StreamInfo)
 from .kv import Entry, KeyValue, KeyWatcher, KvOp
+from .obj import ObjectInfo, ObjectReader, ObjectStore, ObjectWriter
 from .server import LOG_LEVELS, Server, ServerStats
 
 #: Version of the core library (``ember_version()``).
@@ -51,6 +53,7 @@ __all__ = [
     "SubscriptionStats", "Msg", "Headers", "MODES", "LOG_LEVELS",
     "JetStream", "PubAck", "StreamInfo", "StoredMsg", "JsMsg", "MsgMetadata", "ConsumerInfo",
     "KeyValue", "Entry", "KvOp", "KeyWatcher",
+    "ObjectStore", "ObjectInfo", "ObjectReader", "ObjectWriter",
     "Error", "InvalidArgumentError", "TimeoutError", "NoRespondersError", "ClosedError",
     "MaxPayloadError", "NotFoundError", "ExistsError", "WrongSequenceError",
     "SlowConsumerError", "EmberIOError", "NoMemoryError", "LimitError", "StateError",

@@ -28,12 +28,12 @@ thread hop, and the GIL is never entered from a thread asyncio does not know::
 C request call blocks), so that it keeps the library's exact semantics (no-responders
 detection, one shared reply inbox) while the loop stays free.
 
-JetStream and key-value: ``nc.jetstream()`` gives a :class:`JetStream` whose methods are
-coroutines.  ``await js.publish(...)`` uses the native asynchronous publish (no thread:
-the acknowledgement completes a future on the loop); the other calls, which block on
-the store, run in the loop's default executor.  ``await kv.watch(...)`` returns a
-:class:`KeyWatcher` for ``async for``, delivered on the loop's thread like
-subscriptions::
+JetStream, key-value and object stores: ``nc.jetstream()`` gives a :class:`JetStream`
+whose methods are coroutines.  ``await js.publish(...)`` uses the native asynchronous
+publish (no thread: the acknowledgement completes a future on the loop); the other
+calls, which block on the store, run in the loop's default executor.
+``await kv.watch(...)`` returns a :class:`KeyWatcher` for ``async for``, delivered on
+the loop's thread like subscriptions::
 
     js = nc.jetstream()
     await js.add_stream("ORDERS", subjects=["orders.>"])
@@ -41,6 +41,9 @@ subscriptions::
     kv = await js.create_key_value("settings")
     await kv.put("theme", b"dark")
     print((await kv.get("theme")).value)
+    store = await js.create_object_store("files")
+    await store.put("a.bin", b"...")
+    print(await store.get("a.bin"))
 """
 from __future__ import annotations
 
@@ -53,10 +56,12 @@ from typing import Any, Awaitable, Callable, List, Optional, Set, Tuple, Union
 from . import connection as _conn_mod
 from . import jetstream as _js_mod
 from . import kv as _kv_mod
+from . import obj as _obj_mod
 from ._core import BytesLike, HeaderInput, Msg, report_exception
 from .errors import ClosedError, SlowConsumerError, TimeoutError
 
-__all__ = ["connect", "Connection", "Subscription", "JetStream", "KeyValue", "KeyWatcher"]
+__all__ = ["connect", "Connection", "Subscription", "JetStream", "KeyValue", "KeyWatcher",
+           "ObjectStore"]
 
 _END = object()
 
@@ -381,6 +386,17 @@ class JetStream:
     async def delete_key_value(self, bucket: str) -> None:
         await self._run(self._js.delete_key_value, bucket)
 
+    async def create_object_store(self, bucket: str, **kwargs: Any) -> "ObjectStore":
+        store = await self._run(self._js.create_object_store, bucket, **kwargs)
+        return ObjectStore(self._aconn, store)
+
+    async def object_store(self, bucket: str) -> "ObjectStore":
+        store = await self._run(self._js.object_store, bucket)
+        return ObjectStore(self._aconn, store)
+
+    async def delete_object_store(self, bucket: str) -> None:
+        await self._run(self._js.delete_object_store, bucket)
+
     def __repr__(self) -> str:
         return f"<ember.aio.JetStream of {self._aconn!r}>"
 
@@ -440,6 +456,47 @@ class KeyValue:
 
     def __repr__(self) -> str:
         return f"<ember.aio.KeyValue {self.bucket!r}>"
+
+
+class ObjectStore:
+    """The asyncio face of :class:`ember.ObjectStore`: put, get, info, list and delete as
+    coroutines (run in the loop's default executor, as they block on the store).  For
+    streaming, use :attr:`sync`'s ``get_reader`` / ``open_writer`` in an executor."""
+
+    def __init__(self, aconn: Connection, store: "_obj_mod.ObjectStore") -> None:
+        self._aconn = aconn
+        self._loop = aconn._loop
+        self._store = store
+        self.bucket = store.bucket
+
+    @property
+    def sync(self) -> "_obj_mod.ObjectStore":
+        """The underlying synchronous :class:`ember.ObjectStore`."""
+        return self._store
+
+    async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await self._loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+    async def put(self, name: str, data: Any, **kwargs: Any) -> "_obj_mod.ObjectInfo":
+        return await self._run(self._store.put, name, data, **kwargs)
+
+    async def get(self, name: str) -> bytes:
+        return await self._run(self._store.get, name)
+
+    async def info(self, name: str) -> "_obj_mod.ObjectInfo":
+        return await self._run(self._store.info, name)
+
+    async def list(self) -> List[str]:
+        return await self._run(self._store.list)
+
+    async def delete(self, name: str) -> None:
+        await self._run(self._store.delete, name)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __repr__(self) -> str:
+        return f"<ember.aio.ObjectStore {self.bucket!r}>"
 
 
 class KeyWatcher:

@@ -106,7 +106,7 @@ class _ConnCore:
 
     __slots__ = ("ptr", "server", "active", "closing", "done", "lock", "fq", "pump",
                  "pump_frees_fq", "error_cb", "limits", "poll_lock", "watchers",
-                 "__weakref__")
+                 "obj_writers", "__weakref__")
 
     def __init__(self, ptr: Any, server: "_ServerCore", error_cb: Optional[Callable],
                  limits: Tuple[int, int]) -> None:
@@ -123,6 +123,7 @@ class _ConnCore:
         self.limits = limits
         self.poll_lock = threading.Lock()  # ember_conn_poll: one thread at a time
         self.watchers: Set[Any] = set()    # running key-value watches (kv._WatchState)
+        self.obj_writers: Set[Any] = set() # open object-store writers (obj.ObjectWriter)
 
     # -- guard
     def enter(self) -> None:
@@ -164,6 +165,10 @@ class _ConnCore:
             from .kv import stop_watch
             for st in list(self.watchers):
                 stop_watch(self, st)
+        # open object-store writers use the connection too: abort them (purging what
+        # they stored) while it is still valid
+        for w in list(self.obj_writers):
+            w._conn_closing()
         if fq is not None:
             lib.emberpy_fq_close(fq)
             if pump is not None and pump is not me:

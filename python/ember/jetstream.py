@@ -1,5 +1,6 @@
 """JetStream over the native API: streams, durable publish, stored-message reads, pull
-consumers with acknowledgements, and key-value buckets (:mod:`ember.kv`).
+consumers with acknowledgements, key-value buckets (:mod:`ember.kv`) and object stores
+(:mod:`ember.obj`).
 
 Everything here calls the stream engine directly (``ember_js_*`` in ``ember.h``): no JSON
 and no wire protocol on the in-process path.  The wire API (``$JS.API.*``) shares the
@@ -33,6 +34,7 @@ from .errors import InvalidArgumentError, StateError, error_for
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import Connection, _ConnCore
     from .kv import KeyValue
+    from .obj import ObjectStore
 
 __all__ = ["JetStream", "PubAck", "StreamInfo", "StoredMsg", "JsMsg", "MsgMetadata",
            "ConsumerInfo", "STORAGE", "RETENTION", "DISCARD", "DELIVER_POLICY",
@@ -730,6 +732,57 @@ class JetStream:
         """Delete a bucket and everything in it (:class:`ember.NotFoundError` when there
         is none)."""
         self._call(lib.ember_kv_bucket_delete, subj(bucket, "bucket name"))
+
+    # ---------------------------------------------------------------- object store
+    def create_object_store(self, bucket: str, *, ttl: Optional[float] = None,
+                            max_bytes: int = -1, storage: str = "file",
+                            description: Optional[str] = None,
+                            chunk_size: Optional[int] = None) -> "ObjectStore":
+        """Create an object store bucket (or open it when it exists with the same
+        configuration) and return a :class:`ember.obj.ObjectStore`.
+
+        Args:
+            bucket: letters, digits, ``-`` and ``_``.
+            ttl: seconds objects live (None: forever).
+            max_bytes: limit of the bucket's stream (-1: unlimited).
+            storage: ``"file"`` (default) or ``"memory"``.
+            chunk_size: chunk size of the objects put through the returned handle
+                (None: 128 KiB; at most the server's ``max_payload``).
+
+        The bucket is the stream ``OBJ_<bucket>`` on ``$O.<bucket>.C.>`` and
+        ``$O.<bucket>.M.>`` (ADR-20), shared with NATS clients over the wire.  Raises
+        :class:`ember.ExistsError` when it exists with another configuration.
+        """
+        from .obj import ObjectStore
+        keep: List[Any] = []
+        cfg = ffi.new("ember_obj_config *")
+        lib.ember_obj_config_init(cfg)
+        cfg.bucket = keep_str(keep, subj(bucket, "bucket name"))
+        if description is not None:
+            cfg.description = keep_str(keep, subj(description, "description"))
+        cfg.ttl_ms = _ms(ttl, "ttl")
+        cfg.max_bytes = int(max_bytes)
+        cfg.storage = _choice(STORAGE, storage, "storage")
+        if chunk_size is not None:
+            if not 1 <= int(chunk_size) < 2**32:
+                raise InvalidArgumentError("chunk_size must be 1 .. 2**32-1 bytes")
+            cfg.chunk_size = int(chunk_size)
+        out = ffi.new("ember_obj **")
+        self._call(lib.ember_obj_bucket_create, cfg, out)
+        return ObjectStore(self._conn, out[0], bucket)
+
+    def object_store(self, bucket: str) -> "ObjectStore":
+        """Open an existing object store (:class:`ember.NotFoundError` when there is
+        none)."""
+        from .obj import ObjectStore
+        out = ffi.new("ember_obj **")
+        self._call(lib.ember_obj_bucket_open, subj(bucket, "bucket name"), out)
+        return ObjectStore(self._conn, out[0], bucket)
+
+    def delete_object_store(self, bucket: str) -> None:
+        """Delete an object store and every object in it (:class:`ember.NotFoundError`
+        when there is none)."""
+        self._call(lib.ember_obj_bucket_delete, subj(bucket, "bucket name"))
 
     def __repr__(self) -> str:
         return f"<ember.JetStream of {self._conn!r}>"

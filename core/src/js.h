@@ -176,6 +176,18 @@ const char *js_get_str(const cJSON *o, const char *key, bool *bad);
 /* Parse a request body: empty -> an empty object. NULL on invalid JSON or non-object. */
 cJSON *js_parse_body(const char *data, size_t len);
 
+/* Go's encoding/json syntax error for a malformed document ("invalid character 'b'
+ * looking for beginning of object key string", "unexpected end of JSON input"), which
+ * nats-server sends back: true and the text in err when d is not one JSON value. */
+bool js_json_syntax_error(const char *d, size_t n, char *err, size_t cap);
+
+/* Write dir/name through a temporary file and rename (fdatasync + directory fsync when
+ * sync). 0 or -1. Read a whole file (at most 64 MiB), malloc'd and NUL-terminated, *len
+ * its length; NULL on error. */
+int js_write_file_atomic(const char *dir, const char *name, const char *data, size_t len,
+                         bool sync);
+char *js_read_file(const char *path, size_t *len);
+
 /* Base64 (standard, padded) for MSG.GET hdrs/data. Returns malloc'd NUL-terminated text. */
 char *js_b64_encode(const void *p, size_t n);
 /* Decode standard or URL-safe base64 (padding optional). malloc'd; *n gets the length. */
@@ -198,5 +210,7 @@ bool js_subj_valid(const char *s, bool allow_wildcards);
 /* nats-server stream/consumer name rules: non-empty, <= 255, no space . * > / \ or
  * control characters. */
 bool js_name_valid(const char *n);
+/* KV and object store bucket names: letters, digits, '-' and '_', 1 to 200 bytes. */
+bool js_bucket_name_valid(const char *b);
 
 #endif

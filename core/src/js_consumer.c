@@ -320,237 +320,10 @@ static uint64_t *map_keys_sorted(const u64map *m, size_t *n)
     return k;
 }
 
-/* ------------------------------------------------------------------ Go's JSON errors */
-
-/* A JSON syntax check that reports the first error in the words of Go's encoding/json
- * scanner ("invalid character 'b' looking for beginning of object key string",
- * "unexpected end of JSON input"): nats-server returns those texts. */
-typedef struct gjson {
-    const char *p, *end;
-    char *err;
-    size_t cap;
-} gjson;
-
-static void gj_quote(char *out, size_t cap, unsigned char c)
-{
-    if (c == '\'')
-        snprintf(out, cap, "'\\''");
-    else if (c == '"')
-        snprintf(out, cap, "'\"'");
-    else if (c == '\n')
-        snprintf(out, cap, "'\\n'");
-    else if (c == '\r')
-        snprintf(out, cap, "'\\r'");
-    else if (c == '\t')
-        snprintf(out, cap, "'\\t'");
-    else if (c == '\\')
-        snprintf(out, cap, "'\\\\'");
-    else if (c < 0x20 || c == 0x7f)
-        snprintf(out, cap, "'\\x%02x'", c);
-    else if (c >= 0x80)
-        snprintf(out, cap, "'\\u00%02x'", c);
-    else
-        snprintf(out, cap, "'%c'", c);
-}
-
-static bool gj_fail(gjson *g, const char *context)
-{
-    if (g->p >= g->end) {
-        snprintf(g->err, g->cap, "unexpected end of JSON input");
-    } else {
-        char q[16];
-        gj_quote(q, sizeof q, (unsigned char)*g->p);
-        snprintf(g->err, g->cap, "invalid character %s %s", q, context);
-    }
-    return false;
-}
-
-static void gj_ws(gjson *g)
-{
-    while (g->p < g->end && (*g->p == ' ' || *g->p == '\t' || *g->p == '\n' || *g->p == '\r'))
-        g->p++;
-}
-
-static bool gj_is_hex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static bool gj_string(gjson *g)
-{
-    g->p++; /* the opening quote */
-    for (;;) {
-        if (g->p >= g->end)
-            return gj_fail(g, "");
-        unsigned char c = (unsigned char)*g->p;
-        if (c == '"') {
-            g->p++;
-            return true;
-        }
-        if (c == '\\') {
-            g->p++;
-            if (g->p >= g->end)
-                return gj_fail(g, "");
-            c = (unsigned char)*g->p;
-            if (c == 'u') {
-                g->p++;
-                for (int i = 0; i < 4; i++, g->p++)
-                    if (g->p >= g->end || !gj_is_hex(*g->p))
-                        return gj_fail(g, "in \\u hexadecimal character escape");
-                continue;
-            }
-            if (!strchr("\"\\/bfnrt", c) || !c)
-                return gj_fail(g, "in string escape code");
-            g->p++;
-            continue;
-        }
-        if (c < 0x20)
-            return gj_fail(g, "in string literal");
-        g->p++;
-    }
-}
-
-static bool gj_digits(gjson *g)
-{
-    bool any = false;
-    while (g->p < g->end && *g->p >= '0' && *g->p <= '9') {
-        g->p++;
-        any = true;
-    }
-    return any;
-}
-
-static bool gj_number(gjson *g)
-{
-    if (*g->p == '-') {
-        g->p++;
-        if (g->p >= g->end || !(*g->p >= '0' && *g->p <= '9'))
-            return gj_fail(g, "in numeric literal");
-    }
-    if (*g->p == '0')
-        g->p++;
-    else
-        gj_digits(g);
-    if (g->p < g->end && *g->p == '.') {
-        g->p++;
-        if (!gj_digits(g))
-            return gj_fail(g, "after decimal point in numeric literal");
-    }
-    if (g->p < g->end && (*g->p == 'e' || *g->p == 'E')) {
-        g->p++;
-        if (g->p < g->end && (*g->p == '+' || *g->p == '-'))
-            g->p++;
-        if (!gj_digits(g))
-            return gj_fail(g, "in exponent of numeric literal");
-    }
-    return true;
-}
-
-static bool gj_literal(gjson *g, const char *lit)
-{
-    g->p++;
-    for (const char *l = lit + 1; *l; l++, g->p++) {
-        if (g->p >= g->end || *g->p != *l) {
-            char ctx[64];
-            snprintf(ctx, sizeof ctx, "in literal %s (expecting '%c')", lit, *l);
-            return gj_fail(g, ctx);
-        }
-    }
-    return true;
-}
-
-static bool gj_value(gjson *g, int depth)
-{
-    gj_ws(g);
-    if (g->p >= g->end)
-        return gj_fail(g, "");
-    if (depth > 10000) {
-        snprintf(g->err, g->cap, "exceeded max depth");
-        return false;
-    }
-    char c = *g->p;
-    if (c == '{') {
-        g->p++;
-        gj_ws(g);
-        if (g->p < g->end && *g->p == '}') {
-            g->p++;
-            return true;
-        }
-        for (;;) {
-            gj_ws(g);
-            if (g->p >= g->end || *g->p != '"')
-                return gj_fail(g, "looking for beginning of object key string");
-            if (!gj_string(g))
-                return false;
-            gj_ws(g);
-            if (g->p >= g->end || *g->p != ':')
-                return gj_fail(g, "after object key");
-            g->p++;
-            if (!gj_value(g, depth + 1))
-                return false;
-            gj_ws(g);
-            if (g->p < g->end && *g->p == ',') {
-                g->p++;
-                continue;
-            }
-            if (g->p < g->end && *g->p == '}') {
-                g->p++;
-                return true;
-            }
-            return gj_fail(g, "after object key:value pair");
-        }
-    }
-    if (c == '[') {
-        g->p++;
-        gj_ws(g);
-        if (g->p < g->end && *g->p == ']') {
-            g->p++;
-            return true;
-        }
-        for (;;) {
-            if (!gj_value(g, depth + 1))
-                return false;
-            gj_ws(g);
-            if (g->p < g->end && *g->p == ',') {
-                g->p++;
-                continue;
-            }
-            if (g->p < g->end && *g->p == ']') {
-                g->p++;
-                return true;
-            }
-            return gj_fail(g, "after array element");
-        }
-    }
-    if (c == '"')
-        return gj_string(g);
-    if (c == '-' || (c >= '0' && c <= '9'))
-        return gj_number(g);
-    if (c == 't')
-        return gj_literal(g, "true");
-    if (c == 'f')
-        return gj_literal(g, "false");
-    if (c == 'n')
-        return gj_literal(g, "null");
-    return gj_fail(g, "looking for beginning of value");
-}
-
-/* true when data is one valid JSON value; else err gets Go's message. */
-static bool go_json_valid(const char *data, size_t len, char *err, size_t cap)
-{
-    gjson g = {data, data + len, err, cap};
-    if (!gj_value(&g, 0))
-        return false;
-    gj_ws(&g);
-    if (g.p < g.end)
-        return gj_fail(&g, "after top-level value");
-    return true;
-}
-
 /* Go's json error text for a body that is not valid JSON. */
 static void json_err_text(const char *data, size_t len, char *buf, size_t cap)
 {
-    if (go_json_valid(data, len, buf, cap))
+    if (!js_json_syntax_error(data, len, buf, cap))
         snprintf(buf, cap, "unexpected end of JSON input"); /* cJSON refused what Go takes */
 }
 
@@ -2888,76 +2661,6 @@ static void c_run(jconsumer *o, js_outbox *ob)
 
 /* ------------------------------------------------------------------ persistence */
 
-static int write_file_atomic(const char *dir, const char *name, const char *data, size_t len,
-                             bool sync)
-{
-    char tmp[4096], dst[4096];
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
-    snprintf(dst, sizeof dst, "%s/%s", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return -1;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        off += (size_t)w;
-    }
-    if (sync && fdatasync(fd) != 0) {
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    close(fd);
-    if (rename(tmp, dst) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    if (sync) {
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
-    return 0;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || sb.st_size > (64 << 20)) {
-        close(fd);
-        return NULL;
-    }
-    size_t n = (size_t)sb.st_size, off = 0;
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        close(fd);
-        return NULL;
-    }
-    while (off < n) {
-        ssize_t r = read(fd, buf + off, n - off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        off += (size_t)r;
-    }
-    close(fd);
-    buf[off] = 0;
-    *len = off;
-    return buf;
-}
 
 static int mkdir_p(const char *path)
 {
@@ -2995,7 +2698,7 @@ static void c_write_meta(jconsumer *o, bool sync)
     cJSON_Delete(m);
     if (!txt)
         goto fail;
-    int rc = write_file_atomic(o->dir, "meta.json", txt, strlen(txt), sync);
+    int rc = js_write_file_atomic(o->dir, "meta.json", txt, strlen(txt), sync);
     cJSON_free(txt);
     if (rc == 0)
         return;
@@ -3035,7 +2738,7 @@ static void c_write_state(jconsumer *o, bool sync)
         bytebuf_append(&b, line, (size_t)n);
     }
     bytebuf_append(&b, "end\n", 4);
-    if (!b.p || mkdir_p(o->dir) != 0 || write_file_atomic(o->dir, "state", b.p, b.len, sync) != 0)
+    if (!b.p || mkdir_p(o->dir) != 0 || js_write_file_atomic(o->dir, "state", b.p, b.len, sync) != 0)
         srv_log(o->j->srv, EMBER_LOG_WARN,
                 "JetStream consumer '$G > %s > %s' could not write its state: %s", o->s->name,
                 o->name, strerror(errno));
@@ -3935,7 +3638,7 @@ static void c_read_state(jconsumer *o)
     char path[4096];
     snprintf(path, sizeof path, "%s/state", o->dir);
     size_t len;
-    char *buf = read_file(path, &len);
+    char *buf = js_read_file(path, &len);
     if (!buf)
         return;
     if (strncmp(buf, "ember-consumer-state 1\n", 23) || !strstr(buf, "\nend\n")) {
@@ -3976,7 +3679,7 @@ static int c_recover_one(jstream *s, const char *name)
     char path[4096];
     snprintf(path, sizeof path, "%s/obs/%s/meta.json", s->dir, name);
     size_t len;
-    char *txt = read_file(path, &len);
+    char *txt = js_read_file(path, &len);
     if (!txt)
         return -1;
     cJSON *m = cJSON_ParseWithLength(txt, len);

@@ -5,12 +5,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "js_consumer.h"
 #include "js_stream.h"
@@ -879,4 +881,319 @@ bool js_name_valid(const char *n)
             return false;
     }
     return true;
+}
+
+/* ------------------------------------------------------------------ Go's JSON syntax errors */
+
+/* nats-server answers a malformed body with 10025 "invalid JSON: <Go decoder error>";
+ * this finds the first syntax error as encoding/json's scanner words it. */
+typedef struct gscan {
+    const unsigned char *p, *end;
+    char *err;
+    size_t cap;
+    int depth;
+} gscan;
+
+static bool gs_fail(gscan *g, const char *ctx)
+{
+    if (g->p >= g->end) {
+        snprintf(g->err, g->cap, "unexpected end of JSON input");
+        return false;
+    }
+    unsigned c = *g->p;
+    char q[16];
+    if (c == '\'')
+        snprintf(q, sizeof q, "'\\''");
+    else if (c == '\\')
+        snprintf(q, sizeof q, "'\\\\'");
+    else if (c == '\n')
+        snprintf(q, sizeof q, "'\\n'");
+    else if (c == '\r')
+        snprintf(q, sizeof q, "'\\r'");
+    else if (c == '\t')
+        snprintf(q, sizeof q, "'\\t'");
+    else if (c < 0x20 || c == 0x7f)
+        snprintf(q, sizeof q, "'\\x%02x'", c);
+    else if (c >= 0x80)
+        snprintf(q, sizeof q, "'\\u00%02x'", c);
+    else
+        snprintf(q, sizeof q, "'%c'", c);
+    snprintf(g->err, g->cap, "invalid character %s %s", q, ctx);
+    return false;
+}
+
+static void gs_ws(gscan *g)
+{
+    while (g->p < g->end && (*g->p == ' ' || *g->p == '\t' || *g->p == '\n' || *g->p == '\r'))
+        g->p++;
+}
+
+static bool gs_value(gscan *g);
+
+static bool gs_string(gscan *g)
+{
+    g->p++;
+    while (g->p < g->end) {
+        unsigned c = *g->p;
+        if (c == '"') {
+            g->p++;
+            return true;
+        }
+        if (c < 0x20)
+            return gs_fail(g, "in string literal");
+        if (c == '\\') {
+            g->p++;
+            if (g->p >= g->end)
+                break;
+            if (*g->p == 'u') {
+                g->p++;
+                for (int i = 0; i < 4; i++, g->p++)
+                    if (g->p >= g->end || !isxdigit(*g->p))
+                        return gs_fail(g, "in \\u hexadecimal character escape");
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", *g->p))
+                return gs_fail(g, "in string escape code");
+        }
+        g->p++;
+    }
+    return gs_fail(g, "");
+}
+
+static bool gs_number(gscan *g)
+{
+    if (*g->p == '-') {
+        g->p++;
+        if (g->p >= g->end || !isdigit(*g->p))
+            return gs_fail(g, "in numeric literal");
+    }
+    if (*g->p == '0') {
+        g->p++;
+    } else {
+        while (g->p < g->end && isdigit(*g->p))
+            g->p++;
+    }
+    if (g->p < g->end && *g->p == '.') {
+        g->p++;
+        if (g->p >= g->end || !isdigit(*g->p))
+            return gs_fail(g, "after decimal point in numeric literal");
+        while (g->p < g->end && isdigit(*g->p))
+            g->p++;
+    }
+    if (g->p < g->end && (*g->p == 'e' || *g->p == 'E')) {
+        g->p++;
+        if (g->p < g->end && (*g->p == '+' || *g->p == '-'))
+            g->p++;
+        if (g->p >= g->end || !isdigit(*g->p))
+            return gs_fail(g, "in exponent of numeric literal");
+        while (g->p < g->end && isdigit(*g->p))
+            g->p++;
+    }
+    return true;
+}
+
+static bool gs_literal(gscan *g, const char *lit)
+{
+    char ctx[64];
+    for (size_t i = 0; lit[i]; i++, g->p++) {
+        if (g->p >= g->end || *g->p != (unsigned char)lit[i]) {
+            if (i == 0)
+                return gs_fail(g, "looking for beginning of value");
+            snprintf(ctx, sizeof ctx, "in literal %s (expecting '%c')", lit, lit[i]);
+            return gs_fail(g, ctx);
+        }
+    }
+    return true;
+}
+
+static bool gs_value(gscan *g)
+{
+    gs_ws(g);
+    if (g->p >= g->end)
+        return gs_fail(g, "");
+    if (++g->depth > 10000) {
+        snprintf(g->err, g->cap, "exceeded max depth");
+        return false;
+    }
+    bool ok = true;
+    switch (*g->p) {
+    case '{':
+        g->p++;
+        gs_ws(g);
+        if (g->p < g->end && *g->p == '}') {
+            g->p++;
+            break;
+        }
+        for (;;) {
+            gs_ws(g);
+            if (g->p >= g->end || *g->p != '"') {
+                ok = gs_fail(g, "looking for beginning of object key string");
+                break;
+            }
+            if (!(ok = gs_string(g)))
+                break;
+            gs_ws(g);
+            if (g->p >= g->end || *g->p != ':') {
+                ok = gs_fail(g, "after object key");
+                break;
+            }
+            g->p++;
+            if (!(ok = gs_value(g)))
+                break;
+            gs_ws(g);
+            if (g->p < g->end && *g->p == ',') {
+                g->p++;
+                continue;
+            }
+            if (g->p < g->end && *g->p == '}') {
+                g->p++;
+                break;
+            }
+            ok = gs_fail(g, "after object key:value pair");
+            break;
+        }
+        break;
+    case '[':
+        g->p++;
+        gs_ws(g);
+        if (g->p < g->end && *g->p == ']') {
+            g->p++;
+            break;
+        }
+        for (;;) {
+            if (!(ok = gs_value(g)))
+                break;
+            gs_ws(g);
+            if (g->p < g->end && *g->p == ',') {
+                g->p++;
+                continue;
+            }
+            if (g->p < g->end && *g->p == ']') {
+                g->p++;
+                break;
+            }
+            ok = gs_fail(g, "after array element");
+            break;
+        }
+        break;
+    case '"':
+        ok = gs_string(g);
+        break;
+    case 't':
+        ok = gs_literal(g, "true");
+        break;
+    case 'f':
+        ok = gs_literal(g, "false");
+        break;
+    case 'n':
+        ok = gs_literal(g, "null");
+        break;
+    default:
+        if (*g->p == '-' || isdigit(*g->p))
+            ok = gs_number(g);
+        else
+            ok = gs_fail(g, "looking for beginning of value");
+    }
+    g->depth--;
+    return ok;
+}
+
+bool js_json_syntax_error(const char *d, size_t n, char *err, size_t cap)
+{
+    gscan g = {(const unsigned char *)d, (const unsigned char *)d + n, err, cap, 0};
+    if (!gs_value(&g))
+        return true;
+    gs_ws(&g);
+    if (g.p < g.end)
+        return !gs_fail(&g, "after top-level value");
+    return false;
+}
+
+bool js_bucket_name_valid(const char *b)
+{
+    if (!b || !*b || strlen(b) > 200)
+        return false;
+    for (const char *p = b; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_'))
+            return false;
+    return true;
+}
+
+/* ------------------------------------------------------------------ files */
+
+static void fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* Write a file atomically and durably (tmp, fsync, rename, dir fsync). 0 or -1. */
+int js_write_file_atomic(const char *dir, const char *name, const char *data, size_t len,
+                             bool sync)
+{
+    char path[4096], tmp[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            close(fd);
+            unlink(tmp);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (sync && fdatasync(fd) != 0) {
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    if (sync)
+        fsync_dir(dir);
+    return 0;
+}
+
+char *js_read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size > (64 << 20)) {
+        close(fd);
+        return NULL;
+    }
+    char *b = malloc((size_t)st.st_size + 1);
+    if (!b) {
+        close(fd);
+        return NULL;
+    }
+    size_t off = 0;
+    while (off < (size_t)st.st_size) {
+        ssize_t r = read(fd, b + off, (size_t)st.st_size - off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        off += (size_t)r;
+    }
+    close(fd);
+    b[off] = 0;
+    *len = off;
+    return b;
 }

@@ -221,6 +221,23 @@ EMBER_API int ember_js_stream_info(ember_conn *c, const char *stream, ember_stre
     return EMBER_OK;
 }
 
+int js_conn_stream(ember_conn *c, const char *name, const char *missing, jstream **out)
+{
+    int rc;
+    js *j = conn_js(c, &rc);
+    if (!j)
+        return rc;
+    pthread_mutex_lock(&j->mu);
+    jstream *s = js_stream_lookup(j, name);
+    if (s)
+        js_stream_retain(s);
+    pthread_mutex_unlock(&j->mu);
+    if (!s)
+        return missing ? err_set(EMBER_ENOTFOUND, "%s", missing) : map_err(10059, "stream not found");
+    *out = s;
+    return EMBER_OK;
+}
+
 /* ------------------------------------------------------------------ publish */
 
 /* The stream whose subjects take subj, retained; NULL if none. */
@@ -408,13 +425,9 @@ static int get_common(ember_conn *c, const char *stream, uint64_t seq, const cha
     if (!out || !name_ok(stream))
         return err_set(EMBER_EINVAL, "invalid stream name or out");
     *out = NULL;
-    pthread_mutex_lock(&j->mu);
-    jstream *s = js_stream_lookup(j, stream);
-    if (s)
-        js_stream_retain(s);
-    pthread_mutex_unlock(&j->mu);
-    if (!s)
-        return map_err(10059, "stream not found");
+    jstream *s;
+    if ((rc = js_conn_stream(c, stream, NULL, &s)))
+        return rc;
     store_msg *sm = NULL;
     rc = last ? store_load_last(s->st, last, &sm) : store_load(s->st, seq, &sm);
     if (rc == EMBER_OK) {

@@ -330,233 +330,6 @@ static bool subj_subset(const char *sub, const char *super)
     }
 }
 
-/* ------------------------------------------------------------------ Go's JSON syntax errors */
-
-/* nats-server answers a malformed body with 10025 "invalid JSON: <Go decoder error>";
- * this finds the first syntax error as encoding/json's scanner words it. */
-typedef struct gscan {
-    const unsigned char *p, *end;
-    char *err;
-    size_t cap;
-    int depth;
-} gscan;
-
-static bool gs_fail(gscan *g, const char *ctx)
-{
-    if (g->p >= g->end) {
-        snprintf(g->err, g->cap, "unexpected end of JSON input");
-        return false;
-    }
-    unsigned c = *g->p;
-    char q[16];
-    if (c == '\'')
-        snprintf(q, sizeof q, "'\\''");
-    else if (c == '\\')
-        snprintf(q, sizeof q, "'\\\\'");
-    else if (c == '\n')
-        snprintf(q, sizeof q, "'\\n'");
-    else if (c == '\r')
-        snprintf(q, sizeof q, "'\\r'");
-    else if (c == '\t')
-        snprintf(q, sizeof q, "'\\t'");
-    else if (c < 0x20 || c == 0x7f)
-        snprintf(q, sizeof q, "'\\x%02x'", c);
-    else if (c >= 0x80)
-        snprintf(q, sizeof q, "'\\u00%02x'", c);
-    else
-        snprintf(q, sizeof q, "'%c'", c);
-    snprintf(g->err, g->cap, "invalid character %s %s", q, ctx);
-    return false;
-}
-
-static void gs_ws(gscan *g)
-{
-    while (g->p < g->end && (*g->p == ' ' || *g->p == '\t' || *g->p == '\n' || *g->p == '\r'))
-        g->p++;
-}
-
-static bool gs_value(gscan *g);
-
-static bool gs_string(gscan *g)
-{
-    g->p++;
-    while (g->p < g->end) {
-        unsigned c = *g->p;
-        if (c == '"') {
-            g->p++;
-            return true;
-        }
-        if (c < 0x20)
-            return gs_fail(g, "in string literal");
-        if (c == '\\') {
-            g->p++;
-            if (g->p >= g->end)
-                break;
-            if (*g->p == 'u') {
-                g->p++;
-                for (int i = 0; i < 4; i++, g->p++)
-                    if (g->p >= g->end || !isxdigit(*g->p))
-                        return gs_fail(g, "in \\u hexadecimal character escape");
-                continue;
-            }
-            if (!strchr("\"\\/bfnrt", *g->p))
-                return gs_fail(g, "in string escape code");
-        }
-        g->p++;
-    }
-    return gs_fail(g, "");
-}
-
-static bool gs_number(gscan *g)
-{
-    if (*g->p == '-') {
-        g->p++;
-        if (g->p >= g->end || !isdigit(*g->p))
-            return gs_fail(g, "in numeric literal");
-    }
-    if (*g->p == '0') {
-        g->p++;
-    } else {
-        while (g->p < g->end && isdigit(*g->p))
-            g->p++;
-    }
-    if (g->p < g->end && *g->p == '.') {
-        g->p++;
-        if (g->p >= g->end || !isdigit(*g->p))
-            return gs_fail(g, "after decimal point in numeric literal");
-        while (g->p < g->end && isdigit(*g->p))
-            g->p++;
-    }
-    if (g->p < g->end && (*g->p == 'e' || *g->p == 'E')) {
-        g->p++;
-        if (g->p < g->end && (*g->p == '+' || *g->p == '-'))
-            g->p++;
-        if (g->p >= g->end || !isdigit(*g->p))
-            return gs_fail(g, "in exponent of numeric literal");
-        while (g->p < g->end && isdigit(*g->p))
-            g->p++;
-    }
-    return true;
-}
-
-static bool gs_literal(gscan *g, const char *lit)
-{
-    char ctx[64];
-    for (size_t i = 0; lit[i]; i++, g->p++) {
-        if (g->p >= g->end || *g->p != (unsigned char)lit[i]) {
-            if (i == 0)
-                return gs_fail(g, "looking for beginning of value");
-            snprintf(ctx, sizeof ctx, "in literal %s (expecting '%c')", lit, lit[i]);
-            return gs_fail(g, ctx);
-        }
-    }
-    return true;
-}
-
-static bool gs_value(gscan *g)
-{
-    gs_ws(g);
-    if (g->p >= g->end)
-        return gs_fail(g, "");
-    if (++g->depth > 10000) {
-        snprintf(g->err, g->cap, "exceeded max depth");
-        return false;
-    }
-    bool ok = true;
-    switch (*g->p) {
-    case '{':
-        g->p++;
-        gs_ws(g);
-        if (g->p < g->end && *g->p == '}') {
-            g->p++;
-            break;
-        }
-        for (;;) {
-            gs_ws(g);
-            if (g->p >= g->end || *g->p != '"') {
-                ok = gs_fail(g, "looking for beginning of object key string");
-                break;
-            }
-            if (!(ok = gs_string(g)))
-                break;
-            gs_ws(g);
-            if (g->p >= g->end || *g->p != ':') {
-                ok = gs_fail(g, "after object key");
-                break;
-            }
-            g->p++;
-            if (!(ok = gs_value(g)))
-                break;
-            gs_ws(g);
-            if (g->p < g->end && *g->p == ',') {
-                g->p++;
-                continue;
-            }
-            if (g->p < g->end && *g->p == '}') {
-                g->p++;
-                break;
-            }
-            ok = gs_fail(g, "after object key:value pair");
-            break;
-        }
-        break;
-    case '[':
-        g->p++;
-        gs_ws(g);
-        if (g->p < g->end && *g->p == ']') {
-            g->p++;
-            break;
-        }
-        for (;;) {
-            if (!(ok = gs_value(g)))
-                break;
-            gs_ws(g);
-            if (g->p < g->end && *g->p == ',') {
-                g->p++;
-                continue;
-            }
-            if (g->p < g->end && *g->p == ']') {
-                g->p++;
-                break;
-            }
-            ok = gs_fail(g, "after array element");
-            break;
-        }
-        break;
-    case '"':
-        ok = gs_string(g);
-        break;
-    case 't':
-        ok = gs_literal(g, "true");
-        break;
-    case 'f':
-        ok = gs_literal(g, "false");
-        break;
-    case 'n':
-        ok = gs_literal(g, "null");
-        break;
-    default:
-        if (*g->p == '-' || isdigit(*g->p))
-            ok = gs_number(g);
-        else
-            ok = gs_fail(g, "looking for beginning of value");
-    }
-    g->depth--;
-    return ok;
-}
-
-/* The Go decoder's message for a malformed document; false when it is well formed. */
-static bool go_json_error(const char *d, size_t n, char *err, size_t cap)
-{
-    gscan g = {(const unsigned char *)d, (const unsigned char *)d + n, err, cap, 0};
-    if (!gs_value(&g))
-        return true;
-    gs_ws(&g);
-    if (g.p < g.end)
-        return !gs_fail(&g, "after top-level value");
-    return false;
-}
-
 /* ------------------------------------------------------------------ subject transforms */
 
 enum { TF_NONE = 0, TF_WILDCARD, TF_PARTITION, TF_SPLIT_LEFT, TF_SPLIT_RIGHT, TF_SLICE_LEFT,
@@ -1519,7 +1292,7 @@ static int cfg_parse(const char *body, size_t len, js_stream_cfg *c, cfg_req *rq
         snprintf(err, cap, "unexpected end of JSON input");
         return -1;
     }
-    if (go_json_error(body, len, err, cap))
+    if (js_json_syntax_error(body, len, err, cap))
         return -1;
     cJSON *o = cJSON_ParseWithLength(body, len);
     if (!o || !cJSON_IsObject(o)) {
@@ -2920,82 +2693,6 @@ static void rm_rf(const char *path)
         nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static void fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-/* Write a file atomically and durably (tmp, fsync, rename, dir fsync). 0 or -1. */
-static int write_file_atomic(const char *dir, const char *name, const char *data, size_t len,
-                             bool sync)
-{
-    char path[4096], tmp[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return -1;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        off += (size_t)w;
-    }
-    if (sync && fdatasync(fd) != 0) {
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    close(fd);
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    if (sync)
-        fsync_dir(dir);
-    return 0;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size > (64 << 20)) {
-        close(fd);
-        return NULL;
-    }
-    char *b = malloc((size_t)st.st_size + 1);
-    if (!b) {
-        close(fd);
-        return NULL;
-    }
-    size_t off = 0;
-    while (off < (size_t)st.st_size) {
-        ssize_t r = read(fd, b + off, (size_t)st.st_size - off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        off += (size_t)r;
-    }
-    close(fd);
-    b[off] = 0;
-    *len = off;
-    return b;
-}
-
 /* meta.json: the echoed config and the creation time. */
 static int write_meta(jstream *s)
 {
@@ -3012,7 +2709,7 @@ static int write_meta(jstream *s)
     cJSON_Delete(o);
     if (!txt)
         return -1;
-    int rc = write_file_atomic(s->dir, "meta.json", txt, strlen(txt), true);
+    int rc = js_write_file_atomic(s->dir, "meta.json", txt, strlen(txt), true);
     cJSON_free(txt);
     return rc;
 }
@@ -4111,7 +3808,7 @@ static bool is_empty_request(const char *d, size_t n)
  * with the 10025 text in err. */
 static cJSON *parse_req(const char *d, size_t n, const char *gotype, char *err, size_t cap)
 {
-    if (go_json_error(d, n, err, cap))
+    if (js_json_syntax_error(d, n, err, cap))
         return NULL;
     cJSON *o = cJSON_ParseWithLength(d, n);
     if (!o) {
@@ -5286,7 +4983,7 @@ static void recover_one(js *j, const char *name)
     char path[4096];
     snprintf(path, sizeof path, "%s/%s/meta.json", j->streams_dir, name);
     size_t len = 0;
-    char *txt = read_file(path, &len);
+    char *txt = js_read_file(path, &len);
     if (!txt) {
         srv_log(j->srv, EMBER_LOG_WARN,
                 "JetStream stream '$G > %s': no readable meta.json, not recovered", name);
@@ -5650,7 +5347,7 @@ static void sources_load(jstream *s)
     if (!p->src_path)
         return;
     size_t len;
-    char *txt = read_file(p->src_path, &len);
+    char *txt = js_read_file(p->src_path, &len);
     if (!txt)
         return;
     cJSON *o = cJSON_ParseWithLength(txt, len);
@@ -5687,7 +5384,7 @@ static void sources_save(jstream *s, bool force)
     char *txt = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (txt && s->dir)
-        write_file_atomic(s->dir, "sources.json", txt, strlen(txt), false);
+        js_write_file_atomic(s->dir, "sources.json", txt, strlen(txt), false);
     cJSON_free(txt);
 }
 

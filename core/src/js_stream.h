@@ -92,6 +92,10 @@ struct jstream {
 
 void js_stream_retain(jstream *s);
 void js_stream_release(jstream *s);
+/* The stream `name` of c's server, retained (js_stream_release): EMBER_ESTATE without
+ * JetStream, EMBER_ENOTFOUND with `missing` as the text (NULL: nats-server's "stream not
+ * found (10059)"). Any thread, no lock held. (js_native.c) */
+int js_conn_stream(struct ember_conn *c, const char *name, const char *missing, jstream **out);
 /* js->mu held. NULL when there is no such stream. No reference taken. */
 jstream *js_stream_lookup(js *j, const char *name);
 

@@ -19,17 +19,6 @@ struct ember_kv {
     size_t prefix_len;
 };
 
-static bool bucket_valid(const char *b)
-{
-    if (!b || !*b || strlen(b) > 200)
-        return false;
-    for (const char *p = b; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_'))
-            return false;
-    return true;
-}
-
 /* ADR-8: [-/_=.a-zA-Z0-9]+, not starting or ending with '.'; wildcards only in filters. */
 static bool key_valid(const char *k, bool filter)
 {
@@ -98,7 +87,7 @@ EMBER_API int ember_kv_bucket_create(ember_conn *c, const ember_kv_config *in, e
     ember_kv_config cfg;
     ember_kv_config_init(&cfg);
     memcpy(&cfg, in, in->size);
-    if (!bucket_valid(cfg.bucket))
+    if (!js_bucket_name_valid(cfg.bucket))
         return err_set(EMBER_EINVAL, "invalid bucket name");
     if (cfg.history < 1 || cfg.history > 64)
         return err_set(EMBER_EINVAL, "history limited to a max of 64");
@@ -136,7 +125,7 @@ EMBER_API int ember_kv_bucket_open(ember_conn *c, const char *bucket, ember_kv *
     if (!out)
         return err_set(EMBER_EINVAL, "out is NULL");
     *out = NULL;
-    if (!bucket_valid(bucket))
+    if (!js_bucket_name_valid(bucket))
         return err_set(EMBER_EINVAL, "invalid bucket name");
     char stream[256];
     snprintf(stream, sizeof stream, "KV_%s", bucket);
@@ -151,7 +140,7 @@ EMBER_API int ember_kv_bucket_open(ember_conn *c, const char *bucket, ember_kv *
 
 EMBER_API int ember_kv_bucket_delete(ember_conn *c, const char *bucket)
 {
-    if (!bucket_valid(bucket))
+    if (!js_bucket_name_valid(bucket))
         return err_set(EMBER_EINVAL, "invalid bucket name");
     char stream[256];
     snprintf(stream, sizeof stream, "KV_%s", bucket);
@@ -238,21 +227,7 @@ static int kv_stream(ember_kv *kv, jstream **out)
 {
     if (!kv)
         return err_set(EMBER_EINVAL, "kv is NULL");
-    int rc = conn_check(kv->conn);
-    if (rc)
-        return rc;
-    js *j = conn_server(kv->conn)->js;
-    if (!j)
-        return err_set(EMBER_ESTATE, "JetStream not enabled");
-    pthread_mutex_lock(&j->mu);
-    jstream *s = js_stream_lookup(j, kv->stream);
-    if (s)
-        js_stream_retain(s);
-    pthread_mutex_unlock(&j->mu);
-    if (!s)
-        return err_set(EMBER_ENOTFOUND, "bucket not found");
-    *out = s;
-    return EMBER_OK;
+    return js_conn_stream(kv->conn, kv->stream, "bucket not found", out);
 }
 
 static int subject_of(const ember_kv *kv, const char *key, bool filter, char *buf, size_t cap)

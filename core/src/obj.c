@@ -33,17 +33,6 @@ struct ember_obj {
     uint32_t chunk_size;
 };
 
-static bool bucket_valid(const char *b)
-{
-    if (!b || !*b || strlen(b) > 200)
-        return false;
-    for (const char *p = b; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_'))
-            return false;
-    return true;
-}
-
 static int name_check(const char *name)
 {
     if (!name || !*name)
@@ -129,7 +118,7 @@ EMBER_API int ember_obj_bucket_create(ember_conn *c, const ember_obj_config *in,
     ember_obj_config cfg;
     ember_obj_config_init(&cfg);
     memcpy(&cfg, in, in->size);
-    if (!bucket_valid(cfg.bucket))
+    if (!js_bucket_name_valid(cfg.bucket))
         return err_set(EMBER_EINVAL, "invalid bucket name");
     if (cfg.ttl_ms < 0)
         return err_set(EMBER_EINVAL, "invalid ttl");
@@ -161,7 +150,7 @@ EMBER_API int ember_obj_bucket_open(ember_conn *c, const char *bucket, ember_obj
     if (!out)
         return err_set(EMBER_EINVAL, "out is NULL");
     *out = NULL;
-    if (!bucket_valid(bucket))
+    if (!js_bucket_name_valid(bucket))
         return err_set(EMBER_EINVAL, "invalid bucket name");
     char stream[256];
     snprintf(stream, sizeof stream, "OBJ_%s", bucket);
@@ -176,7 +165,7 @@ EMBER_API int ember_obj_bucket_open(ember_conn *c, const char *bucket, ember_obj
 
 EMBER_API int ember_obj_bucket_delete(ember_conn *c, const char *bucket)
 {
-    if (!bucket_valid(bucket))
+    if (!js_bucket_name_valid(bucket))
         return err_set(EMBER_EINVAL, "invalid bucket name");
     char stream[256];
     snprintf(stream, sizeof stream, "OBJ_%s", bucket);
@@ -189,21 +178,7 @@ EMBER_API int ember_obj_bucket_delete(ember_conn *c, const char *bucket)
 /* A bucket's stream, retained (EMBER_ENOTFOUND "bucket not found"). */
 static int bucket_stream(ember_conn *c, const char *stream, jstream **out)
 {
-    int rc = conn_check(c);
-    if (rc)
-        return rc;
-    js *j = conn_server(c)->js;
-    if (!j)
-        return err_set(EMBER_ESTATE, "JetStream not enabled");
-    pthread_mutex_lock(&j->mu);
-    jstream *s = js_stream_lookup(j, stream);
-    if (s)
-        js_stream_retain(s);
-    pthread_mutex_unlock(&j->mu);
-    if (!s)
-        return err_set(EMBER_ENOTFOUND, "bucket not found");
-    *out = s;
-    return EMBER_OK;
+    return js_conn_stream(c, stream, "bucket not found", out);
 }
 
 /* ------------------------------------------------------------------ metadata */
@@ -977,7 +952,7 @@ EMBER_API int ember_obj_reader_open(ember_obj *obj, const char *name, ember_obj_
             break;
         /* a link made by a client: read the object it points to */
         bool to_bucket = !info->link_name;
-        bool bad = !bucket_valid(info->link_bucket) ||
+        bool bad = !js_bucket_name_valid(info->link_bucket) ||
                    (info->link_name && name_check(info->link_name) != EMBER_OK);
         if (!to_bucket && !bad) {
             snprintf(bucket, sizeof bucket, "%s", info->link_bucket);

@@ -215,10 +215,12 @@ int ember_last_status(void);
     int ember_obj_bucket_create, int ember_obj_bucket_open, int ember_obj_bucket_delete,
     int ember_obj_put, int ember_obj_get, int ember_obj_get_info, int ember_obj_list,
     int ember_obj_delete, int ember_obj_writer_open, int ember_obj_writer_write,
-    int ember_obj_writer_commit, int ember_obj_reader_open
+    int ember_obj_writer_commit, int ember_obj_reader_open,
+    int ember_server_monitor
 };
 %apply int EMBER_COUNT {
-    int ember_conn_poll, int ember_conn_fd, int ember_server_port, int ember_msg_status
+    int ember_conn_poll, int ember_conn_fd, int ember_server_port, int ember_msg_status,
+    int ember_server_monitor_port
 };
 
 /* ------------------------------------------------------------------ out-parameters */
@@ -268,6 +270,13 @@ EMBER_OUT_PTR(ember_obj_info, out, EMBER_OWN)
 %typemap(argout, fragment=SWIG_From_frag(unsigned long long)) ember_pub_ack *ack {
     %set_output(SWIG_From_unsigned_SS_long_SS_long((unsigned long long)tmp$argnum.seq));
 }
+
+/* ember_server_monitor's JSON -> the JSON text (docs/monitoring.md) */
+%typemap(in, numinputs=0) char **json_out (char *j = NULL) "$1 = &j;"
+%typemap(argout, fragment="SWIG_FromCharPtr") char **json_out {
+    %set_output(SWIG_FromCharPtr(j$argnum));
+}
+%typemap(freearg) char **json_out "ember_free(j$argnum);"
 
 /* ember_js_consumer_create's name buffer -> the consumer's name */
 %typemap(in, numinputs=0) (char *name, size_t cap) (char buf[256]) "buf[0] = 0; $1 = buf; $2 = sizeof buf;"
@@ -471,6 +480,7 @@ struct ember_msg {};
 }
 #if defined(SWIGPERL)
 /* Perl releases messages and entries itself */
+%ignore ember_free;
 %ignore ember_msg_release;
 %ignore ember_msg_retain;
 %ignore ember_kv_entry_free;

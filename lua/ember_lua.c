@@ -43,6 +43,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "lauxlib.h"
 #include "lua.h"
 
@@ -480,6 +482,8 @@ static int l_server(lua_State *L)
             else if (strcmp(k, "jetstream_max_store") == 0) o.jetstream_max_store = opt_int(L, k);
             else if (strcmp(k, "jetstream_sync_interval_ms") == 0)
                 o.jetstream_sync_interval_ms = opt_int(L, k);
+            else if (strcmp(k, "http_port") == 0) o.http_port = (int)opt_int(L, k);
+            else if (strcmp(k, "http_host") == 0) o.http_host = opt_str(L, k);
             else return luaL_error(L, "ember: unknown server option \"%s\"", k);
             lua_pop(L, 1);
         }
@@ -561,6 +565,78 @@ static int server_stats(lua_State *L)
     F(in_msgs); F(out_msgs); F(in_bytes); F(out_bytes);
     F(connections); F(total_connections); F(subscriptions); F(slow_consumers);
 #undef F
+    return 1;
+}
+
+/* A parsed JSON value as a Lua value (objects and arrays as tables, arrays 1-based;
+ * integral numbers as integers; null as nil). */
+static void push_json(lua_State *L, const cJSON *v, int depth)
+{
+    luaL_checkstack(L, 4, "ember: JSON too deep");
+    if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+        bool arr = cJSON_IsArray(v);
+        lua_createtable(L, arr ? cJSON_GetArraySize(v) : 0, arr ? 0 : cJSON_GetArraySize(v));
+        lua_Integer i = 1;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, v)
+        {
+            if (depth > 64 || cJSON_IsNull(it))
+                continue;
+            push_json(L, it, depth + 1);
+            if (arr)
+                lua_rawseti(L, -2, i++);
+            else
+                lua_setfield(L, -2, it->string);
+        }
+    } else if (cJSON_IsString(v)) {
+        lua_pushstring(L, v->valuestring);
+    } else if (cJSON_IsBool(v)) {
+        lua_pushboolean(L, cJSON_IsTrue(v));
+    } else if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (d == (double)(lua_Integer)d && d >= -9.2e18 && d <= 9.2e18)
+            lua_pushinteger(L, (lua_Integer)d);
+        else
+            lua_pushnumber(L, d);
+    } else {
+        lua_pushnil(L);
+    }
+}
+
+/* server:monitor(path) -> table, json: nats-server's monitoring JSON (docs/monitoring.md) */
+static int server_monitor(lua_State *L)
+{
+    lserver *s = check_server(L, 1);
+    const char *path = luaL_optstring(L, 2, "/varz");
+    char *json = NULL;
+    int rc = ember_server_monitor(s->s, path, &json);
+    if (rc)
+        return raise_rc(L, rc);
+    cJSON *doc = cJSON_Parse(json);
+    if (!doc) {
+        ember_free(json);
+        return luaL_error(L, "ember: monitor JSON does not parse");
+    }
+    push_json(L, doc, 0);
+    cJSON_Delete(doc);
+    lua_pushstring(L, json);
+    ember_free(json);
+    return 2;
+}
+
+static int server_monitor_url(lua_State *L)
+{
+    const char *url = ember_server_monitor_url(check_server(L, 1)->s);
+    if (url)
+        lua_pushstring(L, url);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+static int server_monitor_port(lua_State *L)
+{
+    lua_pushinteger(L, ember_server_monitor_port(check_server(L, 1)->s));
     return 1;
 }
 
@@ -2388,6 +2464,8 @@ EMBER_LUA_EXPORT int luaopen_ember(lua_State *L)
         {"port", server_port},         {"id", server_id},
         {"name", server_name},         {"stats", server_stats},
         {"connect", server_connect},   {"shutdown", server_shutdown},
+        {"monitor", server_monitor},   {"monitor_url", server_monitor_url},
+        {"monitor_port", server_monitor_port},
         {"close", server_close},       {"is_closed", server_is_closed},
         {NULL, NULL}};
     static const luaL_Reg conn_meta[] = {

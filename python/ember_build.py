@@ -75,6 +75,24 @@ const char *ember_version(void);
 typedef void (*ember_log_fn)(void *userdata, int level, const char *line);
 typedef void (*ember_free_fn)(void *userdata);
 
+typedef struct ember_leaf_remote {
+    const char *urls;
+    const char *username;
+    const char *password;
+    const char *auth_token;
+    const char *account;
+    const char *deny_imports;
+    const char *deny_exports;
+    bool tls;
+    const char *tls_ca_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    bool tls_insecure;
+    const char *credentials;
+    const char *nkey_seed;
+    ...;
+} ember_leaf_remote;
+
 typedef struct ember_server_options {
     size_t size;
     const char *server_name;
@@ -103,8 +121,21 @@ typedef struct ember_server_options {
     int64_t jetstream_max_memory;
     int64_t jetstream_max_store;
     int64_t jetstream_sync_interval_ms;
+    const ember_leaf_remote *leaf_remotes;
+    size_t leaf_remotes_count;
+    const char *leaf_host;
+    int leaf_port;
+    const char *leaf_username;
+    const char *leaf_password;
+    int64_t leaf_reconnect_ms;
+    const char *http_host;
+    int http_port;
     ...;
 } ember_server_options;
+
+typedef struct ember_config ember_config;
+int ember_config_load(ember_config **out, const char *path, ember_server_options *opts);
+void ember_config_free(ember_config *cfg);
 
 void ember_server_options_init(ember_server_options *opts);
 
@@ -130,6 +161,12 @@ typedef struct ember_server_stats {
     ...;
 } ember_server_stats;
 void ember_server_get_stats(ember_server *s, ember_server_stats *out);
+int ember_server_leafnode_count(ember_server *s);
+int ember_server_leafnode_port(const ember_server *s);
+int ember_server_monitor(ember_server *s, const char *path_and_query, char **json_out);
+const char *ember_server_monitor_url(const ember_server *s);
+int ember_server_monitor_port(const ember_server *s);
+void ember_free(void *p);
 
 typedef struct ember_msg ember_msg;
 int ember_msg_new(ember_msg **out, const char *subject, const char *reply,
@@ -1053,7 +1090,7 @@ static int emberpy_obj_delete(ember_obj *obj, const char *name)
 def _pkg_config(*args: str) -> list[str]:
     try:
         out = subprocess.run(
-            ["pkg-config", *args, "libuv", "libcjson", "libcrypto"],
+            ["pkg-config", *args, "libuv", "libcjson", "libssl", "libcrypto"],
             check=True, capture_output=True, text=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
@@ -1077,7 +1114,7 @@ def _flags():
     if san:
         extra_compile += [f"-fsanitize={san}", "-fno-omit-frame-pointer", "-g", "-O1"]
         extra_link.append(f"-fsanitize={san}")
-    libs = _pkg_config("--libs") or ["-luv", "-lcjson", "-lcrypto"]
+    libs = _pkg_config("--libs") or ["-luv", "-lcjson", "-lssl", "-lcrypto"]
     for f in libs + ["-lpthread"]:
         if f.startswith("-l"):
             if f[2:] not in libraries:

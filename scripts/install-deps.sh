@@ -6,7 +6,8 @@ PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libnats-dev nats-server
       liblua5.4-dev lua5.4 lua-busted luarocks
       python3 python3-dev python3-cffi python3-setuptools python3-pytest python3-pip python3-venv
-      swig tcl tcl-dev perl libperl-dev)
+      swig tcl tcl-dev perl libperl-dev
+      openssl chromium)  # openssl: TLS test certificates; chromium: scripts/test-ws.sh
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -30,6 +30,9 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 echo "== JavaScript client (nats.js: JetStream, KV, object store)"
 bash scripts/test-js.sh build/core/ember-server
 
+echo "== WebSocket in headless Chromium (nats-core wsconnect)"
+bash scripts/test-ws.sh build
+
 echo "== Lua module"
 bash scripts/test-lua.sh
 
@@ -42,6 +45,8 @@ bash scripts/test-python.sh
 echo "== demo smoke"
 ./build/examples/example-demo --quiet
 ./build/examples/example-demo --quiet --dont-listen
+# DEMO.md steps 6-10: a leaf node of Debian's nats-server (C and Python)
+PYTHON=build/pyvenv/bin/python bash scripts/demo-leaf.sh build
 # the KV example keeps its state across runs: the second run finds the first one's
 kvdir=$(mktemp -d)
 ./build/examples/example-kv_state "$kvdir" >/dev/null

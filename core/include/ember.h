@@ -83,6 +83,42 @@ typedef void (*ember_free_fn)(void *userdata);
 
 /* ------------------------------------------------------------------ server options */
 
+/* A leaf-node remote: a NATS system this server joins as a leaf (nats-server's
+ * leafnodes { remotes = [...] }). Strings are borrowed like every option string (copied
+ * by ember_server_new). */
+typedef struct ember_leaf_remote {
+    /* One or more URLs separated by commas or spaces, tried in turn:
+     * "nats-leaf://[user:password@]host:port", nats:// or tls:// (TLS; ws:// and wss://
+     * are refused). user:password in a URL is used when username is NULL. */
+    const char *urls;
+    const char *username;         /* NULL: none (or from the URL) */
+    const char *password;
+    const char *auth_token;
+    /* The local account bound to the link: NULL or "$G" (Ember has one account). */
+    const char *account;
+    /* Comma-separated subjects (wildcards allowed): deny_imports are not received from
+     * the remote (no interest sent for them), deny_exports are not sent to it. */
+    const char *deny_imports;
+    const char *deny_exports;
+    /* TLS: used for tls:// URLs, when tls is true, or when the remote requires it. */
+    bool tls;
+    const char *tls_ca_file;      /* PEM CAs to verify the remote (NULL: the system's) */
+    const char *tls_cert_file;    /* client certificate and key (optional) */
+    const char *tls_key_file;
+    bool tls_insecure;            /* do not verify the remote's certificate (tests only) */
+    /* Signing the remote's nonce (nats-server's credentials / nkey of a remote): a .creds
+     * file (user JWT + seed) or an nkey seed ("SU..."). Read when the link is made. */
+    const char *credentials;
+    const char *nkey_seed;
+} ember_leaf_remote;
+
+/* Leaf link events, on the server's event-loop thread: connected is true when the link to
+ * url came up, false when it went down or an attempt failed (reason says why: the
+ * remote's -ERR text, a socket error, "loop detected"). Must not block or call
+ * ember_server_shutdown/free. */
+typedef void (*ember_leaf_event_fn)(void *userdata, const char *url, bool connected,
+                                    const char *reason);
+
 typedef struct ember_server_options {
     size_t size;                  /* set by ember_server_options_init: keeps the ABI stable */
     const char *server_name;      /* NULL: the server id */
@@ -98,7 +134,7 @@ typedef struct ember_server_options {
     int64_t ping_interval_ms;     /* 2 minutes */
     int32_t max_pings_out;        /* 2 */
     int64_t write_deadline_ms;    /* 10 seconds */
-    int64_t auth_timeout_ms;      /* 2 seconds (nats-server: 2s, or 10s with TLS) */
+    int64_t auth_timeout_ms;      /* 2 seconds; with TLS, left at 2 s: tls_timeout + 1 s */
     /* single-user auth (nats-server --user/--pass and --auth) */
     const char *username;
     const char *password;
@@ -120,6 +156,49 @@ typedef struct ember_server_options {
      * > 0: ack once written to the OS, fsync at most every sync_interval_ms (faster; a
      * power loss can lose acknowledged messages, a process kill cannot). */
     int64_t jetstream_sync_interval_ms;
+    /* Leaf nodes (nats-server's leafnodes {}): remotes this server dials, and the port on
+     * which other servers' leafs may connect to this one as a hub. */
+    const ember_leaf_remote *leaf_remotes; /* array of leaf_remotes_count; NULL: none */
+    size_t leaf_remotes_count;
+    const char *leaf_host;        /* leafnodes listen host; NULL: host */
+    int leaf_port;                /* 0: no leafnodes listener; -1: any free port */
+    const char *leaf_username;    /* accepted leafs must authenticate with these */
+    const char *leaf_password;
+    int64_t leaf_reconnect_ms;    /* delay between attempts of a remote: 1 second */
+    /* TLS on the leafnodes port: accepted leafs must speak TLS (INFO tls_required) */
+    const char *leaf_tls_cert_file;
+    const char *leaf_tls_key_file;
+    const char *leaf_tls_ca_file; /* to verify leafs' certificates (with leaf_tls_verify) */
+    bool leaf_tls_verify;         /* require a verified client certificate */
+    ember_leaf_event_fn leaf_event_fn; /* optional */
+    void *leaf_event_userdata;
+    /* Monitoring over HTTP (nats-server -m / http_port, http: "host:port"; see
+     * docs/monitoring.md). The same JSON is available without a port through
+     * ember_server_monitor. dont_listen does not turn this port off. */
+    const char *http_host;        /* NULL: host (so "0.0.0.0" by default), as nats-server */
+    int http_port;                /* 0: off; -1: any free port (see ember_server_monitor_url) */
+    /* TLS for TCP client connections (nats-server's tls {} block; see docs/tls.md). With
+     * tls_cert_file set, every TCP client must upgrade to TLS after the INFO (which says
+     * tls_required). In-process connections never use TLS. Files are PEM, read by
+     * ember_server_new (errors: EMBER_EINVAL with nats-server's text). */
+    const char *tls_cert_file;    /* server certificate (chain); NULL: no TLS */
+    const char *tls_key_file;     /* its private key (required with tls_cert_file) */
+    const char *tls_ca_file;      /* CAs that sign client certificates (for tls_verify) */
+    bool tls_verify;              /* clients must present a certificate signed by tls_ca_file */
+    bool tls_handshake_first;     /* TLS handshake before the INFO (nats-server handshake_first) */
+    int64_t tls_timeout_ms;       /* handshake timeout: 2 seconds (0: the default). When TLS is
+                                   * on and auth_timeout_ms was left at its default, the auth
+                                   * timeout becomes tls_timeout + 1 s, as nats-server */
+    /* WebSocket listener (nats-server's websocket {} block; see docs/websocket.md): the
+     * NATS protocol in binary WebSocket frames, for browsers. As nats-server, it needs a
+     * TLS certificate (ws_tls_cert_file/ws_tls_key_file: wss://) unless ws_no_tls. */
+    const char *ws_host;          /* NULL: host */
+    int ws_port;                  /* 0: no websocket listener; -1: any free port */
+    bool ws_no_tls;               /* plain ws:// (nats-server warns: not for production) */
+    const char *ws_tls_cert_file;
+    const char *ws_tls_key_file;
+    bool ws_compression;          /* accepted for compatibility; Ember never compresses */
+    int64_t ws_handshake_timeout_ms; /* HTTP upgrade (and TLS) must finish within: 2 s */
 } ember_server_options;
 
 /* Fill with nats-server's defaults. Strings in the struct are borrowed: they must stay
@@ -195,6 +274,38 @@ typedef struct ember_server_stats {
     uint64_t slow_consumers;
 } ember_server_stats;
 EMBER_API void ember_server_get_stats(ember_server *s, ember_server_stats *out);
+/* The number of leaf-node links up now (solicited and accepted). Any thread. */
+EMBER_API int ember_server_leafnode_count(ember_server *s);
+/* The bound leafnodes port (useful with leaf_port -1), 0 when not listening. */
+EMBER_API int ember_server_leafnode_port(const ember_server *s);
+/* The bound websocket port (useful with ws_port -1), 0 when not listening (or before
+ * ember_server_ready_for_connections). Any thread. */
+EMBER_API int ember_server_websocket_port(const ember_server *s);
+
+/* Monitoring (docs/monitoring.md). The JSON that nats-server's monitoring port serves
+ * (/varz, /connz, /subsz, /jsz, /leafz, /healthz, with nats-server's field names), built
+ * from the live server without any port: path_and_query is an endpoint path with an
+ * optional query, e.g. "/varz", "connz?subs=1&sort=msgs_to" (the leading '/' may be
+ * left out). On success *json_out is a NUL-terminated JSON document owned by the caller
+ * (free it with ember_free). /healthz always succeeds: its "status" says "ok", "error"
+ * or "unavailable" and "status_code" holds the HTTP status the port would send.
+ * Errors (*json_out NULL): EMBER_EINVAL for a NULL argument or a bad query parameter
+ * (ember_last_error() holds nats-server's text, e.g. "invalid sorting option: x");
+ * EMBER_ENOTFOUND for an unknown path (or "/", which is HTML on the port only);
+ * EMBER_ESTATE before the server is ready; EMBER_ECLOSED once it shuts down; EMBER_ENOMEM.
+ * Any thread: the document is built on the server's event-loop thread, and the call
+ * blocks until it is (briefly: the loop never waits on hosts); from a callback that runs
+ * on that thread it is built in place. */
+EMBER_API int ember_server_monitor(ember_server *s, const char *path_and_query, char **json_out);
+/* "http://127.0.0.1:8222" with the monitoring port actually bound (useful with http_port
+ * -1); host 0.0.0.0 / :: is reported as 127.0.0.1. NULL when http_port is 0 or before
+ * ready. Owned by the server, valid until ember_server_free. */
+EMBER_API const char *ember_server_monitor_url(const ember_server *s);
+/* The bound monitoring port, 0 when none (or before ready). */
+EMBER_API int ember_server_monitor_port(const ember_server *s);
+/* Free memory the library handed to the caller where its comment says so (the JSON of
+ * ember_server_monitor). NULL is ignored. */
+EMBER_API void ember_free(void *p);
 
 /* ------------------------------------------------------------------ messages */
 

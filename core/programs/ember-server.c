@@ -19,6 +19,7 @@ static void usage(FILE *f)
             "    -p, --port <port>                Use port for clients (default: 4222, -1: random)\n"
             "    -n, --name, --server_name <name> Server name (default: server ID)\n"
             "        --dont_listen                Open no client port\n"
+            "    -m, --http_port <port>           Use port for http monitoring (-1: random)\n"
             "        --max_payload <bytes>        Maximum message payload (default: 1048576)\n"
             "        --max_pending <bytes>        Maximum outbound bytes per client (default: 64MB)\n"
             "        --max_connections <n>        Maximum client connections (default: 65536)\n"
@@ -38,6 +39,13 @@ static void usage(FILE *f)
             "        --user <user>                User required for connections\n"
             "        --pass <password>            Password required for connections\n"
             "        --auth <token>               Authorization token required for connections\n"
+            "\n"
+            "TLS Options:\n"
+            "        --tls                        Enable TLS, do not verify clients (default: false)\n"
+            "        --tlscert <file>             Server certificate file\n"
+            "        --tlskey <file>              Private key for server certificate\n"
+            "        --tlsverify                  Enable TLS, verify client certificates\n"
+            "        --tlscacert <file>           Client certificate CA for verification\n"
             "\n"
             "Common Options:\n"
             "    -h, --help                       Show this message\n"
@@ -150,6 +158,11 @@ int main(int argc, char **argv)
                    !strcmp(a, "-name") || !strcmp(a, "-server_name")) {
             NEEDV();
             o.server_name = v;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--http_port") || !strcmp(a, "-http_port")) {
+            NEEDV();
+            if (parse_int(a, v, &n))
+                return 1;
+            o.http_port = (int)n;
         } else if (!strcmp(a, "--dont_listen")) {
             o.dont_listen = true;
         } else if (!strcmp(a, "--max_payload")) {
@@ -195,6 +208,19 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--auth") || !strcmp(a, "-auth")) {
             NEEDV();
             o.auth_token = v;
+        } else if (!strcmp(a, "--tls") || !strcmp(a, "-tls")) {
+            /* TLS is on as soon as a certificate is given */
+        } else if (!strcmp(a, "--tlscert") || !strcmp(a, "-tlscert")) {
+            NEEDV();
+            o.tls_cert_file = v;
+        } else if (!strcmp(a, "--tlskey") || !strcmp(a, "-tlskey")) {
+            NEEDV();
+            o.tls_key_file = v;
+        } else if (!strcmp(a, "--tlscacert") || !strcmp(a, "-tlscacert")) {
+            NEEDV();
+            o.tls_ca_file = v;
+        } else if (!strcmp(a, "--tlsverify") || !strcmp(a, "-tlsverify")) {
+            o.tls_verify = true;
         } else {
             fprintf(stderr, "ember-server: flag provided but not defined: %s\n", a);
             usage(stderr);

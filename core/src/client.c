@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "leaf.h"
 #include "server.h"
 #include "js.h"
+#include "xport.h"
 
 void client_retain(client *c) { atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed); }
 
@@ -22,6 +24,10 @@ void client_release(client *c)
     for (size_t i = 0; i < c->nstalled; i++)
         client_release(c->stalled_producers[i]);
     free(c->stalled_producers);
+    if (c->leaf)
+        leaf_link_free(c);
+    if (c->xp)
+        xport_client_free(c);
     free(c->name);
     free(c->lang);
     free(c->version);
@@ -49,7 +55,7 @@ static size_t sid_hash(const char *p, size_t n)
     return h;
 }
 
-static sub *stab_find(client *c, const char *sid, size_t n, sub ***link)
+sub *client_stab_find(client *c, const char *sid, size_t n, sub ***link)
 {
     if (!c->stab)
         return NULL;
@@ -63,7 +69,7 @@ static sub *stab_find(client *c, const char *sid, size_t n, sub ***link)
     return NULL;
 }
 
-static int stab_add(client *c, sub *s)
+int client_stab_add(client *c, sub *s)
 {
     if (c->nsubs + 1 > c->stab_cap / 2 * 3 || !c->stab) {
         size_t ncap = c->stab_cap ? c->stab_cap * 2 : 16;
@@ -86,6 +92,12 @@ static int stab_add(client *c, sub *s)
     c->stab[b] = s;
     c->nsubs++;
     return 0;
+}
+
+void client_stab_unlink(client *c, sub **link)
+{
+    *link = (*link)->tnext;
+    c->nsubs--;
 }
 
 static void tcp_sub_destroy(sub *s)
@@ -142,7 +154,7 @@ void client_schedule_close(client *c, int reason)
 }
 
 /* Append protocol bytes (loop thread or any thread), schedule a flush. */
-static void client_send(client *c, const char *p, size_t n)
+void client_send(client *c, const char *p, size_t n)
 {
     bool need = false;
     pthread_mutex_lock(&c->mu);
@@ -155,7 +167,37 @@ static void client_send(client *c, const char *p, size_t n)
         client_schedule_flush(c);
 }
 
-static void client_send_err(client *c, const char *text)
+static void slow_consumer(client *c, int reason);
+
+bool client_sendv(client *c, const struct iovec *v, int n)
+{
+    bool need = false, ok = false;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += v[i].iov_len;
+    pthread_mutex_lock(&c->mu);
+    if (!atomic_load_explicit(&c->closing, memory_order_relaxed)) {
+        size_t pending = c->ob.len + (c->writing ? c->wb.len : 0);
+        if (pending + total > (size_t)c->srv->opts.max_pending) {
+            CLOG(c, EMBER_LOG_INFO, "Slow Consumer Detected: MaxPending of %lld Exceeded",
+                 (long long)c->srv->opts.max_pending);
+            slow_consumer(c, CR_SLOW_CONSUMER_PENDING);
+        } else if (bytebuf_reserve(&c->ob, total) == 0) {
+            for (int i = 0; i < n; i++) {
+                memcpy(c->ob.p + c->ob.len, v[i].iov_base, v[i].iov_len);
+                c->ob.len += v[i].iov_len;
+            }
+            schedule_locked_flush(c, &need);
+            ok = true;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (need)
+        client_schedule_flush(c);
+    return ok;
+}
+
+void client_send_err(client *c, const char *text)
 {
     char buf[512];
     int n = snprintf(buf, sizeof buf, "-ERR '%s'\r\n", text);
@@ -324,7 +366,7 @@ static void client_flush(client *c)
         return;
     for (;;) {
         pthread_mutex_lock(&c->mu);
-        if (c->writing || c->ob.len == 0) {
+        if (c->writing || (c->ob.len == 0 && likely(!c->xp || !xport_pending(c)))) {
             bool close_now = !c->writing && c->close_after_write;
             pthread_mutex_unlock(&c->mu);
             if (close_now)
@@ -340,8 +382,17 @@ static void client_flush(client *c)
         pthread_mutex_unlock(&c->mu);
 
         uv_buf_t b = uv_buf_init(c->wb.p, (unsigned)c->wb.len);
+        /* TLS / WebSocket: b becomes the transport's encoded bytes */
+        if (unlikely(c->xp) && xport_encode(c, &b) != 0) {
+            pthread_mutex_lock(&c->mu);
+            c->writing = false;
+            pthread_mutex_unlock(&c->mu);
+            client_tcp_close(c, CR_WRITE_ERROR);
+            return;
+        }
+        const size_t total = b.len;
         int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n == (int)c->wb.len) {
+        if (n == (int)total) {
             pthread_mutex_lock(&c->mu);
             c->writing = false;
             c->wb.len = 0;
@@ -362,7 +413,7 @@ static void client_flush(client *c)
             return;
         }
         size_t off = n > 0 ? (size_t)n : 0;
-        b = uv_buf_init(c->wb.p + off, (unsigned)(c->wb.len - off));
+        b = uv_buf_init(b.base + off, (unsigned)(total - off));
         c->wreq.data = c;
         client_retain(c);
         int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
@@ -376,6 +427,8 @@ static void client_flush(client *c)
         return;
     }
 }
+
+void client_flush_now(client *c) { client_flush(c); }
 
 void server_process_pending(server *s)
 {
@@ -425,7 +478,9 @@ void client_tcp_close(client *c, int reason)
     bool flush_last = reason != CR_SLOW_CONSUMER_PENDING && reason != CR_SLOW_CONSUMER_DEADLINE;
     pthread_mutex_unlock(&c->mu);
     /* best effort: push out what is pending (e.g. a final -ERR) */
-    if (flush_last && !writing && c->ob.len) {
+    if (unlikely(c->xp)) {
+        reason = xport_close(c, reason, flush_last && !writing);
+    } else if (flush_last && !writing && c->ob.len) {
         uv_buf_t b = uv_buf_init(c->ob.p, (unsigned)c->ob.len);
         uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     }
@@ -439,13 +494,16 @@ void client_tcp_close(client *c, int reason)
     }
     c->nsubs = 0;
     resume_producers(c, true);
-    CLOG(c, EMBER_LOG_DEBUG, "Client connection closed: %s", close_reason_text(reason));
+    if (c->kind == CK_LEAF)
+        leaf_closed(c, reason);
+    else
+        CLOG(c, EMBER_LOG_DEBUG, "Client connection closed: %s", close_reason_text(reason));
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
 
 /* Send -ERR then close once written. */
-static void client_err_close(client *c, const char *text, int reason)
+void client_err_close(client *c, const char *text, int reason)
 {
     if (text)
         client_send_err(c, text);
@@ -486,6 +544,8 @@ static void send_info(client *c)
     if (s->opts.jetstream)
         cJSON_AddNumberToObject(j, "api_lvl", JS_API_LEVEL);
     cJSON_AddStringToObject(j, "client_ip", c->ip);
+    if (unlikely(s->xs))
+        xport_info(c, j); /* tls_required, tls_verify; websocket host and port */
     char *txt = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     if (!txt)
@@ -674,7 +734,7 @@ static void process_sub(client *c, const proto_op *op)
         client_send_err(c, "maximum subscriptions exceeded");
         return;
     }
-    if (stab_find(c, op->sid.p, op->sid.len, NULL)) {
+    if (client_stab_find(c, op->sid.p, op->sid.len, NULL)) {
         if (c->verbose)
             client_send(c, "+OK\r\n", 5);
         return;
@@ -691,13 +751,13 @@ static void process_sub(client *c, const proto_op *op)
     x->queue = op->queue.len ? strndup(op->queue.p, op->queue.len) : NULL;
     x->sid = strndup(op->sid.p, op->sid.len);
     x->sid_len = op->sid.len;
-    if (!x->subject || !x->sid || (op->queue.len && !x->queue) || stab_add(c, x)) {
+    if (!x->subject || !x->sid || (op->queue.len && !x->queue) || client_stab_add(c, x)) {
         sub_release(x);
         return;
     }
     if (sublist_insert(s->sl, x->subject, x->queue, x) != 0) {
         sub **link;
-        if (stab_find(c, x->sid, x->sid_len, &link)) {
+        if (client_stab_find(c, x->sid, x->sid_len, &link)) {
             *link = x->tnext;
             c->nsubs--;
         }
@@ -707,6 +767,7 @@ static void process_sub(client *c, const proto_op *op)
         return;
     }
     atomic_fetch_add(&s->nsubs, 1);
+    leaf_sub_changed(s, x, 1);
     if (c->verbose)
         client_send(c, "+OK\r\n", 5);
 }
@@ -714,7 +775,7 @@ static void process_sub(client *c, const proto_op *op)
 static void process_unsub(client *c, const proto_op *op)
 {
     sub **link = NULL;
-    sub *x = stab_find(c, op->sid.p, op->sid.len, &link);
+    sub *x = client_stab_find(c, op->sid.p, op->sid.len, &link);
     if (x) {
         long long max = op->max;
         if (max > 0 && atomic_load(&x->delivered) < (unsigned long long)max &&
@@ -794,20 +855,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = c->srv->read_buf_len;
 }
 
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+void client_input(client *c, char *p, size_t n)
 {
-    client *c = st->data;
-    server *s = c->srv;
-    if (nread < 0) {
-        client_tcp_close(c, nread == UV_EOF ? CR_CLIENT : CR_READ_ERROR);
-        server_process_pending(s);
-        return;
-    }
-    if (nread == 0)
-        return;
-    c->last_in_ms = time_mono_ms();
-    client_retain(c);
-    proto_status st2 = proto_parse(c->parser, buf->base, (size_t)nread, on_op, c, NULL);
+    proto_status st2 = proto_parse(c->parser, p, n, c->kind == CK_LEAF ? leaf_on_op : on_op, c,
+                                   NULL);
     if (st2 < 0 && !c->handle_closed && !atomic_load(&c->closing)) {
         const char *text = proto_status_err_text(st2);
         if (st2 == PROTO_ERR_MAX_PAYLOAD)
@@ -821,6 +872,25 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
                          : st2 == PROTO_ERR_AUTH      ? CR_AUTH
                                                       : CR_PROTOCOL);
     }
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    client *c = st->data;
+    server *s = c->srv;
+    if (nread < 0) {
+        client_tcp_close(c, nread == UV_EOF ? CR_CLIENT : CR_READ_ERROR);
+        server_process_pending(s);
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->last_in_ms = time_mono_ms();
+    client_retain(c);
+    if (unlikely(c->xp))
+        xport_input(c, buf->base, (size_t)nread); /* TLS / WebSocket: calls client_input */
+    else
+        client_input(c, buf->base, (size_t)nread);
     if (c->stall_pending && !c->handle_closed && !c->stalled) {
         c->stall_pending = false;
         c->stalled = true;
@@ -834,27 +904,32 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 static void on_unregistered_closed(uv_handle_t *h) { client_release(h->data); }
 
-void client_tcp_accept(server *s)
+client *client_tcp_alloc(server *s, int kind)
 {
     client *c = calloc(1, sizeof *c);
     if (!c)
-        return;
+        return NULL;
     atomic_init(&c->refs, 1);
     server_retain(s);
     c->srv = s;
     c->cid = atomic_fetch_add(&s->next_cid, 1);
-    c->kind = CK_TCP;
+    c->kind = kind;
     pthread_mutex_init(&c->mu, NULL);
     c->verbose = c->pedantic = c->echo = true;
     c->start_ms = c->last_in_ms = c->last_ping_ms = time_mono_ms();
     uv_tcp_init(&s->loop, &c->tcp);
     c->tcp.data = c;
-    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
-        c->handle_closed = true;
-        uv_close((uv_handle_t *)&c->tcp, on_unregistered_closed);
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
+    return c;
+}
+
+void client_tcp_begin(client *c)
+{
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    client_flush(c);
+}
+
+void client_tcp_peer(client *c)
+{
     struct sockaddr_storage ss;
     int sl = sizeof ss;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
@@ -866,6 +941,24 @@ void client_tcp_accept(server *s)
             c->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
         }
     }
+}
+
+void client_send_info(client *c) { send_info(c); }
+
+void client_tcp_accept(server *s) { client_accept_from(s, (uv_stream_t *)&s->listener, false); }
+
+void client_accept_from(server *s, uv_stream_t *l, bool ws)
+{
+    client *c = client_tcp_alloc(s, CK_TCP);
+    if (!c)
+        return;
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
+        c->handle_closed = true;
+        uv_close((uv_handle_t *)&c->tcp, on_unregistered_closed);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    client_tcp_peer(c);
     c->parser = proto_parser_new(PROTO_MODE_CLIENT, (size_t)s->opts.max_control_line,
                                  (size_t)s->opts.max_payload);
     if (c->parser && auth_required(s))
@@ -876,7 +969,13 @@ void client_tcp_accept(server *s)
         return;
     }
     CLOG(c, EMBER_LOG_DEBUG, "Client connection created");
-    send_info(c);
+    bool info_now = true; /* TLS handshake first / WebSocket upgrade: INFO comes later */
+    if (unlikely(s->xs) && xport_accept_client(c, ws, &info_now) != 0) {
+        client_tcp_close(c, CR_READ_ERROR);
+        return;
+    }
+    if (info_now)
+        send_info(c);
     if (s->opts.max_connections > 0 && atomic_load(&s->nconns) > (unsigned long long)s->opts.max_connections) {
         CLOG(c, EMBER_LOG_ERROR, "maximum connections exceeded");
         client_err_close(c, "maximum connections exceeded", CR_MAX_CONNECTIONS);
@@ -904,6 +1003,14 @@ void client_tcp_housekeeping(client *c, uint64_t now)
         return;
     }
     if (!c->connected) {
+        if (unlikely(c->xp) && !xport_ready(c)) {
+            xport_housekeeping(c, now); /* TLS / WebSocket handshake timeouts */
+            return;
+        }
+        if (c->kind == CK_LEAF) {
+            leaf_housekeeping_unconnected(c, now);
+            return;
+        }
         if (auth_required(s) && now - c->start_ms >= (uint64_t)s->opts.auth_timeout_ms) {
             CLOG(c, EMBER_LOG_ERROR, "Authentication Timeout");
             client_err_close(c, "Authentication Timeout", CR_AUTH_TIMEOUT);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "leaf.h"
 #include "server.h"
 
 /* ------------------------------------------------------------------ delivery queue */
@@ -20,94 +21,230 @@ typedef struct qitem {
     ember_msg *msg;
 } qitem;
 
+/* The delivery queue: an unbounded list of segments of slots, written once.
+ *
+ * Producers (publishing threads) serialize on `mu`, which only they take: they fill the
+ * next slot of the last segment (the subscription, then the message pointer with a
+ * release store, which makes the slot visible) and link a new segment when it is full.
+ * Consumers (the dispatcher, pollers, next_msg readers) serialize on `cmu`, which only
+ * they take: they read slots up to the first empty one, and free a segment once they
+ * have read it to its end and seen the next one linked (its producers never touch it
+ * again). So producers and consumers share no lock and no counter; on the hot path
+ * they meet only on the slots themselves, one cache line per four messages.
+ *
+ * Sleeping: a consumer that found nothing spins briefly, then announces itself in
+ * `sleepers` (under `wmu`) and looks again before waiting on `cv`; a producer, after
+ * making a slot visible, fences and looks at `sleepers`, and takes `wmu` to signal only
+ * when someone sleeps (Dekker: one of the two sees the other). A consumer that is running
+ * costs the producers no system call. The pollable fd (pollq) is written once per
+ * transition to readable and cleared by a poll that finds the queue empty. */
+typedef struct qslot {
+    struct ember_sub *sub;
+    _Atomic(ember_msg *) msg; /* NULL: not written yet */
+} qslot;
+
+typedef struct dqseg {
+    _Atomic(struct dqseg *) next; /* linked by the producer that filled this one */
+    size_t cap;
+    qslot *items;                 /* cap slots, allocated with the segment */
+} dqseg;
+
+#define DQ_SEG_FIRST 32
+#define DQ_SEG_MAX 1024
+
 typedef struct dq {
+    /* producers */
     pthread_mutex_t mu;
+    dqseg *pseg;            /* segment being filled (mu) */
+    size_t pidx;            /* next slot in it (mu) */
+    atomic_size_t pushed;   /* messages pushed, ever (written under mu) */
+    char pad1[64];
+    /* consumers */
+    pthread_mutex_t cmu;
+    dqseg *cseg;            /* segment being read (cmu) */
+    size_t chead;           /* next slot in it (cmu) */
+    atomic_size_t taken;    /* messages taken, ever (written under cmu) */
+    char pad2[64];
+    /* read-mostly: the close flag (written under mu), sleeping consumers, the fd */
+    atomic_bool closed;
+    pthread_mutex_t wmu;
     pthread_cond_t cv;
-    qitem *ring;
-    size_t cap, head, count;
-    atomic_size_t acount;    /* mirror of count readable without the lock (spinning) */
-    int sleepers;
+    atomic_int sleepers;
     int efd;                 /* eventfd signalled when items arrive (-1: none) */
-    bool efd_signalled;
-    bool closed;
+    atomic_bool efd_signalled;
+    dqseg first;             /* empty, cap 0: the first push links a real segment */
 } dq;
 
 static void dq_init(dq *q, bool with_fd)
 {
     pthread_mutex_init(&q->mu, NULL);
+    pthread_mutex_init(&q->cmu, NULL);
+    pthread_mutex_init(&q->wmu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&q->cv, &ca);
     pthread_condattr_destroy(&ca);
-    q->ring = NULL;
-    q->cap = q->head = q->count = 0;
-    atomic_init(&q->acount, 0);
-    q->sleepers = 0;
+    atomic_init(&q->first.next, NULL);
+    q->first.cap = 0;
+    q->first.items = NULL;
+    q->pseg = q->cseg = &q->first;
+    q->pidx = q->chead = 0;
+    atomic_init(&q->pushed, 0);
+    atomic_init(&q->taken, 0);
+    atomic_init(&q->closed, false);
+    atomic_init(&q->sleepers, 0);
     q->efd = with_fd ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
-    q->efd_signalled = false;
-    q->closed = false;
+    atomic_init(&q->efd_signalled, false);
 }
 
 static void dq_signal_fd(dq *q)
 {
-    if (q->efd >= 0 && !q->efd_signalled) {
+    if (q->efd >= 0 && !atomic_load(&q->efd_signalled) &&
+        !atomic_exchange(&q->efd_signalled, true)) {
         uint64_t one = 1;
         ssize_t r = write(q->efd, &one, sizeof one);
         (void)r;
-        q->efd_signalled = true;
     }
 }
 
-static void dq_reset_fd(dq *q)
+/* Wake sleeping consumers (items pushed, or a close / stop flag set before the call). */
+static void dq_wake(dq *q, bool all)
 {
-    if (q->efd >= 0 && q->efd_signalled && q->count == 0 && !q->closed) {
-        uint64_t v;
-        ssize_t r = read(q->efd, &v, sizeof v);
-        (void)r;
-        q->efd_signalled = false;
-    }
+    pthread_mutex_lock(&q->wmu);
+    if (all)
+        pthread_cond_broadcast(&q->cv);
+    else
+        pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->wmu);
 }
 
-/* push under the lock; returns false when closed or out of memory */
-/* force: push even into a closed queue (a delivery counted within an auto-unsubscribe
- * max that raced with the last one closing the queue). */
+/* Push (mu held); returns false when closed or out of memory. force: push even into a
+ * closed queue (a delivery counted within an auto-unsubscribe max that raced with the
+ * last one closing the queue). The caller calls dq_pushed after unlocking. */
 static bool dq_push_locked_ex(dq *q, struct ember_sub *sub, ember_msg *m, bool force)
 {
-    if (q->closed && !force)
+    if (atomic_load_explicit(&q->closed, memory_order_relaxed) && !force)
         return false;
-    if (q->count == q->cap) {
-        size_t ncap = q->cap ? q->cap * 2 : 64;
-        qitem *nr = malloc(ncap * sizeof *nr);
-        if (!nr)
+    dqseg *s = q->pseg;
+    if (unlikely(q->pidx == s->cap)) {
+        size_t ncap = s->cap < DQ_SEG_FIRST ? DQ_SEG_FIRST
+                      : s->cap < DQ_SEG_MAX ? s->cap * 2
+                                            : DQ_SEG_MAX;
+        dqseg *ns = malloc(sizeof *ns + ncap * sizeof(qslot));
+        if (!ns)
             return false;
-        for (size_t i = 0; i < q->count; i++)
-            nr[i] = q->ring[(q->head + i) % q->cap];
-        free(q->ring);
-        q->ring = nr;
-        q->cap = ncap;
-        q->head = 0;
+        atomic_init(&ns->next, NULL);
+        ns->cap = ncap;
+        ns->items = (qslot *)(void *)(ns + 1);
+        for (size_t i = 0; i < ncap; i++)
+            atomic_init(&ns->items[i].msg, NULL);
+        /* last touch of s by a producer: consumers may free it once they see this */
+        atomic_store_explicit(&s->next, ns, memory_order_release);
+        q->pseg = s = ns;
+        q->pidx = 0;
     }
-    q->ring[(q->head + q->count) % q->cap] = (qitem){sub, m};
-    q->count++;
-    atomic_store_explicit(&q->acount, q->count, memory_order_release);
-    if (q->sleepers)
-        pthread_cond_signal(&q->cv);
-    dq_signal_fd(q);
+    qslot *slot = &s->items[q->pidx++];
+    slot->sub = sub;
+    atomic_store_explicit(&slot->msg, m, memory_order_release);
+    atomic_store_explicit(&q->pushed,
+                          atomic_load_explicit(&q->pushed, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     return true;
 }
 
-/* take up to max items (lock held) */
-static size_t dq_take_locked(dq *q, qitem *out, size_t max)
+/* After a successful push, outside mu: wake a sleeping consumer, signal the fd. */
+static void dq_pushed(dq *q)
 {
-    size_t n = q->count < max ? q->count : max;
-    for (size_t i = 0; i < n; i++) {
-        out[i] = q->ring[q->head];
-        q->head = (q->head + 1) % q->cap;
+    atomic_thread_fence(memory_order_seq_cst); /* slot store before the sleepers load */
+    if (atomic_load_explicit(&q->sleepers, memory_order_relaxed))
+        dq_wake(q, false);
+    dq_signal_fd(q);
+}
+
+/* Is a slot ready for the consumers? (cmu held) */
+static bool dq_ready_locked(dq *q)
+{
+    dqseg *s = q->cseg;
+    if (q->chead < s->cap)
+        return atomic_load(&s->items[q->chead].msg) != NULL;
+    dqseg *n = atomic_load(&s->next);
+    return n && atomic_load(&n->items[0].msg) != NULL;
+}
+
+static bool dq_ready(dq *q)
+{
+    pthread_mutex_lock(&q->cmu);
+    bool r = dq_ready_locked(q);
+    pthread_mutex_unlock(&q->cmu);
+    return r;
+}
+
+/* Take up to max items (consumers), in order. */
+static size_t dq_take(dq *q, qitem *out, size_t max)
+{
+    pthread_mutex_lock(&q->cmu);
+    dqseg *s = q->cseg;
+    size_t h = q->chead, n = 0;
+    while (n < max) {
+        if (h == s->cap) {
+            dqseg *next = atomic_load_explicit(&s->next, memory_order_acquire);
+            if (!next)
+                break;
+            if (s != &q->first)
+                free(s);
+            s = next;
+            h = 0;
+            continue;
+        }
+        ember_msg *m = atomic_load_explicit(&s->items[h].msg, memory_order_acquire);
+        if (!m)
+            break;
+        out[n].sub = s->items[h].sub;
+        out[n].msg = m;
+        n++;
+        h++;
     }
-    q->count -= n;
-    atomic_store_explicit(&q->acount, q->count, memory_order_release);
+    q->cseg = s;
+    q->chead = h;
+    if (n)
+        atomic_store(&q->taken, atomic_load_explicit(&q->taken, memory_order_relaxed) + n);
+    pthread_mutex_unlock(&q->cmu);
     return n;
+}
+
+/* Messages pushed and not yet taken (any thread; exact when nobody pushes or takes). */
+static size_t dq_count(dq *q)
+{
+    size_t t = atomic_load(&q->taken);
+    size_t p = atomic_load(&q->pushed);
+    return p > t ? p - t : 0;
+}
+
+static bool dq_closed(dq *q) { return atomic_load(&q->closed); }
+
+/* Close: producers push no more (except forced pushes), consumers are woken. */
+static void dq_close(dq *q)
+{
+    pthread_mutex_lock(&q->mu);
+    atomic_store(&q->closed, true);
+    pthread_mutex_unlock(&q->mu);
+    dq_wake(q, true);
+}
+
+/* The fd is cleared only when a poll finds nothing: while messages keep coming it stays
+ * signalled and neither side makes a system call. Cleared first, then looked again, so
+ * that a push racing with the clear leaves it signalled. */
+static void dq_reset_fd(dq *q)
+{
+    if (q->efd < 0 || !atomic_load(&q->efd_signalled) || dq_closed(q))
+        return;
+    atomic_store(&q->efd_signalled, false);
+    uint64_t v;
+    ssize_t r = read(q->efd, &v, sizeof v);
+    (void)r;
+    if (dq_ready(q) || dq_closed(q))
+        dq_signal_fd(q);
 }
 
 static void cpu_relax(void)
@@ -132,54 +269,68 @@ static inline void spin_pause(unsigned i)
         sched_yield();
 }
 
-/* Wait (lock held) until items, close, or timeout (ms; -1 forever). Spins briefly
- * without the lock first. Returns false on timeout. */
-static bool dq_wait_locked(dq *q, int timeout_ms, volatile atomic_bool *stop)
+/* Wait (no lock held) until items, close, stop or timeout (ms; -1 forever). Spins
+ * briefly first. Returns false on timeout. */
+static bool dq_wait(dq *q, int timeout_ms, volatile atomic_bool *stop)
 {
-    if (q->count || q->closed || (stop && atomic_load(stop)))
+#define DQ_DONE() (dq_ready(q) || dq_closed(q) || (stop && atomic_load(stop)))
+    if (DQ_DONE())
         return true;
     if (timeout_ms == 0)
         return false;
-    pthread_mutex_unlock(&q->mu);
     uint64_t t0 = time_mono_ns();
     uint64_t spin = SPIN_NS;
     if (timeout_ms > 0 && (uint64_t)timeout_ms * 1000000ull < spin)
         spin = (uint64_t)timeout_ms * 1000000ull;
     for (unsigned i = 0;; i++) {
-        if (atomic_load_explicit(&q->acount, memory_order_acquire))
-            break;
-        if ((i & 63) == 63 && time_mono_ns() - t0 > spin)
+        if (DQ_DONE())
+            return true;
+        if ((i & 15) == 15 && time_mono_ns() - t0 > spin)
             break;
         spin_pause(i);
     }
-    pthread_mutex_lock(&q->mu);
     struct timespec dl;
     if (timeout_ms > 0) {
         clock_gettime(CLOCK_MONOTONIC, &dl);
-        uint64_t ns = (uint64_t)dl.tv_nsec + (uint64_t)timeout_ms * 1000000ull -
-                      (time_mono_ns() - t0 < (uint64_t)timeout_ms * 1000000ull
-                           ? time_mono_ns() - t0
-                           : (uint64_t)timeout_ms * 1000000ull);
+        uint64_t el = time_mono_ns() - t0, tot = (uint64_t)timeout_ms * 1000000ull;
+        uint64_t ns = (uint64_t)dl.tv_nsec + (el < tot ? tot - el : 0);
         dl.tv_sec += (time_t)(ns / 1000000000ull);
         dl.tv_nsec = (long)(ns % 1000000000ull);
     }
-    while (!q->count && !q->closed && !(stop && atomic_load(stop))) {
-        q->sleepers++;
-        int rc = timeout_ms < 0 ? pthread_cond_wait(&q->cv, &q->mu)
-                                : pthread_cond_timedwait(&q->cv, &q->mu, &dl);
-        q->sleepers--;
-        if (rc == ETIMEDOUT)
-            return q->count || q->closed;
+    bool ok = true;
+    pthread_mutex_lock(&q->wmu);
+    for (;;) {
+        atomic_fetch_add(&q->sleepers, 1); /* then look again: see dq_pushed */
+        if (DQ_DONE()) {
+            atomic_fetch_sub(&q->sleepers, 1);
+            break;
+        }
+        int rc = timeout_ms < 0 ? pthread_cond_wait(&q->cv, &q->wmu)
+                                : pthread_cond_timedwait(&q->cv, &q->wmu, &dl);
+        atomic_fetch_sub(&q->sleepers, 1);
+        if (rc == ETIMEDOUT) {
+            ok = dq_ready(q) || dq_closed(q);
+            break;
+        }
     }
-    return true;
+    pthread_mutex_unlock(&q->wmu);
+    return ok;
+#undef DQ_DONE
 }
 
+/* Free the segments and release the messages left (nobody else uses q any more). */
 static void dq_destroy(dq *q)
 {
-    free(q->ring);
+    qitem it;
+    while (dq_take(q, &it, 1))
+        ember_msg_release(it.msg);
+    if (q->cseg != &q->first)
+        free(q->cseg);
     if (q->efd >= 0)
         close(q->efd);
     pthread_mutex_destroy(&q->mu);
+    pthread_mutex_destroy(&q->cmu);
+    pthread_mutex_destroy(&q->wmu);
     pthread_cond_destroy(&q->cv);
 }
 
@@ -193,13 +344,24 @@ struct ember_sub {
     void *userdata;
     ember_free_fn free_userdata;
     bool internal;                  /* the request mux */
-    atomic_llong pending_msgs, pending_bytes;
     atomic_llong limit_msgs, limit_bytes;
-    atomic_ullong dropped, handed;
     atomic_bool slow;               /* in slow-consumer state */
     atomic_bool slow_report;        /* next_msg reports EMBER_ESLOWCONSUMER once */
     dq *own;                        /* next_msg queue (fn == NULL) */
     struct ember_sub *next_all;     /* conn's list of subscriptions (conn->mu) */
+    /* Queued-delivery accounting, pending = in - out. The producers' side grows under
+     * the lock of the subscription's queue; seen_out_* is their last look at the
+     * consumers' side (out only grows, so in - seen_out >= pending: the limit check reads
+     * the consumers' cache line only near the limit). The consumers' side grows when
+     * messages are taken out of the queue, one atomic add per batch, on its own line. */
+    char pad1[64];
+    atomic_ullong in_msgs, in_bytes;
+    unsigned long long seen_out_msgs, seen_out_bytes;
+    atomic_ullong dropped;
+    char pad2[64];
+    atomic_ullong out_msgs, out_bytes;
+    atomic_ullong handed;
+    atomic_ullong settled;          /* deliveries finished (pushed or not) while max > 0 */
 };
 
 typedef struct req_waiter {
@@ -250,22 +412,15 @@ static _Thread_local struct ember_conn *tls_polling; /* inside ember_conn_poll(c
 static void esub_unsubscribed(sub *b)
 {
     struct ember_sub *s = (struct ember_sub *)b;
-    if (s->own) {
-        pthread_mutex_lock(&s->own->mu);
-        s->own->closed = true;
-        pthread_cond_broadcast(&s->own->cv);
-        pthread_mutex_unlock(&s->own->mu);
-    }
+    if (s->own)
+        dq_close(s->own);
 }
 
 static void esub_destroy(sub *b)
 {
     struct ember_sub *s = (struct ember_sub *)b;
     if (s->own) {
-        qitem it;
-        while (dq_take_locked(s->own, &it, 1))
-            ember_msg_release(it.msg);
-        dq_destroy(s->own);
+        dq_destroy(s->own); /* releases what is left */
         free(s->own);
     }
     if (s->free_userdata)
@@ -277,24 +432,27 @@ static void esub_destroy(sub *b)
     client_release(c);
 }
 
-/* Pending counters change only under the lock of the queue holding the message. */
-static void esub_dequeued(struct ember_sub *s, ember_msg *m)
+/* The pending accounting of messages taken out of a queue (after the take, lock not
+ * needed): one add per run of messages of the same subscription. */
+static void account_taken(const qitem *it, size_t n)
 {
-    atomic_store_explicit(&s->pending_msgs,
-                          atomic_load_explicit(&s->pending_msgs, memory_order_relaxed) - 1,
-                          memory_order_relaxed);
-    atomic_store_explicit(&s->pending_bytes,
-                          atomic_load_explicit(&s->pending_bytes, memory_order_relaxed) -
-                              (long long)(m->data_len + m->hdr_len),
-                          memory_order_relaxed);
+    for (size_t i = 0; i < n;) {
+        struct ember_sub *s = it[i].sub;
+        unsigned long long msgs = 0, bytes = 0;
+        for (; i < n && it[i].sub == s; i++) {
+            msgs++;
+            bytes += it[i].msg->data_len + it[i].msg->hdr_len;
+        }
+        atomic_fetch_add_explicit(&s->out_msgs, msgs, memory_order_release);
+        atomic_fetch_add_explicit(&s->out_bytes, bytes, memory_order_release);
+    }
 }
 
-/* dq_take_locked plus the pending accounting of each taken message (lock held). */
-static size_t take_locked(dq *q, qitem *out, size_t max)
+/* dq_take plus the pending accounting of the taken messages. */
+static size_t take_acc(dq *q, qitem *out, size_t max)
 {
-    size_t n = dq_take_locked(q, out, max);
-    for (size_t i = 0; i < n; i++)
-        esub_dequeued(out[i].sub, out[i].msg);
+    size_t n = dq_take(q, out, max);
+    account_taken(out, n);
     return n;
 }
 
@@ -318,6 +476,8 @@ bool inproc_deliver(client *cl, sub *b, msgview *mv)
     atomic_fetch_add(&cl->inflight, 1);
     struct ember_conn *c = cl->conn;
     if (unlikely(atomic_load(&cl->closing) || !c)) {
+        if (atomic_load_explicit(&s->base.max, memory_order_relaxed) > 0)
+            atomic_fetch_add(&s->settled, 1);
         atomic_fetch_sub(&cl->inflight, 1);
         return false;
     }
@@ -344,18 +504,27 @@ bool inproc_deliver(client *cl, sub *b, msgview *mv)
     bool slow = false;
     ember_msg_retain(m);
     pthread_mutex_lock(&q->mu);
-    long long pm = atomic_load_explicit(&s->pending_msgs, memory_order_relaxed) + 1;
-    long long pb = atomic_load_explicit(&s->pending_bytes, memory_order_relaxed) + sz;
-    if ((lm > 0 && pm > lm) || (lb > 0 && pb > lb)) {
-        slow = true;
-    } else if (dq_push_locked_ex(q, s, m,
-                                 q == s->own && atomic_load_explicit(&s->base.max,
-                                                                     memory_order_relaxed) > 0)) {
-        atomic_store_explicit(&s->pending_msgs, pm, memory_order_relaxed);
-        atomic_store_explicit(&s->pending_bytes, pb, memory_order_relaxed);
+    unsigned long long im = atomic_load_explicit(&s->in_msgs, memory_order_relaxed) + 1;
+    unsigned long long ib = atomic_load_explicit(&s->in_bytes, memory_order_relaxed) +
+                            (unsigned long long)sz;
+    if ((lm > 0 && im - s->seen_out_msgs > (unsigned long long)lm) ||
+        (lb > 0 && ib - s->seen_out_bytes > (unsigned long long)lb)) {
+        /* near the limit: look at what the consumers took out since */
+        s->seen_out_msgs = atomic_load_explicit(&s->out_msgs, memory_order_acquire);
+        s->seen_out_bytes = atomic_load_explicit(&s->out_bytes, memory_order_acquire);
+        slow = (lm > 0 && im - s->seen_out_msgs > (unsigned long long)lm) ||
+               (lb > 0 && ib - s->seen_out_bytes > (unsigned long long)lb);
+    }
+    if (!slow && dq_push_locked_ex(q, s, m,
+                                   q == s->own && atomic_load_explicit(&s->base.max,
+                                                                       memory_order_relaxed) > 0)) {
+        atomic_store_explicit(&s->in_msgs, im, memory_order_relaxed);
+        atomic_store_explicit(&s->in_bytes, ib, memory_order_relaxed);
         ok = true;
     }
     pthread_mutex_unlock(&q->mu);
+    if (ok)
+        dq_pushed(q);
     if (!ok)
         ember_msg_release(m);
     if (slow) {
@@ -364,8 +533,25 @@ bool inproc_deliver(client *cl, sub *b, msgview *mv)
         atomic_store_explicit(&s->slow, false, memory_order_relaxed);
     }
 out:
+    if (atomic_load_explicit(&s->base.max, memory_order_relaxed) > 0)
+        atomic_fetch_add(&s->settled, 1); /* after the push: see sub_unsettled */
     atomic_fetch_sub(&cl->inflight, 1);
     return ok;
+}
+
+/* With an auto-unsubscribe max, the delivery that reaches the max closes the queue while
+ * an earlier counted one may still be on its way (its publisher thread counted it, then
+ * got preempted before the push). A next_msg reader that finds the queue closed and
+ * empty waits for those instead of reporting EMBER_ECLOSED early. */
+static bool sub_unsettled(struct ember_sub *s)
+{
+    long long max = atomic_load(&s->base.max);
+    if (max <= 0)
+        return false;
+    unsigned long long d = atomic_load(&s->base.delivered);
+    if (d > (unsigned long long)max)
+        d = (unsigned long long)max;
+    return atomic_load(&s->settled) < d;
 }
 
 /* Run one dequeued item: the callback if the subscription is still live. */
@@ -397,17 +583,18 @@ static void *dispatcher_main(void *arg)
     tls_dispatching = c;
     qitem batch[256];
     for (;;) {
-        pthread_mutex_lock(&c->dispq.mu);
-        dq_wait_locked(&c->dispq, -1, &c->disp_stop);
-        /* disp_running is set before the take empties acount, so that ember_conn_drain
-         * (which reads acount, then disp_running) never sees both at zero mid-batch */
-        if (c->dispq.count)
-            atomic_store(&c->disp_running, 1);
-        size_t n = take_locked(&c->dispq, batch, 256);
-        bool stop = atomic_load(&c->disp_stop) && n == 0;
-        pthread_mutex_unlock(&c->dispq.mu);
-        if (stop)
-            break;
+        dq_wait(&c->dispq, -1, &c->disp_stop);
+        /* disp_running is set before the take advances `taken`, so that ember_conn_drain
+         * (which reads the queue's count, then disp_running) never sees both at zero
+         * mid-batch */
+        atomic_store(&c->disp_running, 1);
+        size_t n = take_acc(&c->dispq, batch, 256);
+        if (n == 0) {
+            atomic_store(&c->disp_running, 0);
+            if (atomic_load(&c->disp_stop))
+                break;
+            continue;
+        }
         for (size_t i = 0; i < n; i++) {
             if (atomic_load(&c->disp_stop) && atomic_load(&c->user_closed)) {
                 /* closing: drop the rest */
@@ -493,6 +680,7 @@ EMBER_API int ember_conn_connect(ember_conn **out, ember_server *s, const ember_
     cl->no_responders = true;
     cl->verbose = cl->pedantic = false;
     cl->connected = true;
+    cl->start_ms = time_mono_ms(); /* connz "start" (monitor.c) */
     cl->name = o.name ? strdup(o.name) : NULL;
     o.name = cl->name;
     snprintf(cl->ip, sizeof cl->ip, "in-process");
@@ -744,6 +932,7 @@ static int subscribe_internal(struct ember_sub **out, struct ember_conn *c, cons
         return err_set(EMBER_EINVAL, "invalid subject \"%s\"", subject);
     }
     atomic_fetch_add(&srv->nsubs, 1);
+    leaf_sub_changed(srv, &s->base, 1);
     if (out)
         *out = s;
     return EMBER_OK;
@@ -819,9 +1008,14 @@ EMBER_API void ember_sub_get_stats(ember_sub *s, ember_sub_stats *out)
     if (!s || !out)
         return;
     out->delivered = atomic_load(&s->handed);
-    long long pm = atomic_load(&s->pending_msgs), pb = atomic_load(&s->pending_bytes);
-    out->pending_msgs = pm > 0 ? (uint64_t)pm : 0;
-    out->pending_bytes = pb > 0 ? (uint64_t)pb : 0;
+    /* out before in: out never exceeds in (messages are counted in before they can be
+     * taken out) */
+    unsigned long long om = atomic_load_explicit(&s->out_msgs, memory_order_acquire);
+    unsigned long long ob = atomic_load_explicit(&s->out_bytes, memory_order_acquire);
+    unsigned long long im = atomic_load_explicit(&s->in_msgs, memory_order_acquire);
+    unsigned long long ib = atomic_load_explicit(&s->in_bytes, memory_order_acquire);
+    out->pending_msgs = im > om ? im - om : 0;
+    out->pending_bytes = ib > ob ? ib - ob : 0;
     out->dropped = atomic_load(&s->dropped);
 }
 
@@ -846,12 +1040,22 @@ EMBER_API int ember_sub_next_msg(ember_sub *s, ember_msg **out, int timeout_ms)
         return err_set(EMBER_ESLOWCONSUMER, "slow consumer: %llu messages dropped",
                        (unsigned long long)atomic_load(&s->dropped));
     dq *q = s->own;
-    pthread_mutex_lock(&q->mu);
-    bool got = dq_wait_locked(q, timeout_ms, NULL);
     qitem it;
-    size_t n = got ? take_locked(q, &it, 1) : 0;
-    bool closed = q->closed;
-    pthread_mutex_unlock(&q->mu);
+    size_t n;
+    bool closed;
+    uint64_t settle_dl = 0;
+    for (;;) {
+        bool got = dq_wait(q, timeout_ms, NULL);
+        n = got ? take_acc(q, &it, 1) : 0;
+        closed = dq_closed(q);
+        if (n || !closed || !sub_unsettled(s) || atomic_load(&s->conn->closed))
+            break;
+        if (!settle_dl)
+            settle_dl = time_mono_ms() + 1000; /* a publisher thread is mid-delivery */
+        else if (time_mono_ms() > settle_dl)
+            break;
+        sched_yield();
+    }
     if (n == 0) {
         if (closed || atomic_load(&s->conn->closed))
             return err_set(EMBER_ECLOSED, "subscription closed");
@@ -870,18 +1074,14 @@ EMBER_API int ember_conn_poll(ember_conn *c, int timeout_ms)
         return err_set(EMBER_EINVAL, "connection is NULL");
     qitem batch[256];
     dq *q = &c->pollq;
-    pthread_mutex_lock(&q->mu);
-    /* the fd is cleared only when a poll finds nothing (below): while messages keep
-     * coming it stays signalled and neither side makes a syscall */
-    if (q->count == 0 && atomic_load(&c->closed)) {
-        pthread_mutex_unlock(&q->mu);
+    if (dq_count(q) == 0 && atomic_load(&c->closed))
         return err_set(EMBER_ECLOSED, "connection closed");
-    }
-    dq_wait_locked(q, timeout_ms, &c->closed);
-    size_t n = take_locked(q, batch, 256);
-    if (q->count == 0 && n == 0)
+    dq_wait(q, timeout_ms, &c->closed);
+    size_t n = take_acc(q, batch, 256);
+    /* the fd is cleared only when a poll finds nothing: while messages keep coming it
+     * stays signalled and neither side makes a syscall */
+    if (n == 0)
         dq_reset_fd(q);
-    pthread_mutex_unlock(&q->mu);
     int ran = 0;
     struct ember_conn *prev = tls_polling;
     tls_polling = c;
@@ -1122,10 +1322,8 @@ static void wake_all(struct ember_conn *c)
 {
     dq *qs[2] = {&c->pollq, &c->dispq};
     for (int i = 0; i < 2; i++) {
-        pthread_mutex_lock(&qs[i]->mu);
-        pthread_cond_broadcast(&qs[i]->cv);
+        dq_wake(qs[i], true);
         dq_signal_fd(qs[i]);
-        pthread_mutex_unlock(&qs[i]->mu);
     }
     /* wake requesters */
     pthread_mutex_lock(&c->rmu);
@@ -1162,8 +1360,8 @@ EMBER_API int ember_conn_drain(ember_conn *c, int timeout_ms)
     uint64_t dl = time_mono_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
     bool timed_out = false;
     for (;;) {
-        size_t pending = atomic_load(&c->dispq.acount);
-        pending += (size_t)atomic_load(&c->disp_running); /* read after acount: see above */
+        size_t pending = dq_count(&c->dispq);
+        pending += (size_t)atomic_load(&c->disp_running); /* read after: see dispatcher_main */
         if (pending == 0)
             break;
         if (tls_dispatching == c)
@@ -1183,12 +1381,9 @@ EMBER_API int ember_conn_drain(ember_conn *c, int timeout_ms)
 static void drop_queue(dq *q)
 {
     qitem it;
-    pthread_mutex_lock(&q->mu);
-    q->closed = true;
-    pthread_cond_broadcast(&q->cv);
-    while (take_locked(q, &it, 1))
+    dq_close(q);
+    while (take_acc(q, &it, 1))
         ember_msg_release(it.msg);
-    pthread_mutex_unlock(&q->mu);
 }
 
 static void conn_free(struct ember_conn *c)

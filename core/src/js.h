@@ -149,6 +149,25 @@ void js_kick_stream(jstream *s);
 void js_api_handle(js *j, const msgview *mv, js_outbox *ob);
 int js_api_call(js *j, const char *subject, const char *body, char **reply, size_t *reply_len);
 
+/* Monitoring (/jsz, /varz, /healthz; monitor.c): read-only views of the engine. */
+typedef struct js_usage {
+    uint64_t memory, storage;                   /* bytes stored in memory / file streams */
+    uint64_t reserved_memory, reserved_storage; /* reserved by stream max_bytes */
+    uint64_t streams, consumers, messages, bytes;
+    uint64_t api_total, api_errors;
+    int64_t max_memory, max_store, sync_interval_ms;
+    const char *store_dir, *domain;             /* the engine's strings (valid while it runs) */
+} js_usage;
+/* Fill u (takes js->mu). Any thread while the engine runs. */
+void js_get_usage(js *j, js_usage *u);
+/* Does stream `name` exist? (takes js->mu) */
+bool js_has_stream(js *j, const char *name);
+/* Run one read-only API request (STREAM.LIST, CONSUMER.LIST.<stream>) for monitoring,
+ * as js_api_call but not counted in api.total / api.errors, and only for requests that
+ * reply at once: the reply JSON (malloc'd, NUL-terminated, *len its length) or NULL.
+ * No lock held by the caller. */
+char *js_api_peek(js *j, const char *subject, const char *body, size_t *len);
+
 /* Clocks: wall-clock ns (message timestamps, JSON times), monotonic ns (timers). */
 int64_t js_now_wall(void);
 int64_t js_now_mono(void);

@@ -225,6 +225,33 @@ int js_api_call(js *j, const char *subject, const char *body, char **reply, size
     return rc;
 }
 
+char *js_api_peek(js *j, const char *subject, const char *body, size_t *len)
+{
+    static const char to[] = "_EMBER.MONITOR";
+    msgview mv;
+    memset(&mv, 0, sizeof mv);
+    mv.subject = subject;
+    mv.subject_len = strlen(subject);
+    mv.reply = to;
+    mv.reply_len = sizeof to - 1;
+    mv.data = body ? body : "";
+    mv.data_len = body ? strlen(body) : 0;
+    const char *t[MAX_TOKS];
+    size_t tl[MAX_TOKS];
+    int n = js_subj_tokens(mv.subject, mv.subject_len, t, tl, MAX_TOKS);
+    if (n > MAX_TOKS)
+        n = MAX_TOKS;
+    *len = 0;
+    if (n <= 2)
+        return NULL;
+    js_outbox ob;
+    js_outbox_init(&ob);
+    dispatch(j, t + 2, tl + 2, n - 2, &mv, &ob); /* not count(): monitoring is no API use */
+    char *reply = js_outbox_take(&ob, to, len);
+    js_outbox_send(j, &ob);
+    return reply;
+}
+
 static void on_api(void *ud, server *srv, const msgview *mv)
 {
     js *j = ud;
@@ -255,6 +282,23 @@ static void on_fc(void *ud, server *srv, const msgview *mv)
     js_outbox_send(j, &ob);
 }
 
+/* $JS.<domain>.API.$KV.> -> $KV.> and $JS.<domain>.API.$OBJ.> -> $OBJ.> (nats-server's
+ * generateJSMappingTable): a KV or object-store client given the domain publishes there. */
+static void on_domain_map(void *ud, server *srv, const msgview *mv)
+{
+    size_t skip = (size_t)(uintptr_t)ud; /* the length of "$JS.<domain>.API." */
+    if (mv->subject_len <= skip)
+        return;
+    msgview out = *mv;
+    out.subject = mv->subject + skip;
+    out.subject_len = mv->subject_len - skip;
+    out.dsubj = NULL;
+    out.dsubj_len = 0;
+    out.blk = NULL;
+    out.blk_owned = false;
+    server_publish_internal(srv, &out);
+}
+
 void js_api_subscribe_all(js *j);
 void js_api_subscribe_all(js *j)
 {
@@ -264,6 +308,11 @@ void js_api_subscribe_all(js *j)
         char subj[300];
         snprintf(subj, sizeof subj, "$JS.%s.API.>", j->domain);
         j->subs[j->nsubs++] = server_isub(srv, subj, NULL, on_api, j, NULL);
+        size_t skip = strlen(subj) - 1;
+        snprintf(subj, sizeof subj, "$JS.%s.API.$KV.>", j->domain);
+        j->subs[j->nsubs++] = server_isub(srv, subj, NULL, on_domain_map, (void *)(uintptr_t)skip, NULL);
+        snprintf(subj, sizeof subj, "$JS.%s.API.$OBJ.>", j->domain);
+        j->subs[j->nsubs++] = server_isub(srv, subj, NULL, on_domain_map, (void *)(uintptr_t)skip, NULL);
     }
     j->subs[j->nsubs++] = server_isub(srv, "$JS.ACK.>", NULL, on_ack, j, NULL);
     j->subs[j->nsubs++] = server_isub(srv, "$JS.FC.>", NULL, on_fc, j, NULL);

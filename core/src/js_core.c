@@ -488,6 +488,42 @@ void js_stop(server *srv)
     free(j);
 }
 
+/* ------------------------------------------------------------------ monitoring */
+
+void js_get_usage(js *j, js_usage *u)
+{
+    memset(u, 0, sizeof *u);
+    pthread_mutex_lock(&j->mu);
+    js_streams_usage(j, &u->memory, &u->storage, &u->streams, &u->consumers);
+    for (jstream *s = j->streams; s; s = s->next) {
+        if (s->deleted || !s->st)
+            continue;
+        store_state ss;
+        store_get_state(s->st, &ss);
+        u->messages += ss.msgs;
+        u->bytes += ss.bytes;
+    }
+    u->reserved_memory = j->mem_used > 0 ? (uint64_t)j->mem_used : 0;
+    u->reserved_storage = j->store_used > 0 ? (uint64_t)j->store_used : 0;
+    pthread_mutex_unlock(&j->mu);
+    u->api_total = atomic_load(&j->api_total);
+    u->api_errors = atomic_load(&j->api_errors);
+    u->max_memory = j->max_memory;
+    u->max_store = j->max_store;
+    u->sync_interval_ms = j->sync_interval_ms;
+    u->store_dir = j->store_dir;
+    u->domain = j->domain;
+}
+
+bool js_has_stream(js *j, const char *name)
+{
+    pthread_mutex_lock(&j->mu);
+    jstream *s = js_stream_lookup(j, name);
+    bool ok = s && !s->deleted;
+    pthread_mutex_unlock(&j->mu);
+    return ok;
+}
+
 /* ------------------------------------------------------------------ time */
 
 const char *js_time_str(char *buf, size_t cap, int64_t ts_ns)

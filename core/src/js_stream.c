@@ -2329,9 +2329,23 @@ typedef struct srcstate {
     uint64_t sseq;         /* last origin sequence taken */
     int64_t last_ns;       /* wall clock of the last contact with the origin, 0: never */
     uint64_t lag;
-    bool external;         /* not a local stream: not served (error reported) */
+    bool external;         /* not a local stream (another domain, through a leaf link) */
     bool started;
+    /* external origin with an API prefix: a push consumer created on it through
+     * "<api>.CONSUMER.CREATE.<name>", delivering (flow control, heartbeats) to dsubj */
+    char *api;             /* "$JS.<domain>.API"; NULL: deliver-prefix only (not served) */
+    int xstate;            /* XS_* */
+    sub *dsub, *rsub;      /* deliver and create-reply subscriptions (internal) */
+    char dsubj[48], rsubj[48];
+    int64_t xsince;        /* monotonic ns of the last state change */
+    int64_t xlast;         /* monotonic ns of the last message or heartbeat */
+    char xerr[200];        /* the origin's error, for stream info */
 } srcstate;
+
+enum { XS_IDLE = 0, XS_CREATING, XS_ACTIVE };
+#define XS_CREATE_WAIT_NS (5 * NS_PER_S)
+#define XS_HEARTBEAT_NS NS_PER_S
+#define XS_STALL_NS (3 * XS_HEARTBEAT_NS)
 
 /* A message with a per-message TTL on a stream with subject delete markers. */
 typedef struct ttlent {
@@ -2558,6 +2572,7 @@ static void dd_rebuild(jstream *s)
 
 void js_stream_retain(jstream *s) { atomic_fetch_add(&s->refs, 1); }
 
+static void src_free_one(srcstate *x);
 static void priv_free(jstream *s)
 {
     struct jstream_priv *p = s->priv;
@@ -2568,18 +2583,8 @@ static void priv_free(jstream *s)
     xform_free(p->itr);
     xform_free(p->rtr);
     free(p->ttl);
-    for (size_t i = 0; i < p->nsrc; i++) {
-        srcstate *x = &p->src[i];
-        free(x->name);
-        free(x->iname);
-        free(x->filter);
-        for (size_t k = 0; k < x->ntr; k++) {
-            xform_free(x->trs[k]);
-            free(x->tfilters[k]);
-        }
-        free(x->trs);
-        free(x->tfilters);
-    }
+    for (size_t i = 0; i < p->nsrc; i++)
+        src_free_one(&p->src[i]);
     free(p->src);
     free(p->src_path);
     free(p->subs);
@@ -5288,8 +5293,13 @@ static bool sdm_process(jstream *s, int64_t now, js_outbox *ob)
 
 /* ------------------------------------------------------------------ mirrors and sources */
 
+static void xsrc_close(js *j, srcstate *x);
+
 static void src_free_one(srcstate *x)
 {
+    if (x->dsub || x->rsub)
+        xsrc_close(NULL, x);
+    free(x->api);
     free(x->name);
     free(x->iname);
     free(x->filter);
@@ -5308,6 +5318,8 @@ static void src_init(srcstate *x, const js_stream_source *sc)
     x->name = xstrdup(sc->name);
     x->iname = source_iname(sc);
     x->external = sc->external_api || sc->external_deliver;
+    if (sc->external_api && *sc->external_api)
+        x->api = xstrdup(sc->external_api);
     if (sc->ntransforms) {
         x->trs = calloc(sc->ntransforms, sizeof *x->trs);
         x->tfilters = calloc(sc->ntransforms, sizeof *x->tfilters);
@@ -5438,13 +5450,17 @@ static cJSON *source_info_json(jstream *s, const srcstate *x, const js_stream_so
     }
     js_add_u64(o, "lag", x->lag);
     js_add_i64(o, "active", x->last_ns ? js_now_wall() - x->last_ns : -1);
-    if (x->external) {
+    if (x->external && !x->api) {
         cJSON *e = cJSON_AddObjectToObject(o, "error");
         cJSON_AddNumberToObject(e, "code", 501);
         cJSON_AddNumberToObject(e, "err_code", 10003);
         cJSON_AddStringToObject(e, "description",
-                                "external (other account or domain) mirrors and sources are not "
-                                "supported by Ember");
+                                "external mirrors and sources need an api prefix in Ember "
+                                "(a deliver prefix alone is not supported)");
+    } else if (x->external && x->xerr[0]) {
+        cJSON *e = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddNumberToObject(e, "code", 503);
+        cJSON_AddStringToObject(e, "description", x->xerr);
     }
     if (x->filter)
         cJSON_AddStringToObject(o, "filter_subject", x->filter);
@@ -5562,6 +5578,280 @@ static int source_store(jstream *s, const srcstate *x, const store_msg *m, const
     return rc;
 }
 
+/* ------------------------------------------------------------------ external origins
+ *
+ * A mirror or source in another JetStream domain (external.api "$JS.<domain>.API",
+ * reached through a leaf link) is fed by a push consumer created on the origin, as
+ * nats-server does: ack none, flow control, 1 s idle heartbeats, starting after the last
+ * origin sequence taken. Deliveries arrive on an internal subscription (the link carries
+ * the stream subject after '@' in the $JS.ACK reply, leaf.c gives it back as the subject)
+ * and are stored from the thread that routes them. No message or heartbeat for 3 s, or
+ * no answer to the create request within 5 s, and the consumer is created again from
+ * where it stopped on a fresh deliver subject (so a stale consumer's deliveries find no
+ * one); origin sequences already taken are skipped, so nothing is stored twice. */
+
+typedef struct xsrc_ctx {
+    js *j;
+    char *stream;
+    char dsubj[48];
+} xsrc_ctx;
+
+static void xsrc_ctx_free(void *ud)
+{
+    xsrc_ctx *cx = ud;
+    free(cx->stream);
+    free(cx);
+}
+
+/* js->mu held (j may be NULL when the stream is being freed). */
+static void xsrc_close(js *j, srcstate *x)
+{
+    (void)j;
+    server *srv = x->dsub ? x->dsub->cl->srv : (x->rsub ? x->rsub->cl->srv : NULL);
+    if (srv) {
+        server_isub_close(srv, x->dsub);
+        server_isub_close(srv, x->rsub);
+    }
+    x->dsub = x->rsub = NULL;
+    x->dsubj[0] = x->rsubj[0] = 0;
+    x->xstate = XS_IDLE;
+}
+
+/* The origin's stream and consumer sequence from a $JS.ACK reply (v1: 9 tokens, v2: 12
+ * with domain and account hash). */
+static bool xsrc_parse_ack(const char *r, size_t n, uint64_t *sseq, int64_t *ts, uint64_t *pending)
+{
+    const char *tok[16];
+    size_t tl[16], nt = 0;
+    const char *p = r, *end = r + n;
+    while (p <= end && nt < 16) {
+        const char *q = memchr(p, '.', (size_t)(end - p));
+        if (!q)
+            q = end;
+        tok[nt] = p;
+        tl[nt++] = (size_t)(q - p);
+        p = q + 1;
+    }
+    if (nt < 9 || tl[0] != 3 || memcmp(tok[0], "$JS", 3) || tl[1] != 3 || memcmp(tok[1], "ACK", 3))
+        return false;
+    size_t b = nt == 9 ? 4 : 6; /* index of the delivered count */
+    if (nt != 9 && nt < 11)
+        return false;
+    char buf[32];
+    uint64_t v[5];
+    for (int k = 0; k < 5; k++) {
+        size_t l = tl[b + (size_t)k];
+        if (l == 0 || l >= sizeof buf)
+            return false;
+        memcpy(buf, tok[b + (size_t)k], l);
+        buf[l] = 0;
+        char *e;
+        v[k] = strtoull(buf, &e, 10);
+        if (*e)
+            return false;
+    }
+    *sseq = v[1];
+    *ts = (int64_t)v[3];
+    *pending = v[4];
+    return *sseq > 0;
+}
+
+static srcstate *xsrc_find(js *j, const xsrc_ctx *cx, jstream **sp)
+{
+    jstream *s = find_stream(j, cx->stream);
+    if (!s || s->deleted || !s->st || !s->priv)
+        return NULL;
+    struct jstream_priv *p = s->priv;
+    for (size_t i = 0; i < p->nsrc; i++)
+        if (p->src[i].external && !strcmp(p->src[i].dsubj, cx->dsubj)) {
+            *sp = s;
+            return &p->src[i];
+        }
+    return NULL;
+}
+
+/* A delivery, heartbeat or flow-control request from the origin's consumer. */
+static void xsrc_on_deliver(void *ud, server *srv, const msgview *mv)
+{
+    (void)srv;
+    xsrc_ctx *cx = ud;
+    js *j = cx->j;
+    js_outbox ob;
+    js_outbox_init(&ob);
+    pthread_mutex_lock(&j->mu);
+    jstream *s = NULL;
+    srcstate *x = xsrc_find(j, cx, &s);
+    if (!x)
+        goto out;
+    struct jstream_priv *p = s->priv;
+    x->xlast = js_now_mono();
+    x->last_ns = js_now_wall();
+    if (x->xstate == XS_CREATING)
+        x->xstate = XS_ACTIVE;
+    int st = mv->hdr ? proto_hdr_status(mv->hdr, mv->hdr_len) : 0;
+    if (st == 100) { /* idle heartbeat, or flow control: answer it */
+        if (mv->reply)
+            js_out_msg(&ob, NULL, mv->reply, mv->reply_len, NULL, NULL, 0, "", 0);
+        goto out;
+    }
+    uint64_t sseq, pending;
+    int64_t ts;
+    if (st || !mv->reply || !xsrc_parse_ack(mv->reply, mv->reply_len, &sseq, &ts, &pending))
+        goto out;
+    x->lag = pending;
+    if (sseq <= x->sseq)
+        goto out; /* taken already (a consumer created again) */
+    store_msg m = {0};
+    m.seq = sseq;
+    m.ts = ts;
+    m.subj = mv->subject;
+    m.subj_len = (uint32_t)mv->subject_len;
+    m.hdr = mv->hdr_len ? mv->hdr : NULL;
+    m.hdr_len = (uint32_t)mv->hdr_len;
+    m.data = mv->data;
+    m.data_len = (uint32_t)mv->data_len;
+    const xform *tr = NULL;
+    if (!src_match(x, &m, &tr)) {
+        x->sseq = sseq;
+        p->src_dirty = true;
+        goto out;
+    }
+    pthread_mutex_lock(&s->mu);
+    bool retry = false;
+    int rc = p->is_mirror ? mirror_store(s, &m, tr) : source_store(s, x, &m, tr, &ob, &retry);
+    pthread_mutex_unlock(&s->mu);
+    if (rc == 0 && !retry) {
+        x->sseq = sseq;
+        p->src_dirty = true;
+        if (p->is_mirror) {
+            atomic_store(&s->dirty, true);
+            atomic_store(&j->kicked, true);
+        }
+    } else {
+        xsrc_close(j, x); /* try again from x->sseq + 1 */
+        x->xsince = js_now_mono();
+    }
+out:
+    pthread_mutex_unlock(&j->mu);
+    js_outbox_send(j, &ob);
+}
+
+/* The origin's answer to the consumer create request. */
+static void xsrc_on_created(void *ud, server *srv, const msgview *mv)
+{
+    (void)srv;
+    xsrc_ctx *cx = ud;
+    js *j = cx->j;
+    pthread_mutex_lock(&j->mu);
+    jstream *s = NULL;
+    srcstate *x = xsrc_find(j, cx, &s);
+    if (x && x->xstate == XS_CREATING) {
+        cJSON *o = cJSON_ParseWithLength(mv->data, mv->data_len);
+        cJSON *e = o ? cJSON_GetObjectItemCaseSensitive(o, "error") : NULL;
+        if (o && !e) {
+            x->xstate = XS_ACTIVE;
+            x->xlast = js_now_mono();
+            x->xerr[0] = 0;
+        } else {
+            cJSON *d = e ? cJSON_GetObjectItemCaseSensitive(e, "description") : NULL;
+            snprintf(x->xerr, sizeof x->xerr, "%s",
+                     cJSON_IsString(d) ? d->valuestring : "invalid consumer create response");
+            xsrc_close(j, x); /* retried by the tick */
+            x->xsince = js_now_mono();
+        }
+        cJSON_Delete(o);
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
+static sub *xsrc_sub(js *j, jstream *s, const char *subject, const char *dsubj, isub_fn fn)
+{
+    xsrc_ctx *cx = calloc(1, sizeof *cx);
+    if (!cx)
+        return NULL;
+    cx->j = j;
+    cx->stream = xstrdup(s->cfg.name);
+    snprintf(cx->dsubj, sizeof cx->dsubj, "%s", dsubj);
+    sub *x = server_isub(j->srv, subject, NULL, fn, cx, xsrc_ctx_free);
+    if (!x)
+        xsrc_ctx_free(cx);
+    return x;
+}
+
+/* JS thread, js->mu held: start, watch and restart the origin's consumer. */
+static void xsrc_tick(js *j, jstream *s, srcstate *x, const js_stream_source *sc, js_outbox *ob)
+{
+    struct jstream_priv *p = s->priv;
+    int64_t now = js_now_mono();
+    if (!x->started) {
+        x->started = true;
+        store_state ms;
+        store_get_state(s->st, &ms);
+        if (p->is_mirror && ms.last_seq > 0)
+            x->sseq = ms.last_seq; /* a mirror's sequences are the origin's */
+        else if (!p->is_mirror && x->sseq == 0 && sc->opt_start_seq > 0)
+            x->sseq = sc->opt_start_seq - 1;
+        p->src_dirty = true;
+    }
+    if (x->xstate == XS_CREATING && now - x->xsince > XS_CREATE_WAIT_NS) {
+        if (!x->xerr[0])
+            snprintf(x->xerr, sizeof x->xerr, "no answer from %s", x->api);
+        xsrc_close(j, x);
+        x->xsince = now - XS_CREATE_WAIT_NS; /* again now */
+    }
+    if (x->xstate == XS_ACTIVE && now - x->xlast > XS_STALL_NS) {
+        xsrc_close(j, x);
+        x->xsince = now - XS_CREATE_WAIT_NS;
+    }
+    if (x->xstate != XS_IDLE || now - x->xsince < NS_PER_S)
+        return;
+    /* create a consumer on the origin, delivering to a fresh subject */
+    char nuid[23];
+    nuid_next(nuid);
+    snprintf(x->dsubj, sizeof x->dsubj, "$JS.S.%s", nuid);
+    nuid_next(nuid);
+    snprintf(x->rsubj, sizeof x->rsubj, "$JS.SC.%s", nuid);
+    x->dsub = xsrc_sub(j, s, x->dsubj, x->dsubj, xsrc_on_deliver);
+    x->rsub = xsrc_sub(j, s, x->rsubj, x->dsubj, xsrc_on_created);
+    if (!x->dsub || !x->rsub) {
+        xsrc_close(j, x);
+        return;
+    }
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "stream_name", x->name);
+    cJSON *c = cJSON_AddObjectToObject(req, "config");
+    cJSON_AddStringToObject(c, "description", p->is_mirror ? "ember mirror" : "ember source");
+    cJSON_AddStringToObject(c, "deliver_subject", x->dsubj);
+    if (x->sseq > 0) {
+        cJSON_AddStringToObject(c, "deliver_policy", "by_start_sequence");
+        js_add_u64(c, "opt_start_seq", x->sseq + 1);
+    } else if (sc->opt_start_time_ns) {
+        char tb[64];
+        cJSON_AddStringToObject(c, "deliver_policy", "by_start_time");
+        cJSON_AddStringToObject(c, "opt_start_time", js_time_str(tb, sizeof tb, sc->opt_start_time_ns));
+    } else {
+        cJSON_AddStringToObject(c, "deliver_policy", "all");
+    }
+    cJSON_AddStringToObject(c, "ack_policy", "none");
+    cJSON_AddNumberToObject(c, "max_deliver", 1);
+    cJSON_AddBoolToObject(c, "flow_control", true);
+    cJSON_AddNumberToObject(c, "idle_heartbeat", (double)XS_HEARTBEAT_NS);
+    cJSON_AddNumberToObject(c, "inactive_threshold", (double)(10 * NS_PER_S));
+    cJSON_AddNumberToObject(c, "num_replicas", 1);
+    cJSON_AddBoolToObject(c, "mem_storage", true);
+    if (x->filter)
+        cJSON_AddStringToObject(c, "filter_subject", x->filter);
+    char *txt = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    char subj[512];
+    snprintf(subj, sizeof subj, "%s.CONSUMER.CREATE.%s", x->api, x->name);
+    if (txt)
+        js_out_msg(ob, NULL, subj, strlen(subj), x->rsubj, NULL, 0, txt, strlen(txt));
+    cJSON_free(txt);
+    x->xstate = XS_CREATING;
+    x->xsince = now;
+}
+
 /* Pull what is new from each origin. js->mu held. Returns true when more is waiting. */
 static bool sources_pull(js *j, jstream *s, int64_t now, js_outbox *ob)
 {
@@ -5569,6 +5859,10 @@ static bool sources_pull(js *j, jstream *s, int64_t now, js_outbox *ob)
     bool more = false;
     for (size_t i = 0; i < p->nsrc; i++) {
         srcstate *x = &p->src[i];
+        if (x->external && x->api && x->name) {
+            xsrc_tick(j, s, x, p->is_mirror ? s->cfg.mirror : &s->cfg.sources[i], ob);
+            continue;
+        }
         if (x->external || !x->name)
             continue;
         jstream *o = find_stream(j, x->name);

@@ -1,10 +1,184 @@
 #include "msg.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "parser.h"
 #include "util.h"
+
+/* ------------------------------------------------------------------ block pool
+ *
+ * Small message blocks (the common case: a subject and a payload of a few hundred
+ * bytes) are recycled instead of going back to malloc. With queued delivery the
+ * publisher allocates and the consumer thread frees; with glibc every such free takes
+ * the publisher's arena lock against the publisher's next malloc. Here a freed block
+ * goes to a per-thread list (no atomics); a thread that frees more than it allocates
+ * hands its list over in one CAS to a shared stack, and a thread that runs out takes
+ * the whole shared stack in one exchange (pop-all: no ABA). Both levels are bounded;
+ * beyond the bounds blocks go back to free(). Under AddressSanitizer the pool is off so
+ * that a use after release is still reported. */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MSG_POOL 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MSG_POOL 0
+#endif
+#endif
+#ifndef MSG_POOL
+#define MSG_POOL 1
+#endif
+
+#define MSG_F_POOLED 4u          /* the block is MSG_POOL_BLOCK bytes from the pool */
+#define MSG_POOL_BLOCK 512       /* bytes of a pooled block, struct included */
+#define MSG_POOL_TLS_MAX 256     /* blocks a thread keeps before sharing them */
+#define MSG_POOL_SHARED_MAX 8192 /* soft bound of the shared stack (4 MiB) */
+
+/* A free block. A thread's list is handed to the shared stack as one batch: its first
+ * node records the batch's length and last node, so that pushing and taking are O(1)
+ * per batch. */
+typedef struct pool_node {
+    struct pool_node *next;       /* within a list / batch */
+    struct pool_node *next_batch; /* shared stack: the batch below (first nodes only) */
+    struct pool_node *batch_tail;
+    long batch_n;
+} pool_node;
+
+#if MSG_POOL
+static _Atomic(pool_node *) g_pool_head; /* stack of batches */
+static atomic_long g_pool_count;         /* blocks in it (updated after the CAS / exchange) */
+static pthread_key_t g_pool_key;
+static pthread_once_t g_pool_once = PTHREAD_ONCE_INIT;
+
+typedef struct pool_tls {
+    pool_node *head, *tail;
+    long n;
+    bool registered; /* the thread-exit destructor is armed */
+} pool_tls;
+static _Thread_local pool_tls t_pool;
+
+/* Give the calling thread's list to the shared stack (or free it when that is full). */
+static void pool_flush_tls(void)
+{
+    pool_node *first = t_pool.head;
+    long n = t_pool.n;
+    pool_node *last = t_pool.tail;
+    t_pool.head = t_pool.tail = NULL;
+    t_pool.n = 0;
+    if (!first)
+        return;
+    if (atomic_load_explicit(&g_pool_count, memory_order_relaxed) + n > MSG_POOL_SHARED_MAX) {
+        while (first) {
+            pool_node *next = first->next;
+            free(first);
+            first = next;
+        }
+        return;
+    }
+    last->next = NULL;
+    first->batch_tail = last;
+    first->batch_n = n;
+    pool_node *old = atomic_load_explicit(&g_pool_head, memory_order_relaxed);
+    do
+        first->next_batch = old;
+    while (!atomic_compare_exchange_weak_explicit(&g_pool_head, &old, first,
+                                                  memory_order_release, memory_order_relaxed));
+    atomic_fetch_add_explicit(&g_pool_count, n, memory_order_relaxed);
+}
+
+static void pool_thread_exit(void *arg)
+{
+    (void)arg;
+    t_pool.registered = false; /* a later destructor releasing messages arms it again */
+    pool_flush_tls();
+}
+
+static void pool_key_init(void) { (void)pthread_key_create(&g_pool_key, pool_thread_exit); }
+
+static bool pool_register(void)
+{
+    if (!t_pool.registered) {
+        pthread_once(&g_pool_once, pool_key_init);
+        t_pool.registered = pthread_setspecific(g_pool_key, &t_pool) == 0;
+    }
+    return t_pool.registered;
+}
+
+static ember_msg *pool_get(void)
+{
+    if (!t_pool.head) {
+        if (!pool_register()) /* could not clean up at thread exit: keep nothing */
+            return NULL;
+        pool_node *b = atomic_exchange_explicit(&g_pool_head, NULL, memory_order_acquire);
+        if (!b)
+            return NULL;
+        /* join the batches into the thread's list */
+        long total = 0;
+        t_pool.head = b;
+        for (;;) {
+            total += b->batch_n;
+            pool_node *nb = b->next_batch;
+            if (!nb) {
+                t_pool.tail = b->batch_tail;
+                break;
+            }
+            b->batch_tail->next = nb;
+            b = nb;
+        }
+        t_pool.n = total;
+        atomic_fetch_sub_explicit(&g_pool_count, total, memory_order_relaxed);
+    }
+    pool_node *n = t_pool.head;
+    t_pool.head = n->next;
+    if (!t_pool.head)
+        t_pool.tail = NULL;
+    t_pool.n--;
+    return (ember_msg *)(void *)n;
+}
+
+static void pool_put(ember_msg *m)
+{
+    if (!pool_register()) { /* cannot clean up at thread exit: do not keep it */
+        free(m);
+        return;
+    }
+    pool_node *n = (pool_node *)(void *)m;
+    n->next = t_pool.head;
+    t_pool.head = n;
+    if (!t_pool.tail)
+        t_pool.tail = n;
+    if (++t_pool.n > MSG_POOL_TLS_MAX)
+        pool_flush_tls();
+}
+#endif
+
+static ember_msg *msg_alloc(size_t total, unsigned *flags)
+{
+#if MSG_POOL
+    if (total <= MSG_POOL_BLOCK) {
+        ember_msg *m = pool_get();
+        if (!m)
+            m = malloc(MSG_POOL_BLOCK);
+        *flags = m ? MSG_F_POOLED : 0;
+        return m;
+    }
+#endif
+    *flags = 0;
+    return malloc(total);
+}
+
+static void msg_dealloc(ember_msg *m)
+{
+#if MSG_POOL
+    if (m->flags & MSG_F_POOLED) {
+        pool_put(m);
+        return;
+    }
+#endif
+    free(m);
+}
 
 ember_msg *msg_build(const char *subject, size_t subject_len, const char *reply,
                      size_t reply_len, const char *hdr, size_t hdr_len, const char *data,
@@ -12,11 +186,12 @@ ember_msg *msg_build(const char *subject, size_t subject_len, const char *reply,
 {
     size_t total = sizeof(ember_msg) + subject_len + 1 + (reply ? reply_len + 1 : 0) +
                    (hdr ? hdr_len + 1 : 0) + data_len + 1;
-    ember_msg *m = malloc(total);
+    unsigned pooled;
+    ember_msg *m = msg_alloc(total, &pooled);
     if (!m)
         return NULL;
     atomic_init(&m->refs, 1);
-    m->flags = MSG_F_FROZEN;
+    m->flags = MSG_F_FROZEN | pooled;
     atomic_init(&m->hidx, NULL);
     char *p = m->buf;
     m->subject = p;
@@ -66,7 +241,7 @@ EMBER_API int ember_msg_new(ember_msg **out, const char *subject, const char *re
                              0, data, len);
     if (!m)
         return err_set(EMBER_ENOMEM, "out of memory");
-    m->flags = 0; /* a builder: headers may still change */
+    m->flags &= ~MSG_F_FROZEN; /* a builder: headers may still change */
     *out = m;
     return EMBER_OK;
 }
@@ -98,7 +273,7 @@ EMBER_API void ember_msg_release(ember_msg *m)
     hidx_free(atomic_load(&m->hidx));
     if (m->flags & MSG_F_HDR_OWNED)
         free(m->hdr);
-    free(m);
+    msg_dealloc(m);
 }
 
 EMBER_API const char *ember_msg_subject(const ember_msg *m) { return m ? m->subject : NULL; }

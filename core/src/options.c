@@ -8,9 +8,9 @@
  *   - mapped onto the options (the table in docs/config.md);
  *   - known to nats-server but meaningless for Ember (log files, pid files, ...):
  *     ignored with an INFO note;
- *   - nats-server features Ember does not have (cluster, gateways, websocket, HTTP
+ *   - nats-server features Ember does not have (cluster, gateways, HTTPS
  *     monitoring, ...): ignored with a WARN line;
- *   - security features Ember does not have (tls, accounts, multi-user authorization,
+ *   - security features Ember does not have (accounts, multi-user authorization,
  *     operators, encryption at rest): an error, because running without them would
  *     quietly weaken what the file asks for.
  * Anything else is reported as `unknown field "x"` at WARN (nats-server makes that an
@@ -30,6 +30,8 @@
 struct ember_config {
     char **strs; /* the strings stored into options */
     size_t n, cap;
+    ember_leaf_remote *remotes; /* leafnodes { remotes } stored into options */
+    size_t nremotes;
 };
 
 typedef struct loader {
@@ -229,12 +231,11 @@ static const char *const top_unused[] = {
     "allow_non_tls", "no_auth_user", NULL};
 /* nats-server features Ember does not have: WARN. */
 static const char *const top_unsupported[] = {
-    "http", "https", "http_port", "monitor_port", "https_port", "cluster", "gateway", "leaf",
-    "leafnodes", "websocket", "ws", "mqtt", "mappings", "maps", "ocsp", "proxy_protocol",
+    "https", "https_port", "cluster", "gateway", "mqtt", "mappings", "maps", "ocsp", "proxy_protocol",
     "proxies", "default_sentinel", NULL};
 /* Security features Ember does not have: an error. */
 static const char *const top_refused[] = {
-    "tls", "accounts", "operator", "operators", "roots", "root", "root_operators",
+    "accounts", "operator", "operators", "roots", "root", "root_operators",
     "root_operator", "trusted", "trusted_keys", "resolver", "account_resolver",
     "accounts_resolver", "resolver_tls", "resolver_preload", "resolver_pinned_accounts", NULL};
 
@@ -373,6 +374,7 @@ static int get_storage_size(loader *l, const conf_entry *e, const char *what, in
     return 0;
 }
 
+static int do_leafnodes(loader *l, const conf_entry *top);
 static int do_jetstream(loader *l, const conf_entry *top)
 {
     const conf_value *v = top->value;
@@ -432,15 +434,18 @@ static int do_jetstream(loader *l, const conf_entry *top)
     return 0;
 }
 
-/* "host:port", "[::1]:4222", ":4222" or a port number (nats-server's parseListen). */
-static int do_listen(loader *l, const conf_entry *e)
+/* "host:port", "[::1]:4222", ":4222" or a port number (nats-server's parseListen), into
+ * *hostp / *portp (listen: host/port; http: http_host/http_port); an empty host stores
+ * empty_host. */
+static int parse_listen(loader *l, const conf_entry *e, const char **hostp, int *portp,
+                        const char *empty_host)
 {
     const conf_value *v = e->value;
     if (v->type == CONF_INT) {
         if (v->u.i < -1 || v->u.i > 65535)
             return lerr(l, v->pos, "field \"%s\": port %lld is out of range (-1 to 65535)", e->key,
                         (long long)v->u.i);
-        l->o->port = (int)v->u.i;
+        *portp = (int)v->u.i;
         return 0;
     }
     if (v->type != CONF_STRING)
@@ -470,15 +475,195 @@ static int do_listen(loader *l, const conf_entry *e)
     if (!*ps || *end || port < -1 || port > 65535)
         return lerr(l, v->pos, "could not parse port \"%s\"", ps);
     if (hlen == 0) {
-        l->o->host = "0.0.0.0";
-    } else if (cfg_keep(l, host, hlen, &l->o->host)) {
+        *hostp = empty_host;
+    } else if (cfg_keep(l, host, hlen, hostp)) {
         return -1;
     }
-    l->o->port = (int)port;
+    *portp = (int)port;
     return 0;
 }
 
+static int do_listen(loader *l, const conf_entry *e)
+{
+    return parse_listen(l, e, &l->o->host, &l->o->port, "0.0.0.0");
+}
+
 /* ------------------------------------------------------------------ top level */
+
+/* ------------------------------------------------------------------ tls, websocket */
+
+/* tls {} keys nats-server has and Ember ignores (with a warning) or refuses (they would
+ * weaken or change who may connect) */
+static const char *const tls_ignored[] = {
+    "cipher_suites", "curve_preferences", "min_version", "connection_rate_limit", "insecure",
+    "ocsp_peer", NULL};
+static const char *const tls_refused[] = {
+    "verify_and_map", "verify_cert_and_check_known_urls", "pinned_certs", "cert_store",
+    "cert_match_by", "cert_match", "cert_match_skip_invalid", "ca_certs_match", "certs", NULL};
+
+/* The file-name fields of a tls block (nats-server's wording for a wrong type). */
+static int tls_file(loader *l, const conf_entry *e, const char **out)
+{
+    if (e->value->type != CONF_STRING)
+        return lerr(l, e->value->pos, "error parsing tls config, expected '%s' to be filename",
+                    e->key);
+    return get_str(l, e, out);
+}
+
+static int tls_bool(loader *l, const conf_entry *e, bool *out)
+{
+    if (e->value->type != CONF_BOOL)
+        return lerr(l, e->value->pos, "error parsing tls config, expected '%s' to be a boolean",
+                    e->key);
+    *out = e->value->u.b;
+    return 0;
+}
+
+/* tls { cert_file, key_file, ca_file, verify, timeout, handshake_first } for the client
+ * port (ws false) or inside websocket {} (ws true: certificate and key only). */
+static int do_tls(loader *l, const conf_entry *top, bool ws)
+{
+    const conf_value *m = top->value;
+    if (m->type != CONF_MAP)
+        return wrong_type(l, top, "a map");
+    ember_server_options *o = l->o;
+    for (size_t i = 0; i < m->u.map.n; i++) {
+        const conf_entry *e = &m->u.map.e[i];
+        const char *k = e->key;
+        const conf_value *v = e->value;
+        if (!strcasecmp(k, "cert_file")) {
+            if (tls_file(l, e, ws ? &o->ws_tls_cert_file : &o->tls_cert_file))
+                return -1;
+        } else if (!strcasecmp(k, "key_file")) {
+            if (tls_file(l, e, ws ? &o->ws_tls_key_file : &o->tls_key_file))
+                return -1;
+        } else if (!ws && !strcasecmp(k, "ca_file")) {
+            if (tls_file(l, e, &o->tls_ca_file))
+                return -1;
+        } else if (!ws && !strcasecmp(k, "verify")) {
+            if (tls_bool(l, e, &o->tls_verify))
+                return -1;
+        } else if (!ws && !strcasecmp(k, "timeout")) {
+            double secs;
+            if (v->type == CONF_INT) {
+                secs = (double)v->u.i;
+            } else if (v->type == CONF_FLOAT) {
+                secs = v->u.f;
+            } else if (v->type == CONF_STRING) {
+                int64_t ns;
+                char msg[256];
+                if (memchr(v->u.str.s, 0, v->u.str.len) ||
+                    conf_parse_duration(v->u.str.s, &ns, msg, sizeof msg) != 0)
+                    return lerr(l, v->pos, "error parsing tls config, 'timeout' %s",
+                                memchr(v->u.str.s, 0, v->u.str.len) ? "time: invalid duration" : msg);
+                secs = (double)ns / 1e9;
+            } else {
+                return lerr(l, v->pos, "error parsing tls config, 'timeout' wrong type");
+            }
+            if (!(secs >= 0) || secs > 1e9)
+                return lerr(l, v->pos, "field \"timeout\": %g seconds is out of range", secs);
+            if (secs > 0) {
+                int64_t ms = (int64_t)(secs * 1000 + 0.5);
+                o->tls_timeout_ms = ms > 0 ? ms : 1;
+            }
+        } else if (!ws && (!strcasecmp(k, "handshake_first") || !strcasecmp(k, "first") ||
+                           !strcasecmp(k, "immediate"))) {
+            if (v->type == CONF_BOOL) {
+                o->tls_handshake_first = v->u.b;
+            } else if (v->type == CONF_STRING && (!strcasecmp(v->u.str.s, "true") ||
+                                                  !strcasecmp(v->u.str.s, "on"))) {
+                o->tls_handshake_first = true;
+            } else if (v->type == CONF_STRING && (!strcasecmp(v->u.str.s, "false") ||
+                                                  !strcasecmp(v->u.str.s, "off"))) {
+                o->tls_handshake_first = false;
+            } else if (v->type == CONF_STRING) {
+                /* "auto" or a fallback delay: clients of both kinds on one port */
+                return lerr(l, v->pos,
+                            "field \"%s\": the fallback to non-TLS clients (\"%s\") is not "
+                            "supported by Ember; use true or false",
+                            k, v->u.str.s);
+            } else {
+                return wrong_type(l, e, "a boolean");
+            }
+        } else if (key_in(k, tls_refused)) {
+            if (!strcasecmp(k, "verify_and_map") && v->type == CONF_BOOL && !v->u.b)
+                continue;
+            return refuse(l, e);
+        } else if (key_in(k, tls_ignored) || (ws && (!strcasecmp(k, "ca_file") ||
+                                                      !strcasecmp(k, "verify") ||
+                                                      !strcasecmp(k, "timeout") ||
+                                                      !strcasecmp(k, "handshake_first")))) {
+            if (ws && !strcasecmp(k, "verify") && v->type == CONF_BOOL && v->u.b)
+                return refuse(l, e); /* client certificates on the websocket port */
+            lnote(l, EMBER_LOG_WARN, e->key_pos, "field \"%s\" is not supported by Ember, ignored",
+                  k);
+        } else {
+            unknown(l, e);
+        }
+    }
+    return 0;
+}
+
+static const char *const ws_ignored[] = {
+    "advertise", "same_origin", "allowed_origins", "allowed_origin", "allow_origins",
+    "allow_origin", "origins", "origin", "jwt_cookie", "user_cookie", "pass_cookie",
+    "token_cookie", "headers", "ping_interval", NULL};
+static const char *const ws_refused[] = {
+    "authorization", "authentication", "no_auth_user", NULL};
+
+static int do_websocket(loader *l, const conf_entry *top)
+{
+    const conf_value *m = top->value;
+    if (m->type != CONF_MAP)
+        return lerr(l, m->pos, "Expected websocket to be a map, got %s", a_type(m->type));
+    ember_server_options *o = l->o;
+    for (size_t i = 0; i < m->u.map.n; i++) {
+        const conf_entry *e = &m->u.map.e[i];
+        const char *k = e->key;
+        int64_t n;
+        if (!strcasecmp(k, "listen")) {
+            /* parse as the client listen, then move the result */
+            const char *h = o->host;
+            int p = o->port;
+            if (do_listen(l, e))
+                return -1;
+            o->ws_host = o->host;
+            o->ws_port = o->port;
+            o->host = h;
+            o->port = p;
+        } else if (!strcasecmp(k, "port")) {
+            if (get_int(l, e, -1, 65535, &n))
+                return -1;
+            o->ws_port = (int)n;
+        } else if (!strcasecmp(k, "host") || !strcasecmp(k, "net")) {
+            if (get_str(l, e, &o->ws_host))
+                return -1;
+        } else if (!strcasecmp(k, "no_tls")) {
+            if (get_bool(l, e, &o->ws_no_tls))
+                return -1;
+        } else if (!strcasecmp(k, "tls")) {
+            if (do_tls(l, e, true))
+                return -1;
+        } else if (!strcasecmp(k, "compress") || !strcasecmp(k, "compression")) {
+            if (get_bool(l, e, &o->ws_compression))
+                return -1;
+            if (o->ws_compression)
+                lnote(l, EMBER_LOG_WARN, e->key_pos,
+                      "field \"%s\": Ember does not compress websocket frames, ignored", k);
+        } else if (!strcasecmp(k, "handshake_timeout")) {
+            if (get_duration_ms(l, e, &o->ws_handshake_timeout_ms))
+                return -1;
+        } else if (key_in(k, ws_refused)) {
+            return refuse(l, e);
+        } else if (key_in(k, ws_ignored)) {
+            lnote(l, EMBER_LOG_WARN, e->key_pos, "field \"%s\" is not supported by Ember, ignored",
+                  k);
+        } else {
+            unknown(l, e);
+        }
+    }
+    return 0;
+}
 
 static int do_top(loader *l, const conf_entry *e)
 {
@@ -490,6 +675,15 @@ static int do_top(loader *l, const conf_entry *e)
         return get_str(l, e, &o->host);
     if (!strcasecmp(k, "listen"))
         return do_listen(l, e);
+    /* monitoring (nats-server: http_port / monitor_port, or http: "host:port") */
+    if (!strcasecmp(k, "http_port") || !strcasecmp(k, "monitor_port")) {
+        if (get_int(l, e, -1, 65535, &n))
+            return -1;
+        o->http_port = (int)n;
+        return 0;
+    }
+    if (!strcasecmp(k, "http"))
+        return parse_listen(l, e, &o->http_host, &o->http_port, NULL); /* NULL: as host */
     if (!strcasecmp(k, "port")) {
         if (get_int(l, e, -1, 65535, &n))
             return -1;
@@ -548,8 +742,14 @@ static int do_top(loader *l, const conf_entry *e)
         return get_duration_ms(l, e, &o->write_deadline_ms);
     if (!strcasecmp(k, "authorization"))
         return do_authorization(l, e);
+    if (!strcasecmp(k, "tls"))
+        return do_tls(l, e, false);
+    if (!strcasecmp(k, "websocket") || !strcasecmp(k, "ws"))
+        return do_websocket(l, e);
     if (!strcasecmp(k, "jetstream"))
         return do_jetstream(l, e);
+    if (!strcasecmp(k, "leafnodes") || !strcasecmp(k, "leaf"))
+        return do_leafnodes(l, e);
     if (!strcasecmp(k, "store_dir") || !strcasecmp(k, "storedir"))
         return set_store_dir(l, e);
     if (!strcasecmp(k, "debug")) {
@@ -583,12 +783,220 @@ static int do_top(loader *l, const conf_entry *e)
     return 0;
 }
 
+/* ------------------------------------------------------------------ leafnodes */
+
+/* A string or an array of strings, kept as one comma-separated string. */
+static int get_str_list(loader *l, const conf_entry *e, const char **out)
+{
+    const conf_value *v = e->value;
+    if (v->type == CONF_STRING)
+        return get_str(l, e, out);
+    if (v->type != CONF_ARRAY)
+        return wrong_type(l, e, "a string or an array of strings");
+    size_t n = 0;
+    for (size_t i = 0; i < v->u.arr.n; i++) {
+        const conf_value *x = v->u.arr.v[i];
+        if (x->type != CONF_STRING || memchr(x->u.str.s, 0, x->u.str.len))
+            return lerr(l, x->pos, "field \"%s\": expected strings in the array, got %s", e->key,
+                        a_type(x->type));
+        n += x->u.str.len + 1;
+    }
+    char *buf = malloc(n + 1);
+    if (!buf)
+        return nomem(l);
+    size_t at = 0;
+    for (size_t i = 0; i < v->u.arr.n; i++) {
+        const conf_value *x = v->u.arr.v[i];
+        if (i)
+            buf[at++] = ',';
+        memcpy(buf + at, x->u.str.s, x->u.str.len);
+        at += x->u.str.len;
+    }
+    int rc = cfg_keep(l, buf, at, out);
+    free(buf);
+    return rc;
+}
+
+/* tls { cert_file, key_file, ca_file, verify | insecure } of leafnodes or of a remote. */
+static int do_leaf_tls(loader *l, const conf_entry *top, const char **cert, const char **key,
+                       const char **ca, bool *verify, bool *insecure, bool *on)
+{
+    const conf_value *m = top->value;
+    if (m->type != CONF_MAP)
+        return wrong_type(l, top, "a map");
+    if (on)
+        *on = true;
+    for (size_t i = 0; i < m->u.map.n; i++) {
+        const conf_entry *e = &m->u.map.e[i];
+        const char *k = e->key;
+        int rc = 0;
+        if (!strcasecmp(k, "cert_file"))
+            rc = get_str(l, e, cert);
+        else if (!strcasecmp(k, "key_file"))
+            rc = get_str(l, e, key);
+        else if (!strcasecmp(k, "ca_file"))
+            rc = get_str(l, e, ca);
+        else if (!strcasecmp(k, "verify") && verify)
+            rc = get_bool(l, e, verify);
+        else if (!strcasecmp(k, "insecure") && insecure)
+            rc = get_bool(l, e, insecure);
+        else if (!strcasecmp(k, "timeout") || !strcasecmp(k, "cipher_suites") ||
+                 !strcasecmp(k, "curve_preferences") || !strcasecmp(k, "min_version") ||
+                 !strcasecmp(k, "handshake_first"))
+            lnote(l, EMBER_LOG_INFO, e->key_pos, "field \"%s\" is not used by Ember, ignored", k);
+        else if (!strcasecmp(k, "verify_and_map") || !strcasecmp(k, "pinned_certs") ||
+                 !strcasecmp(k, "cert_store") || !strcasecmp(k, "cert_match") ||
+                 !strcasecmp(k, "ocsp_peer") || !strcasecmp(k, "verify_cert_and_check_known_urls"))
+            rc = refuse(l, e);
+        else
+            unknown(l, e);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static int do_leaf_remote(loader *l, const conf_value *m, ember_leaf_remote *r)
+{
+    if (m->type != CONF_MAP)
+        return lerr(l, m->pos, "leafnodes remotes: expected a map for each remote, got %s",
+                    a_type(m->type));
+    for (size_t i = 0; i < m->u.map.n; i++) {
+        const conf_entry *e = &m->u.map.e[i];
+        const char *k = e->key;
+        int rc = 0;
+        if (!strcasecmp(k, "url") || !strcasecmp(k, "urls"))
+            rc = get_str_list(l, e, &r->urls);
+        else if (!strcasecmp(k, "account") || !strcasecmp(k, "local"))
+            rc = get_str(l, e, &r->account);
+        else if (!strcasecmp(k, "deny_imports") || !strcasecmp(k, "deny_import"))
+            rc = get_str_list(l, e, &r->deny_imports);
+        else if (!strcasecmp(k, "deny_exports") || !strcasecmp(k, "deny_export"))
+            rc = get_str_list(l, e, &r->deny_exports);
+        else if (!strcasecmp(k, "tls"))
+            rc = do_leaf_tls(l, e, &r->tls_cert_file, &r->tls_key_file, &r->tls_ca_file, NULL,
+                             &r->tls_insecure, &r->tls);
+        else if (!strcasecmp(k, "credentials") || !strcasecmp(k, "creds"))
+            rc = get_str(l, e, &r->credentials);
+        else if (!strcasecmp(k, "nkey") || !strcasecmp(k, "seed"))
+            rc = get_str(l, e, &r->nkey_seed);
+        else if (!strcasecmp(k, "ws_compression") || !strcasecmp(k, "ws_no_masking"))
+            rc = refuse(l, e);
+        else if (!strcasecmp(k, "compression") || !strcasecmp(k, "hub") ||
+                 !strcasecmp(k, "first_info_timeout") || !strcasecmp(k, "no_randomize") ||
+                 !strcasecmp(k, "dont_randomize"))
+            lnote(l, EMBER_LOG_INFO, e->key_pos, "field \"%s\" is not used by Ember, ignored", k);
+        else
+            unknown(l, e);
+        if (rc)
+            return -1;
+    }
+    if (!r->urls)
+        return lerr(l, m->pos, "leafnodes remote: missing \"url\"");
+    return 0;
+}
+
+static int do_leafnodes(loader *l, const conf_entry *top)
+{
+    const conf_value *m = top->value;
+    if (m->type != CONF_MAP)
+        return wrong_type(l, top, "a map");
+    ember_server_options *o = l->o;
+    for (size_t i = 0; i < m->u.map.n; i++) {
+        const conf_entry *e = &m->u.map.e[i];
+        const char *k = e->key;
+        int64_t n;
+        if (!strcasecmp(k, "host") || !strcasecmp(k, "net")) {
+            if (get_str(l, e, &o->leaf_host))
+                return -1;
+        } else if (!strcasecmp(k, "port")) {
+            if (get_int(l, e, -1, 65535, &n))
+                return -1;
+            o->leaf_port = (int)n;
+        } else if (!strcasecmp(k, "listen")) {
+            /* "host:port" or a port */
+            if (e->value->type == CONF_INT) {
+                if (get_int(l, e, -1, 65535, &n))
+                    return -1;
+                o->leaf_port = (int)n;
+                continue;
+            }
+            const char *hp;
+            if (get_str(l, e, &hp))
+                return -1;
+            const char *colon = strrchr(hp, ':');
+            char *end = NULL;
+            long port = colon ? strtol(colon + 1, &end, 10) : -2;
+            if (!colon || end == colon + 1 || *end || port < -1 || port > 65535)
+                return lerr(l, e->value->pos, "could not parse address string \"%s\"", hp);
+            o->leaf_port = (int)port;
+            if (colon > hp && cfg_keep(l, hp, (size_t)(colon - hp), &o->leaf_host))
+                return -1;
+        } else if (!strcasecmp(k, "reconnect") || !strcasecmp(k, "reconnect_delay") ||
+                   !strcasecmp(k, "reconnect_interval")) {
+            if (get_duration_ms(l, e, &o->leaf_reconnect_ms))
+                return -1;
+        } else if (!strcasecmp(k, "authorization")) {
+            const conf_value *a = e->value;
+            if (a->type != CONF_MAP)
+                return wrong_type(l, e, "a map");
+            for (size_t j = 0; j < a->u.map.n; j++) {
+                const conf_entry *x = &a->u.map.e[j];
+                if (!strcasecmp(x->key, "user") || !strcasecmp(x->key, "username")) {
+                    if (get_str(l, x, &o->leaf_username))
+                        return -1;
+                } else if (!strcasecmp(x->key, "pass") || !strcasecmp(x->key, "password")) {
+                    if (get_str(l, x, &o->leaf_password))
+                        return -1;
+                } else if (!strcasecmp(x->key, "timeout")) {
+                    lnote(l, EMBER_LOG_INFO, x->key_pos,
+                          "field \"timeout\" is not used by Ember, ignored");
+                } else if (!strcasecmp(x->key, "users") || !strcasecmp(x->key, "account") ||
+                           !strcasecmp(x->key, "nkey")) {
+                    if (refuse(l, x))
+                        return -1;
+                } else {
+                    unknown(l, x);
+                }
+            }
+        } else if (!strcasecmp(k, "remotes")) {
+            const conf_value *a = e->value;
+            if (a->type != CONF_ARRAY)
+                return wrong_type(l, e, "an array");
+            ember_leaf_remote *rs = calloc(a->u.arr.n ? a->u.arr.n : 1, sizeof *rs);
+            if (!rs)
+                return nomem(l);
+            free(l->cfg->remotes);
+            l->cfg->remotes = rs;
+            l->cfg->nremotes = a->u.arr.n;
+            for (size_t j = 0; j < a->u.arr.n; j++)
+                if (do_leaf_remote(l, a->u.arr.v[j], &rs[j]))
+                    return -1;
+            o->leaf_remotes = rs;
+            o->leaf_remotes_count = a->u.arr.n;
+        } else if (!strcasecmp(k, "tls")) {
+            if (do_leaf_tls(l, e, &o->leaf_tls_cert_file, &o->leaf_tls_key_file,
+                            &o->leaf_tls_ca_file, &o->leaf_tls_verify, NULL, NULL))
+                return -1;
+        } else if (!strcasecmp(k, "advertise") || !strcasecmp(k, "no_advertise") ||
+                   !strcasecmp(k, "compression") || !strcasecmp(k, "min_version") ||
+                   !strcasecmp(k, "isolate_leafnode_interest") ||
+                   !strcasecmp(k, "write_deadline")) {
+            lnote(l, EMBER_LOG_INFO, e->key_pos, "field \"%s\" is not used by Ember, ignored", k);
+        } else {
+            unknown(l, e);
+        }
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ public */
 
 EMBER_API void ember_config_free(ember_config *cfg)
 {
     if (!cfg)
         return;
+    free(cfg->remotes);
     for (size_t i = 0; i < cfg->n; i++)
         free(cfg->strs[i]);
     free(cfg->strs);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "leaf.h"
 #include "server.h"
 
 void sub_retain(sub *s) { atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed); }
@@ -20,6 +21,7 @@ void sub_unsubscribe(server *srv, sub *s)
         return;
     sublist_remove(srv->sl, s->subject, s->queue, s);
     atomic_fetch_sub(&srv->nsubs, 1);
+    leaf_sub_changed(srv, s, -1);
     if (s->unsubscribed)
         s->unsubscribed(s);
 }
@@ -102,6 +104,7 @@ sub *server_isub(server *srv, const char *subject, const char *queue, isub_fn fn
     }
     is->ud_free = ud_free;
     atomic_fetch_add(&srv->nsubs, 1);
+    leaf_sub_changed(srv, &is->s, 1);
     return &is->s;
 }
 
@@ -156,26 +159,140 @@ static inline bool deliver(server *srv, client *from, sub *s, msgview *mv)
     return ok;
 }
 
+/* Is queue group `name` in the space-separated list of a leaf message? */
+static bool qlist_has(const msgview *mv, const char *name)
+{
+    size_t nl = strlen(name);
+    const char *p = mv->qlist, *end = mv->qlist + mv->qlist_len;
+    while (p < end) {
+        while (p < end && *p == ' ')
+            p++;
+        const char *q = p;
+        while (q < end && *q != ' ')
+            q++;
+        if ((size_t)(q - p) == nl && memcmp(p, name, nl) == 0)
+            return true;
+        p = q;
+    }
+    return false;
+}
+
+/* Where to start looking for a queue member: uniform over the members, where a leaf
+ * link's member counts as many times as the members it stands for (its LS+ weight), as
+ * nats-server's addNodeToResults shadows remote queue subscriptions. */
+static size_t queue_start(const sublist_qgroup *g)
+{
+    uint64_t total = 0;
+    bool weighted = false;
+    for (size_t i = 0; i < g->n; i++) {
+        sub *s = g->items[i];
+        int w = s->cl->kind == CK_LEAF ? atomic_load_explicit(&s->qw, memory_order_relaxed) : 1;
+        if (w > 1)
+            weighted = true;
+        total += (uint64_t)(w > 0 ? w : 1);
+    }
+    if (!weighted)
+        return (size_t)(rand_u64() % g->n);
+    uint64_t r = rand_u64() % total;
+    for (size_t i = 0; i < g->n; i++) {
+        sub *s = g->items[i];
+        int w = s->cl->kind == CK_LEAF ? atomic_load_explicit(&s->qw, memory_order_relaxed) : 1;
+        uint64_t wu = (uint64_t)(w > 0 ? w : 1);
+        if (r < wu)
+            return i;
+        r -= wu;
+    }
+    return 0;
+}
+
+/* Messages for leaf links are gathered per link (one LMSG carries the plain interest and
+ * the queue groups chosen on that link, as nats-server's route targets). */
+#define LEAF_TARGETS 8
+static leaf_target *leaf_target_for(leaf_target *lt, size_t *nlt, client *c)
+{
+    for (size_t i = 0; i < *nlt; i++)
+        if (lt[i].c == c)
+            return &lt[i];
+    if (*nlt == LEAF_TARGETS)
+        return NULL;
+    leaf_target *t = &lt[(*nlt)++];
+    t->c = c;
+    t->plain = false;
+    t->nq = 0;
+    return t;
+}
+
+static bool leaf_target_add(server *srv, leaf_target *lt, size_t *nlt, sub *s, msgview *mv)
+{
+    leaf_target *t = leaf_target_for(lt, nlt, s->cl);
+    if (!t) { /* more links than gathered at once: send on its own */
+        leaf_target one = {.c = s->cl, .plain = !s->queue, .nq = 0};
+        if (s->queue)
+            one.q[one.nq++] = s->queue;
+        return leaf_send(srv, &one, mv);
+    }
+    if (!s->queue)
+        t->plain = true;
+    else if (t->nq < PROTO_MAX_QUEUES)
+        t->q[t->nq++] = s->queue;
+    return true;
+}
+
 int server_route(server *srv, client *from, msgview *mv)
 {
     sublist_result *r = mv->dsubj ? sublist_match(srv->sl, mv->dsubj, mv->dsubj_len)
                                   : sublist_match(srv->sl, mv->subject, mv->subject_len);
     int n = 0;
-    for (size_t i = 0; i < r->npsubs; i++)
-        n += deliver(srv, from, (sub *)r->psubs[i], mv);
-    for (size_t q = 0; q < r->nqsubs; q++) {
+    leaf_target lt[LEAF_TARGETS];
+    size_t nlt = 0;
+    for (size_t i = 0; i < r->npsubs; i++) {
+        sub *s = (sub *)r->psubs[i];
+        if (unlikely(s->cl->kind == CK_LEAF)) {
+            if (s->cl != from && !atomic_load_explicit(&s->closed, memory_order_relaxed))
+                leaf_target_add(srv, lt, &nlt, s, mv);
+            continue;
+        }
+        n += deliver(srv, from, s, mv);
+    }
+    const bool from_leaf = from && from->kind == CK_LEAF;
+    for (size_t q = 0; q < r->nqsubs && !mv->no_queues; q++) {
         sublist_qgroup *g = &r->qsubs[q];
         if (g->n == 0)
             continue;
-        size_t start = g->n == 1 ? 0 : (size_t)(rand_u64() % g->n);
+        if (unlikely(mv->qlist) && !qlist_has(mv, g->name))
+            continue;
+        size_t start = g->n == 1 ? 0 : queue_start(g);
+        sub *remote = NULL;
+        bool done = false;
         for (size_t k = 0; k < g->n; k++) {
             sub *s = g->items[(start + k) % g->n];
+            if (unlikely(s->cl->kind == CK_LEAF)) {
+                if (s->cl == from || atomic_load_explicit(&s->closed, memory_order_relaxed))
+                    continue;
+                if (from_leaf) { /* from a link: prefer local members */
+                    if (!remote)
+                        remote = s;
+                    continue;
+                }
+                leaf_target_add(srv, lt, &nlt, s, mv);
+                n++;
+                done = true;
+                break;
+            }
             if (deliver(srv, from, s, mv)) {
                 n++;
+                done = true;
                 break;
             }
         }
+        if (!done && remote) {
+            leaf_target_add(srv, lt, &nlt, remote, mv);
+            n++;
+        }
     }
+    for (size_t i = 0; i < nlt; i++)
+        if (leaf_send(srv, &lt[i], mv) && lt[i].plain)
+            n++;
     sublist_result_release(r);
     if (mv->blk_owned) {
         ember_msg_release(mv->blk);

@@ -1,4 +1,7 @@
 #define _GNU_SOURCE
+#include "leaf.h"
+#include "xport.h"
+#include "monitor.h"
 #include "server.h"
 #include "js.h"
 
@@ -31,6 +34,10 @@ EMBER_API void ember_server_options_init(ember_server_options *o)
     o->write_deadline_ms = 10 * 1000;
     o->auth_timeout_ms = 2 * 1000;
     o->log_level = EMBER_LOG_INFO;
+    o->leaf_reconnect_ms = 1000;
+    o->tls_timeout_ms = 2000;
+    o->ws_handshake_timeout_ms = 2000;
+    o->http_host = NULL; /* the client host (nats-server: HTTPHost defaults to Host) */
 }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -133,6 +140,15 @@ EMBER_API int ember_server_new(ember_server **out, const ember_server_options *o
         return err_set(EMBER_EINVAL, "invalid sync interval %lld", (long long)o.jetstream_sync_interval_ms);
     if (o.jetstream_domain && js_valid_domain(o.jetstream_domain) != 0)
         return err_set(EMBER_EINVAL, "invalid domain name: \"%s\"", o.jetstream_domain);
+    if (o.http_port < -1 || o.http_port > 65535)
+        return err_set(EMBER_EINVAL, "invalid http_port %d", o.http_port);
+    if (leaf_check_options(&o) != 0)
+        return EMBER_EINVAL; /* err_set by leaf_check_options */
+    if (xport_check_options(&o) != 0)
+        return EMBER_EINVAL; /* err_set by xport_check_options */
+    /* nats-server: with TLS, an auth timeout left at its default is tls_timeout + 1s */
+    if (o.tls_cert_file && o.auth_timeout_ms == 2000)
+        o.auth_timeout_ms = (o.tls_timeout_ms > 0 ? o.tls_timeout_ms : 2000) + 1000;
 
     server *s = calloc(1, sizeof *s);
     if (!s)
@@ -146,6 +162,9 @@ EMBER_API int ember_server_new(ember_server **out, const ember_server_options *o
     s->o_token = dup_or_null(o.auth_token);
     s->o_store = dup_or_null(o.store_dir);
     s->o_domain = dup_or_null(o.jetstream_domain);
+    s->o_http_host = strdup(o.http_host && *o.http_host ? o.http_host
+                                                         : (o.host ? o.host : "0.0.0.0"));
+    s->opts.http_host = s->o_http_host;
     s->opts.host = s->o_host;
     s->opts.username = s->o_user;
     s->opts.password = s->o_pass;
@@ -177,9 +196,19 @@ EMBER_API int ember_server_new(ember_server **out, const ember_server_options *o
         s->sys->protocol = 1;
         pthread_mutex_init(&s->sys->mu, NULL);
     }
-    if (!s->o_host || !s->o_name || !s->sl || !s->read_buf || !s->sys) {
+    if (!s->o_host || !s->o_name || !s->sl || !s->read_buf || !s->sys || !s->o_http_host) {
         server_release(s);
         return err_set(EMBER_ENOMEM, "out of memory");
+    }
+    int lrc = leaf_init(s, &o); /* err_set by leaf_init */
+    if (lrc != 0) {
+        server_release(s);
+        return lrc;
+    }
+    int xrc = xport_init(s, &o); /* err_set by xport_init */
+    if (xrc != 0) {
+        server_release(s);
+        return xrc;
     }
     *out = s;
     return EMBER_OK;
@@ -195,6 +224,10 @@ static void server_destroy(server *s)
     }
     if (s->sl)
         sublist_free(s->sl);
+    leaf_free(s);
+    xport_free(s);
+    monitor_free(s);
+    free(s->o_http_host);
     free(s->o_host);
     free(s->o_name);
     free(s->o_user);
@@ -289,7 +322,7 @@ static void on_housekeeping(uv_timer_t *t)
         size_t idx = 0;
         pthread_mutex_lock(&s->mu);
         for (client *c = s->clients; c && n < 256; c = c->next) {
-            if (c->kind != CK_TCP)
+            if (!CK_IS_TCP(c->kind))
                 continue;
             if (idx++ < skip)
                 continue;
@@ -329,14 +362,14 @@ static void close_all_clients(server *s)
     for (;;) {
         pthread_mutex_lock(&s->mu);
         client *c = s->clients;
-        while (c && c->kind == CK_TCP && c->handle_closed)
+        while (c && CK_IS_TCP(c->kind) && c->handle_closed)
             c = c->next;
         if (c)
             client_retain(c);
         pthread_mutex_unlock(&s->mu);
         if (!c)
             break;
-        if (c->kind == CK_TCP) {
+        if (CK_IS_TCP(c->kind)) {
             client_tcp_close(c, CR_SHUTDOWN);
         } else {
             inproc_server_closing(c);
@@ -376,7 +409,9 @@ static void *server_thread(void *arg)
 
     bool failed = false;
     char err[256] = "";
-    if (s->opts.jetstream && js_start(s, err, sizeof err) != 0)
+    if (monitor_start(s, err, sizeof err) != 0)
+        failed = true;
+    if (!failed && s->opts.jetstream && js_start(s, err, sizeof err) != 0)
         failed = true;
     if (!failed && !s->opts.dont_listen) {
         int port = s->opts.port == 0 ? 4222 : (s->opts.port < 0 ? 0 : s->opts.port);
@@ -415,6 +450,10 @@ static void *server_thread(void *arg)
             }
         }
     }
+    if (!failed && xport_start(s, err, sizeof err) != 0)
+        failed = true;
+    if (!failed && leaf_start(s, err, sizeof err) != 0)
+        failed = true;
     if (failed) {
         srv_log(s, EMBER_LOG_FATAL, "%s", err);
     } else {
@@ -440,7 +479,10 @@ static void *server_thread(void *arg)
     pthread_mutex_unlock(&s->mu);
     if (s->listening)
         uv_close((uv_handle_t *)&s->listener, NULL);
+    monitor_stop(s);
     srv_log(s, EMBER_LOG_INFO, "Initiating Shutdown...");
+    leaf_stop(s);
+    xport_stop(s);
     js_stop(s);
     server_process_pending(s);
     close_all_clients(s);
@@ -537,6 +579,11 @@ EMBER_API const char *ember_server_client_url(const ember_server *s)
     bool ready = m->ready;
     pthread_mutex_unlock(&m->mu);
     return ready ? s->client_url : NULL;
+}
+
+EMBER_API int ember_server_websocket_port(const ember_server *s)
+{
+    return s ? xport_ws_port(s) : 0;
 }
 
 EMBER_API int ember_server_port(const ember_server *s)
@@ -689,6 +736,7 @@ const char *close_reason_text(int r)
     case CR_SHUTDOWN: return "Server Shutdown";
     case CR_WRITE_ERROR: return "Write Error";
     case CR_READ_ERROR: return "Read Error";
+    case CR_TLS_HANDSHAKE: return "TLS Handshake Failure";
     default: return "Unknown";
     }
 }

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <uv.h>
 
 #include "ember.h"
@@ -18,7 +19,9 @@ typedef struct ember_server server;
 typedef struct client client;
 typedef struct sub sub;
 
-enum { CK_TCP = 0, CK_INPROC = 1, CK_INTERNAL = 2 };
+enum { CK_TCP = 0, CK_INPROC = 1, CK_INTERNAL = 2, CK_LEAF = 3 };
+/* TCP-based kinds (a uv_tcp_t, outbound buffers, the protocol parser) */
+#define CK_IS_TCP(k) ((k) == CK_TCP || (k) == CK_LEAF)
 
 /* A subscription of any kind of client. Refcounted: the sublist, match results,
  * queued deliveries and the owning client each hold a reference. */
@@ -36,6 +39,7 @@ struct sub {
     void (*destroy)(sub *s); /* kind-specific free of the containing object */
     void (*unsubscribed)(sub *s); /* optional: called once when unsubscribed (any cause) */
     sub *tnext;             /* TCP: sid hash chain (loop thread only) */
+    atomic_int qw;          /* leaf queue interest: the remote's member count (weight) */
 };
 
 void sub_retain(sub *s);
@@ -62,6 +66,11 @@ typedef struct msgview {
     bool blk_owned;         /* the router made blk and releases it */
     bool skip_internal;     /* not to internal subscriptions (native JetStream publish:
                              * the stream already has it) */
+    /* From a leaf link: no queue list (deliver to no queue group), or the queue groups
+     * ("q1 q2 ...") the message may go to, as nats-server's c.pa.queues. */
+    bool no_queues;
+    const char *qlist;
+    size_t qlist_len;
 } msgview;
 
 /* The 503 no-responders status for a request that reached nobody (as nats-server 2.12+,
@@ -116,6 +125,10 @@ struct client {
     client *prev, *next;
     /* stats */
     atomic_ullong in_msgs, in_bytes, out_msgs, out_bytes;
+    /* leaf-node link state (leaf.c), NULL for other kinds */
+    struct leaf_link *leaf;
+    /* TLS / WebSocket transport (xport.c), NULL for plain TCP */
+    struct xport *xp;
     /* in-process */
     struct ember_conn *conn;
     atomic_int inflight;    /* deliveries into conn running now (conn.c) */
@@ -166,6 +179,11 @@ struct ember_server {
     /* internal publisher (CK_INTERNAL; not in the client list) */
     client *sys;
     struct js *js;          /* JetStream engine, NULL when disabled (js.h) */
+    struct leaf_mgr *leaf;  /* leaf nodes (leaf.c), NULL when none is configured */
+    struct xport_srv *xs;   /* client TLS and the websocket listener (xport.c), or NULL */
+    /* monitoring (monitor.c): the HTTP port and ember_server_monitor */
+    struct monitor *mon;    /* set on the loop thread at start (mu), freed by destroy */
+    char *o_http_host;      /* owned copy of opts.http_host */
 };
 
 /* logging through the server's logger (thread-safe) */
@@ -188,6 +206,12 @@ int server_route(server *s, client *from, msgview *mv);
 
 /* TCP clients (client.c) */
 void client_tcp_accept(server *s);
+/* Accept a client on listener l (ws: the websocket listener). Loop thread. */
+void client_accept_from(server *s, uv_stream_t *l, bool ws);
+/* Loop thread: plaintext protocol bytes from c's peer, into the parser (xport.c). */
+void client_input(client *c, char *p, size_t n);
+/* Queue the INFO for a TCP client (xport.c: after a TLS or WebSocket handshake). */
+void client_send_info(client *c);
 /* Append a MSG/HMSG for sub to c's outbound buffer; false if not delivered. Any thread. */
 bool client_tcp_deliver(client *c, sub *s, const msgview *mv);
 /* Ask the loop to flush c's outbound (any thread). */
@@ -200,11 +224,35 @@ void server_process_pending(server *s);
 void client_tcp_housekeeping(client *c, uint64_t now_ms);
 /* Loop thread: close now. */
 void client_tcp_close(client *c, int reason);
+/* Shared TCP machinery for other TCP-based kinds (leaf.c). */
+/* A new client of `kind` with its uv_tcp_t initialised on the loop (not yet registered). */
+client *client_tcp_alloc(server *s, int kind);
+/* Loop thread: read the peer address of a connected c->tcp into c->ip/c->port. */
+void client_tcp_peer(client *c);
+/* Loop thread: start reading (ops go to the kind's handler) and flush what is queued. */
+void client_tcp_begin(client *c);
+/* Append raw protocol bytes to c's outbound and schedule a flush (any thread). */
+void client_send(client *c, const char *p, size_t n);
+/* Append several pieces as one unit (never interleaved with another thread's output);
+ * false when closing, over max_pending (a slow consumer: closed) or out of memory. */
+bool client_sendv(client *c, const struct iovec *v, int n);
+/* Send "-ERR '<text>'" (any thread). */
+void client_send_err(client *c, const char *text);
+/* Send -ERR (text may be NULL) then close once written (loop thread). */
+void client_err_close(client *c, const char *text, int reason);
+/* Loop thread: flush c's outbound now. */
+void client_flush_now(client *c);
+/* The sid table (loop thread only): find / add a subscription by its sid. */
+sub *client_stab_find(client *c, const char *sid, size_t n, sub ***link);
+int client_stab_add(client *c, sub *s);
+/* Loop thread: remove s from c's sid table (link from client_stab_find). */
+void client_stab_unlink(client *c, sub **link);
 
 enum close_reason {
     CR_CLIENT = 1, CR_SLOW_CONSUMER_PENDING, CR_SLOW_CONSUMER_DEADLINE, CR_PROTOCOL,
     CR_AUTH, CR_AUTH_TIMEOUT, CR_STALE, CR_MAX_PAYLOAD, CR_MAX_CONNECTIONS, CR_SHUTDOWN,
     CR_WRITE_ERROR, CR_READ_ERROR,
+    CR_TLS_HANDSHAKE, /* "TLS Handshake Failure" */
 };
 const char *close_reason_text(int r);
 

@@ -1100,6 +1100,27 @@ static size_t level_count_nodes(const sl_level *l)
     return c;
 }
 
+void sublist_cache_fanout(sublist *sl, uint64_t *max_fanout, double *avg_fanout)
+{
+    uint64_t mx = 0, tot = 0, n = 0;
+    if (sl) {
+        pthread_mutex_lock(&sl->cache_mu);
+        for (uint32_t i = 0; sl->cache && i < CACHE_SLOTS; i++) {
+            const result_impl *r = sl->cache[i].r;
+            if (!r)
+                continue;
+            uint64_t f = r->pub.npsubs + r->pub.nqsubs;
+            tot += f;
+            if (f > mx)
+                mx = f;
+            n++;
+        }
+        pthread_mutex_unlock(&sl->cache_mu);
+    }
+    *max_fanout = mx;
+    *avg_fanout = n ? (double)tot / (double)n : 0;
+}
+
 size_t sublist_num_nodes(sublist *sl)
 {
     if (!sl)

@@ -84,6 +84,9 @@ typedef struct sublist_stats {
     uint64_t cache_hits;
 } sublist_stats;
 void sublist_get_stats(sublist *sl, sublist_stats *out);
+/* Fan-out of the cached match results (nats-server's max_fanout / avg_fanout: plain
+ * subscriptions plus queue groups per cached subject; 0 when the cache is empty). */
+void sublist_cache_fanout(sublist *sl, uint64_t *max_fanout, double *avg_fanout);
 /* Number of trie nodes (one per distinct token path). For tests: shows that
  * removes prune empty nodes. */
 size_t sublist_num_nodes(sublist *sl);

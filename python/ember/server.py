@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import json as _json
 import logging as _logging
 import os
 import signal
@@ -77,6 +78,67 @@ class ServerStats(NamedTuple):
 
 
 _live: "weakref.WeakSet[_ServerCore]" = weakref.WeakSet()
+
+
+def _set_leafnodes(opts: Any, spec: Any, s: Callable[[Optional[str]], Any],
+                   keep: List[Any]) -> None:
+    """Fill the leaf options from ``Server(leafnodes=...)``."""
+    if isinstance(spec, (str, os.PathLike)):
+        spec = {"remotes": [os.fspath(spec)]}
+    elif isinstance(spec, (list, tuple)):
+        spec = {"remotes": list(spec)}
+    if not isinstance(spec, dict):
+        raise InvalidArgumentError("leafnodes must be a URL, a list of URLs or a dict")
+    unknown = set(spec) - {"remotes", "port", "host", "user", "password", "reconnect"}
+    if unknown:
+        raise InvalidArgumentError("leafnodes: unknown key(s) %s" % ", ".join(sorted(unknown)))
+    remotes = spec.get("remotes") or []
+    if isinstance(remotes, str):
+        remotes = [remotes]
+    if remotes:
+        arr = ffi.new("ember_leaf_remote[]", len(remotes))
+        keep.append(arr)
+
+        def joined(v: Any) -> Optional[str]:
+            if v is None:
+                return None
+            return v if isinstance(v, str) else ",".join(v)
+
+        for i, r in enumerate(remotes):
+            if isinstance(r, str):
+                r = {"urls": [r]}
+            if not isinstance(r, dict):
+                raise InvalidArgumentError("leafnodes: each remote is a URL or a dict")
+            bad = set(r) - {"url", "urls", "user", "password", "token", "deny_imports",
+                            "deny_exports", "tls", "tls_ca_file", "tls_cert_file",
+                            "tls_key_file", "tls_insecure", "credentials", "nkey_seed"}
+            if bad:
+                raise InvalidArgumentError(
+                    "leafnodes remote: unknown key(s) %s" % ", ".join(sorted(bad)))
+            arr[i].urls = s(joined(r.get("urls", r.get("url"))))
+            arr[i].username = s(r.get("user"))
+            arr[i].password = s(r.get("password"))
+            arr[i].auth_token = s(r.get("token"))
+            arr[i].deny_imports = s(joined(r.get("deny_imports")))
+            arr[i].deny_exports = s(joined(r.get("deny_exports")))
+            arr[i].tls = bool(r.get("tls", False))
+            arr[i].tls_ca_file = s(r.get("tls_ca_file"))
+            arr[i].tls_cert_file = s(r.get("tls_cert_file"))
+            arr[i].tls_key_file = s(r.get("tls_key_file"))
+            arr[i].tls_insecure = bool(r.get("tls_insecure", False))
+            creds = r.get("credentials")
+            arr[i].credentials = s(os.fspath(creds) if creds is not None else None)
+            arr[i].nkey_seed = s(r.get("nkey_seed"))
+        opts.leaf_remotes = arr
+        opts.leaf_remotes_count = len(remotes)
+    if spec.get("port") is not None:
+        opts.leaf_port = int(spec["port"])
+    if spec.get("host") is not None:
+        opts.leaf_host = s(spec["host"])
+    opts.leaf_username = s(spec.get("user"))
+    opts.leaf_password = s(spec.get("password"))
+    if spec.get("reconnect") is not None:
+        opts.leaf_reconnect_ms = int(float(spec["reconnect"]) * 1000)
 
 
 def _log_pump(core: "_ServerCore", q: Any) -> None:
@@ -217,6 +279,24 @@ class Server:
             nats-server).  A server started again on the same directory recovers its
             file streams and buckets.
         jetstream_domain: the JetStream domain (e.g. ``"embedded"``), for leaf nodes.
+
+    Configuration and leaf nodes (keyword-only):
+
+        config_file: a nats-server format configuration file, loaded first; the other
+            arguments given explicitly override what it sets.
+        leafnodes: join NATS systems as a leaf node, and/or accept leafs. A URL or a list
+            of URLs (``"nats-leaf://[user:password@]host:7422"``), each one remote; or a
+            dict ``{"remotes": [url | {"urls": [...], "user", "password", "token",
+            "deny_imports": [...], "deny_exports": [...], "tls": bool, "tls_ca_file",
+            "tls_cert_file", "tls_key_file", "credentials" (a .creds file), "nkey_seed"}],
+            "port": int (accept leafs on
+            it; -1 any free port), "host": str, "user", "password" (what accepted leafs
+            must send), "reconnect": seconds}``.  See :attr:`leafnode_count`.
+        http_port: serve nats-server's monitoring endpoints (``/varz``, ``/connz``,
+            ``/subsz``, ``/jsz``, ``/leafz``, ``/healthz``) over HTTP on this port (-1: any
+            free port; see :attr:`monitor_url`). :meth:`monitor` gives the same JSON
+            without a port.
+        http_host: interface of the monitoring port (default: ``host``).
         max_memory: bytes memory streams may use (default: 75% of RAM, as nats-server).
         max_store: bytes file streams may use (default: 1 TiB).
         sync_interval: seconds; None or 0 (default): a publish is acknowledged only
@@ -241,10 +321,26 @@ class Server:
                  store_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
                  jetstream_domain: Optional[str] = None,
                  max_memory: Optional[int] = None, max_store: Optional[int] = None,
-                 sync_interval: Optional[float] = None) -> None:
+                 sync_interval: Optional[float] = None,
+                 config_file: Optional[Union[str, "os.PathLike[str]"]] = None,
+                 leafnodes: Any = None, http_port: Optional[int] = None,
+                 http_host: Optional[str] = None) -> None:
         opts = ffi.new("ember_server_options *")
         lib.ember_server_options_init(opts)
         keep: List[Any] = []
+        cfg = ffi.NULL
+        if config_file is not None:
+            pcfg = ffi.new("ember_config **")
+            rc = lib.ember_config_load(pcfg, os.fspath(config_file).encode(), opts)
+            if rc:
+                raise error_for(rc)
+            cfg = ffi.gc(pcfg[0], lib.ember_config_free)
+            keep.append(cfg)
+            # what the file set stays unless given here
+            if port == -1 and opts.port != 0:
+                port = opts.port
+            if host == "127.0.0.1" and opts.host != NULL:
+                host = None
 
         def s(v: Optional[str]) -> Any:
             if v is None:
@@ -256,8 +352,11 @@ class Server:
         opts.port = int(port)
         if host is not None:
             opts.host = s(host)
-        opts.dont_listen = bool(dont_listen)
-        opts.server_name = s(server_name)
+        nofile = config_file is None
+        if dont_listen or nofile:
+            opts.dont_listen = bool(dont_listen)
+        if server_name is not None or nofile:
+            opts.server_name = s(server_name)
         if max_payload is not None:
             opts.max_payload = int(max_payload)
         if max_control_line is not None:
@@ -276,14 +375,26 @@ class Server:
             opts.write_deadline_ms = int(write_deadline * 1000)
         if auth_timeout is not None:
             opts.auth_timeout_ms = int(auth_timeout * 1000)
-        opts.username = s(user)
-        opts.password = s(password)
-        opts.auth_token = s(token)
-        opts.no_header_support = bool(no_header_support)
-        opts.jetstream = bool(jetstream)
+        if user is not None or nofile:
+            opts.username = s(user)
+        if password is not None or nofile:
+            opts.password = s(password)
+        if token is not None or nofile:
+            opts.auth_token = s(token)
+        if no_header_support or nofile:
+            opts.no_header_support = bool(no_header_support)
+        if jetstream or config_file is None:
+            opts.jetstream = bool(jetstream)
         if store_dir is not None:
             opts.store_dir = s(os.fspath(store_dir))
-        opts.jetstream_domain = s(jetstream_domain)
+        if jetstream_domain is not None or config_file is None:
+            opts.jetstream_domain = s(jetstream_domain)
+        if leafnodes is not None:
+            _set_leafnodes(opts, leafnodes, s, keep)
+        if http_port is not None:
+            opts.http_port = int(http_port)
+        if http_host is not None:
+            opts.http_host = s(http_host)
         if max_memory is not None:
             opts.jetstream_max_memory = int(max_memory)
         if max_store is not None:
@@ -294,11 +405,12 @@ class Server:
             opts.jetstream_sync_interval_ms = int(round(sync_interval * 1000))
         out = ffi.new("ember_server **")
         rc = lib.ember_server_new(out, opts)
+        del keep  # ember_server_new copied every string
         if rc:
             raise error_for(rc)
         self._core = _ServerCore(out[0])
-        self._dont_listen = bool(dont_listen)
-        self._jetstream = bool(jetstream)
+        self._dont_listen = bool(opts.dont_listen)
+        self._jetstream = bool(opts.jetstream)
         self._store_dir = os.fspath(store_dir) if store_dir is not None else None
         self._started = False
         try:
@@ -548,6 +660,76 @@ class Server:
         return ServerStats(st.in_msgs, st.out_msgs, st.in_bytes, st.out_bytes,
                            st.connections, st.total_connections, st.subscriptions,
                            st.slow_consumers)
+
+    @property
+    def leafnode_count(self) -> int:
+        """The number of leaf-node links up now (dialled remotes and accepted leafs)."""
+        core = self._core
+        try:
+            core.enter()
+        except ClosedError:
+            return 0
+        try:
+            return int(lib.ember_server_leafnode_count(core.ptr))
+        finally:
+            core.leave()
+
+    @property
+    def leafnode_port(self) -> int:
+        """The port accepting leaf connections (``leafnodes={"port": -1}``), 0 if none."""
+        core = self._core
+        try:
+            core.enter()
+        except ClosedError:
+            return 0
+        try:
+            return int(lib.ember_server_leafnode_port(core.ptr))
+        finally:
+            core.leave()
+
+    # ---------------------------------------------------------------- monitoring
+    def monitor(self, path: str = "/varz") -> Any:
+        """nats-server's monitoring JSON for ``path`` (``"/varz"``, ``"connz?subs=1"``,
+        ``"/subsz"``, ``"/jsz?streams=1"``, ``"/leafz"``, ``"/healthz"``, ...) as a dict,
+        built from the live server without any port (docs/monitoring.md).
+
+        Raises :class:`InvalidArgumentError` for a bad query parameter (nats-server's
+        text), :class:`NotFoundError` for an unknown path, :class:`StateError` before the
+        server is ready and :class:`ClosedError` after it shut down. ``/healthz`` always
+        answers: see its ``"status"`` and ``"status_code"``."""
+        core = self._core
+        core.enter()
+        try:
+            out = ffi.new("char **")
+            rc = lib.ember_server_monitor(core.ptr, path.encode(), out)
+            if rc:
+                raise error_for(rc)
+            try:
+                text = ffi.string(out[0]).decode("utf-8", "replace")
+            finally:
+                lib.ember_free(out[0])
+        finally:
+            core.leave()
+        return _json.loads(text)
+
+    @property
+    def monitor_url(self) -> Optional[str]:
+        """``http://127.0.0.1:<port>`` of the monitoring port (``http_port``), None when
+        there is none or before the server is ready."""
+        return self._str(lib.ember_server_monitor_url)
+
+    @property
+    def monitor_port(self) -> int:
+        """The bound monitoring port, 0 when none."""
+        core = self._core
+        try:
+            core.enter()
+        except ClosedError:
+            return 0
+        try:
+            return int(lib.ember_server_monitor_port(core.ptr))
+        finally:
+            core.leave()
 
     @property
     def is_closed(self) -> bool:

@@ -953,8 +953,8 @@ static void test_options_errors(void)
                       "\"2 minutes\"");
     expect_load_error("e6.conf", "authorization { user: a, password: b, token: c }\n", EMBER_EINVAL,
                       "1:1: Cannot have a user/pass and token");
-    expect_load_error("e7.conf", "tls { cert_file: x }\n", EMBER_EINVAL,
-                      "1:1: field \"tls\" is not supported by Ember: refusing to run without what it asks for");
+    expect_load_error("e7.conf", "tls { pinned_certs: [] }\n", EMBER_EINVAL,
+                      "1:7: field \"pinned_certs\" is not supported by Ember: refusing to run without what it asks for");
     expect_load_error("e8.conf", "authorization {\n  users = [ {user: a, password: b} ]\n}\n",
                       EMBER_EINVAL,
                       "2:3: field \"users\" is not supported by Ember: refusing to run without what it asks for");

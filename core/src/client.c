@@ -587,16 +587,6 @@ static bool jstr(cJSON *o, const char *k, const char **out)
     return true;
 }
 
-static bool streq_ct(const char *a, const char *b)
-{
-    /* constant-time-ish comparison of two strings */
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char d = la != lb;
-    for (size_t i = 0; i < la && i < lb; i++)
-        d |= (unsigned char)(a[i] ^ b[i]);
-    return d == 0;
-}
-
 static int process_connect(client *c, const char *arg, size_t len)
 {
     server *s = c->srv;
@@ -640,9 +630,9 @@ static int process_connect(client *c, const char *arg, size_t len)
     /* authentication */
     bool authed = true;
     if (s->o_user)
-        authed = user && pass && streq_ct(user, s->o_user) && streq_ct(pass, s->o_pass);
+        authed = user && pass && str_eq_ct(user, s->o_user) && str_eq_ct(pass, s->o_pass);
     else if (s->o_token)
-        authed = token && streq_ct(token, s->o_token);
+        authed = token && str_eq_ct(token, s->o_token);
     if (!authed) {
         if (s->o_user)
             CLOG(c, EMBER_LOG_ERROR, "Authorization Error - User \"%s\"", user ? user : "");

@@ -937,15 +937,6 @@ static void on_hub_tls_done(client *c)
         solicited_ready(c);
 }
 
-static bool streq_ct(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char d = la != lb;
-    for (size_t i = 0; i < la && i < lb; i++)
-        d |= (unsigned char)(a[i] ^ b[i]);
-    return d == 0;
-}
-
 /* Accepting side: a leaf's CONNECT. */
 static int on_leaf_connect(client *c, const proto_op *op)
 {
@@ -971,7 +962,7 @@ static int on_leaf_connect(client *c, const proto_op *op)
     }
     if (lm->user) {
         const char *u = jstr(j, "user"), *pw = jstr(j, "pass");
-        if (!u || !pw || !streq_ct(u, lm->user) || !streq_ct(pw, lm->pass)) {
+        if (!u || !pw || !str_eq_ct(u, lm->user) || !str_eq_ct(pw, lm->pass)) {
             LLOG(c, EMBER_LOG_ERROR, "Authorization Error - User \"%s\"", u ? u : "");
             cJSON_Delete(j);
             client_err_close(c, "Authorization Violation", CR_AUTH);
@@ -1572,29 +1563,17 @@ int leaf_start(server *s, char *err, size_t errlen)
         return 0;
     if (lm->port != 0) {
         int port = lm->port < 0 ? 0 : lm->port;
-        struct sockaddr_storage ss;
-        if (uv_ip4_addr(lm->host, port, (struct sockaddr_in *)&ss) != 0 &&
-            uv_ip6_addr(lm->host, port, (struct sockaddr_in6 *)&ss) != 0) {
+        int rc = srv_listen(s, &lm->listener, lm->host, port, 128, on_leaf_connection, s,
+                            &lm->bound_port, &lm->listening);
+        if (rc == UV_EINVAL && !lm->listening) {
             snprintf(err, errlen, "invalid leafnodes listen host \"%s\"", lm->host);
             return -1;
         }
-        uv_tcp_init(&s->loop, &lm->listener);
-        lm->listener.data = s;
-        lm->listening = true;
-        int rc = uv_tcp_bind(&lm->listener, (struct sockaddr *)&ss, 0);
-        if (!rc)
-            rc = uv_listen((uv_stream_t *)&lm->listener, 128, on_leaf_connection);
         if (rc) {
             snprintf(err, errlen, "Error listening on leafnode port: %s:%d, \"%s\"", lm->host, port,
                      uv_strerror(rc));
             return -1;
         }
-        struct sockaddr_storage bound;
-        int blen = sizeof bound;
-        uv_tcp_getsockname(&lm->listener, (struct sockaddr *)&bound, &blen);
-        lm->bound_port = ntohs(bound.ss_family == AF_INET6
-                                   ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                   : ((struct sockaddr_in *)&bound)->sin_port);
         srv_log(s, EMBER_LOG_INFO, "Listening for leafnode connections on %s:%d", lm->host,
                 lm->bound_port);
     }

@@ -1828,22 +1828,13 @@ int monitor_start(server *s, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    uv_tcp_init(&s->loop, &m->listener);
-    m->listener.data = m;
-    m->listening = true;
-    int rc = uv_tcp_bind(&m->listener, (struct sockaddr *)&ss, 0);
-    if (!rc)
-        rc = uv_listen((uv_stream_t *)&m->listener, 128, on_http_connection);
+    int rc = srv_listen(s, &m->listener, host, port, 128, on_http_connection, m, &m->bound_port,
+                        &m->listening);
     if (rc) {
         snprintf(err, errlen, "can't listen to the monitor port: listen tcp %s: %s", hp,
                  uv_strerror(rc));
         return -1;
     }
-    struct sockaddr_storage bound;
-    int blen = sizeof bound;
-    uv_tcp_getsockname(&m->listener, (struct sockaddr *)&bound, &blen);
-    m->bound_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                      : ((struct sockaddr_in *)&bound)->sin_port);
     const char *uh = host;
     if (!strcmp(uh, "0.0.0.0") || !strcmp(uh, "::") || !*uh)
         uh = "127.0.0.1";

@@ -301,6 +301,29 @@ void server_remove_client(server *s, client *c)
 
 /* ------------------------------------------------------------------ loop thread */
 
+int srv_listen(server *s, uv_tcp_t *h, const char *host, int port, int backlog,
+               uv_connection_cb cb, void *data, int *bound, bool *inited)
+{
+    struct sockaddr_storage ss;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)
+        return UV_EINVAL;
+    uv_tcp_init(&s->loop, h);
+    h->data = data;
+    *inited = true;
+    int rc = uv_tcp_bind(h, (struct sockaddr *)&ss, 0);
+    if (!rc)
+        rc = uv_listen((uv_stream_t *)h, backlog, cb);
+    if (rc)
+        return rc;
+    struct sockaddr_storage b;
+    int blen = sizeof b;
+    uv_tcp_getsockname(h, (struct sockaddr *)&b, &blen);
+    *bound = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
+                                          : ((struct sockaddr_in *)&b)->sin_port);
+    return 0;
+}
+
 static void on_async(uv_async_t *h)
 {
     server *s = h->data;
@@ -415,29 +438,17 @@ static void *server_thread(void *arg)
         failed = true;
     if (!failed && !s->opts.dont_listen) {
         int port = s->opts.port == 0 ? 4222 : (s->opts.port < 0 ? 0 : s->opts.port);
-        struct sockaddr_storage ss;
-        if (uv_ip4_addr(s->o_host, port, (struct sockaddr_in *)&ss) != 0 &&
-            uv_ip6_addr(s->o_host, port, (struct sockaddr_in6 *)&ss) != 0) {
+        rc = srv_listen(s, &s->listener, s->o_host, port, 511, on_connection, s, &s->bound_port,
+                        &s->listening);
+        if (rc == UV_EINVAL && !s->listening) {
             failed = true;
             snprintf(err, sizeof err, "invalid listen host \"%s\"", s->o_host);
         } else {
-            uv_tcp_init(&s->loop, &s->listener);
-            s->listener.data = s;
-            s->listening = true;
-            rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0);
-            if (!rc)
-                rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
             if (rc) {
                 failed = true;
                 snprintf(err, sizeof err, "Error listening on port: %s:%d, \"%s\"", s->o_host,
                          port, uv_strerror(rc));
             } else {
-                struct sockaddr_storage bound;
-                int blen = sizeof bound;
-                uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen);
-                s->bound_port = ntohs(bound.ss_family == AF_INET6
-                                          ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                          : ((struct sockaddr_in *)&bound)->sin_port);
                 const char *h = s->o_host;
                 if (!strcmp(h, "0.0.0.0") || !strcmp(h, "::") || !*h)
                     h = "127.0.0.1";

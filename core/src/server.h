@@ -190,6 +190,12 @@ struct ember_server {
 void srv_log(server *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 bool srv_log_on(server *s, int level);
 
+/* Loop thread: listen on host:port (0: any free port) with cb, h->data = data. Returns 0
+ * with *bound the bound port; UV_EINVAL when host is not an IP address (h untouched); or
+ * the libuv error of bind/listen, h initialised then (*inited true: it must be closed). */
+int srv_listen(server *s, uv_tcp_t *h, const char *host, int port, int backlog,
+               uv_connection_cb cb, void *data, int *bound, bool *inited);
+
 /* Is the calling thread the server's event-loop thread? */
 bool srv_on_loop(server *s);
 

@@ -57,6 +57,15 @@ uint64_t time_mono_ms(void) { return time_mono_ns() / 1000000ull; }
 
 static _Thread_local uint64_t tls_rand_state;
 
+bool str_eq_ct(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = la != lb;
+    for (size_t i = 0; i < la && i < lb; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
 uint64_t rand_u64(void)
 {
     uint64_t x = tls_rand_state;

@@ -21,6 +21,8 @@ uint64_t time_mono_ms(void);
 
 /* Fast thread-local PRNG (xorshift64*), seeded from getrandom. */
 uint64_t rand_u64(void);
+/* Compare two NUL-terminated secrets in time independent of where they differ. */
+bool str_eq_ct(const char *a, const char *b);
 /* Fill buf with n random bytes from the OS (falls back to rand_u64). */
 void rand_bytes(void *buf, size_t n);
 

@@ -157,28 +157,18 @@ int xport_start(server *s, char *err, size_t errlen)
     if (!xs->ws_on)
         return 0;
     int port = xs->ws_port_cfg < 0 ? 0 : xs->ws_port_cfg;
-    struct sockaddr_storage ss;
-    if (uv_ip4_addr(xs->ws_host, port, (struct sockaddr_in *)&ss) != 0 &&
-        uv_ip6_addr(xs->ws_host, port, (struct sockaddr_in6 *)&ss) != 0) {
+    int bp = 0;
+    int rc = srv_listen(s, &xs->ws_listener, xs->ws_host, port, 511, on_ws_connection, s, &bp,
+                        &xs->ws_listening);
+    if (rc == UV_EINVAL && !xs->ws_listening) {
         snprintf(err, errlen, "invalid websocket host \"%s\"", xs->ws_host);
         return -1;
     }
-    uv_tcp_init(&s->loop, &xs->ws_listener);
-    xs->ws_listener.data = s;
-    xs->ws_listening = true;
-    int rc = uv_tcp_bind(&xs->ws_listener, (struct sockaddr *)&ss, 0);
-    if (!rc)
-        rc = uv_listen((uv_stream_t *)&xs->ws_listener, 511, on_ws_connection);
     if (rc) {
         snprintf(err, errlen, "Unable to listen for websocket connections: listen tcp %s:%d: %s",
                  xs->ws_host, port, uv_strerror(rc));
         return -1;
     }
-    struct sockaddr_storage bound;
-    int blen = sizeof bound;
-    uv_tcp_getsockname(&xs->ws_listener, (struct sockaddr *)&bound, &blen);
-    int bp = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                               : ((struct sockaddr_in *)&bound)->sin_port);
     atomic_store(&xs->ws_bound_port, bp);
     srv_log(s, EMBER_LOG_INFO, "Listening for websocket clients on %s://%s:%d",
             xs->ws_ctx ? "wss" : "ws", xs->ws_host, bp);

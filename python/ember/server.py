@@ -661,31 +661,27 @@ class Server:
                            st.connections, st.total_connections, st.subscriptions,
                            st.slow_consumers)
 
-    @property
-    def leafnode_count(self) -> int:
-        """The number of leaf-node links up now (dialled remotes and accepted leafs)."""
+    def _int(self, fn: Any) -> int:
+        """An integer query of the live server (0 once it is closed)."""
         core = self._core
         try:
             core.enter()
         except ClosedError:
             return 0
         try:
-            return int(lib.ember_server_leafnode_count(core.ptr))
+            return int(fn(core.ptr))
         finally:
             core.leave()
 
     @property
+    def leafnode_count(self) -> int:
+        """The number of leaf-node links up now (dialled remotes and accepted leafs)."""
+        return self._int(lib.ember_server_leafnode_count)
+
+    @property
     def leafnode_port(self) -> int:
         """The port accepting leaf connections (``leafnodes={"port": -1}``), 0 if none."""
-        core = self._core
-        try:
-            core.enter()
-        except ClosedError:
-            return 0
-        try:
-            return int(lib.ember_server_leafnode_port(core.ptr))
-        finally:
-            core.leave()
+        return self._int(lib.ember_server_leafnode_port)
 
     # ---------------------------------------------------------------- monitoring
     def monitor(self, path: str = "/varz") -> Any:
@@ -721,15 +717,7 @@ class Server:
     @property
     def monitor_port(self) -> int:
         """The bound monitoring port, 0 when none."""
-        core = self._core
-        try:
-            core.enter()
-        except ClosedError:
-            return 0
-        try:
-            return int(lib.ember_server_monitor_port(core.ptr))
-        finally:
-            core.leave()
+        return self._int(lib.ember_server_monitor_port)
 
     @property
     def is_closed(self) -> bool:

@@ -93,6 +93,36 @@ static void verbose(ember_server *s)
         ember_server_log_to_stderr(s, EMBER_LOG_DEBUG);
 }
 
+static void on_leaf_event(void *ud, const char *url, bool connected, const char *reason);
+
+/* A server from o, started (NULL when it could not be created: a check fails). */
+static ember_server *start(const ember_server_options *o)
+{
+    ember_server *s = NULL;
+    CHECK(ember_server_new(&s, o) == EMBER_OK);
+    verbose(s);
+    CHECK(s && ember_server_start(s) == EMBER_OK);
+    return s;
+}
+
+static void stop(ember_server *s)
+{
+    ember_server_shutdown(s);
+    ember_server_free(s);
+}
+
+/* Options of a server with no client port dialling one remote. */
+static void leaf_opts(ember_server_options *o, ember_leaf_remote *r, const char *url)
+{
+    ember_server_options_init(o);
+    o->dont_listen = true;
+    r->urls = url;
+    o->leaf_remotes = r;
+    o->leaf_remotes_count = 1;
+    o->leaf_reconnect_ms = 200;
+    o->leaf_event_fn = on_leaf_event;
+}
+
 /* ------------------------------------------------------------------ events */
 
 static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -269,10 +299,7 @@ static void test_ember_leaf(void)
     o.leaf_remotes_count = 1;
     o.leaf_reconnect_ms = 200;
     o.leaf_event_fn = on_leaf_event;
-    ember_server *s = NULL;
-    CHECK(ember_server_new(&s, &o) == EMBER_OK);
-    verbose(s);
-    CHECK(ember_server_start(s) == EMBER_OK);
+    ember_server *s = start(&o);
     CHECK(ember_server_ready_for_connections(s, 5000));
     CHECK(wait_leafs(s, 1, 10000));
 
@@ -450,9 +477,7 @@ static void test_ember_leaf(void)
         o2.server_name = "second-app";
         o2.leaf_remotes = &rem2;
         o2.leaf_remotes_count = 1;
-        ember_server *s2 = NULL;
-        CHECK(ember_server_new(&s2, &o2) == EMBER_OK);
-        CHECK(ember_server_start(s2) == EMBER_OK);
+        ember_server *s2 = start(&o2);
         CHECK(wait_leafs(s2, 1, 10000));
         ember_conn *ec2 = NULL;
         CHECK(ember_conn_connect(&ec2, s2, NULL) == EMBER_OK);
@@ -482,8 +507,7 @@ static void test_ember_leaf(void)
         if (eg + second != total || !eg || !second)
             fprintf(stderr, "  queue: weight-3 server %d, weight-1 server %d\n", eg, second);
         ember_conn_close(ec2);
-        ember_server_shutdown(s2);
-        ember_server_free(s2);
+        stop(s2);
         for (int i = 0; i < 3; i++)
             ember_sub_unsubscribe(qs[i]);
     }
@@ -491,8 +515,7 @@ static void test_ember_leaf(void)
 out:
     natsConnection_Destroy(nc);
     ember_conn_close(ec);
-    ember_server_shutdown(s);
-    ember_server_free(s);
+    stop(s);
     th_server_stop(&hub);
 }
 
@@ -512,33 +535,20 @@ static void test_refusals(void)
     char url[128];
     snprintf(url, sizeof url, "nats-leaf://leaf:wrong@127.0.0.1:%d", leaf_port);
     ember_leaf_remote rem = {0};
-    rem.urls = url;
     ember_server_options o;
-    ember_server_options_init(&o);
-    o.dont_listen = true;
-    o.leaf_remotes = &rem;
-    o.leaf_remotes_count = 1;
-    o.leaf_reconnect_ms = 200;
-    o.leaf_event_fn = on_leaf_event;
+    leaf_opts(&o, &rem, url);
     ev_reset();
-    ember_server *s = NULL;
-    CHECK(ember_server_new(&s, &o) == EMBER_OK);
-    verbose(s);
-    CHECK(ember_server_start(s) == EMBER_OK);
+    ember_server *s = start(&o);
     CHECK(ev_reason_has("Authorization Violation", 10000));
     CHECK(ember_server_leafnode_count(s) == 0);
-    ember_server_shutdown(s);
-    ember_server_free(s);
+    stop(s);
 
     /* the right credentials: up */
     snprintf(url, sizeof url, "nats-leaf://leaf:s3cret@127.0.0.1:%d", leaf_port);
     ev_reset();
-    CHECK(ember_server_new(&s, &o) == EMBER_OK);
-    verbose(s);
-    CHECK(ember_server_start(s) == EMBER_OK);
+    s = start(&o);
     CHECK(wait_leafs(s, 1, 10000));
-    ember_server_shutdown(s);
-    ember_server_free(s);
+    stop(s);
 
     th_server_stop(&hub);
 
@@ -555,12 +565,9 @@ static void test_refusals(void)
     o.leaf_host = "127.0.0.1";
     o.leaf_port = self_port;
     ev_reset();
-    CHECK(ember_server_new(&s, &o) == EMBER_OK);
-    verbose(s);
-    CHECK(ember_server_start(s) == EMBER_OK);
+    s = start(&o);
     CHECK(ev_reason_has("oop detected", 10000));
-    ember_server_shutdown(s);
-    ember_server_free(s);
+    stop(s);
     o.leaf_port = 0;
 
     /* bad options */
@@ -610,10 +617,7 @@ static void test_interest_lines(void)
     o.dont_listen = true;
     o.leaf_remotes = &rem;
     o.leaf_remotes_count = 1;
-    ember_server *s = NULL;
-    CHECK(ember_server_new(&s, &o) == EMBER_OK);
-    verbose(s);
-    CHECK(ember_server_start(s) == EMBER_OK);
+    ember_server *s = start(&o);
     struct timeval tv = {5, 0};
     setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     int fd = accept(lfd, NULL, NULL);
@@ -678,8 +682,7 @@ static void test_interest_lines(void)
         close(fd);
     }
     close(lfd);
-    ember_server_shutdown(s);
-    ember_server_free(s);
+    stop(s);
 }
 
 /* ------------------------------------------------------------------ a Go leaf joins Ember */
@@ -692,10 +695,7 @@ static void test_ember_hub(void)
     o.port = -1;
     o.leaf_host = "127.0.0.1";
     o.leaf_port = -1;
-    ember_server *s = NULL;
-    CHECK(ember_server_new(&s, &o) == EMBER_OK);
-    verbose(s);
-    CHECK(ember_server_start(s) == EMBER_OK);
+    ember_server *s = start(&o);
     CHECK(ember_server_ready_for_connections(s, 5000));
     int lp = ember_server_leafnode_port(s);
     CHECK(lp > 0);
@@ -709,8 +709,7 @@ static void test_ember_hub(void)
     th_server leaf;
     if (th_server_start(&leaf, nats_server_bin(), args) != 0) {
         CHECK(!"go leaf started");
-        ember_server_shutdown(s);
-        ember_server_free(s);
+        stop(s);
         return;
     }
     CHECK(wait_leafs(s, 1, 10000));
@@ -767,9 +766,7 @@ static void test_ember_hub(void)
         o2.dont_listen = true;
         o2.leaf_remotes = &r2;
         o2.leaf_remotes_count = 1;
-        ember_server *s2 = NULL;
-        CHECK(ember_server_new(&s2, &o2) == EMBER_OK);
-        CHECK(ember_server_start(s2) == EMBER_OK);
+        ember_server *s2 = start(&o2);
         CHECK(wait_leafs(s, 2, 10000));
         ember_conn *ec2 = NULL;
         CHECK(ember_conn_connect(&ec2, s2, NULL) == EMBER_OK);
@@ -800,16 +797,14 @@ static void test_ember_hub(void)
             fprintf(stderr, "  hub queue: go leaf (weight 3) %d, embedded leaf (weight 1) %d\n", go,
                     other);
         ember_conn_close(ec2);
-        ember_server_shutdown(s2);
-        ember_server_free(s2);
+        stop(s2);
         for (int i = 0; i < 3; i++)
             natsSubscription_Destroy(gq[i]);
         natsConnection_Destroy(lc);
     }
     ember_conn_close(ec);
     th_server_stop(&leaf);
-    ember_server_shutdown(s);
-    ember_server_free(s);
+    stop(s);
 }
 
 /* ------------------------------------------------------------------ Ember sources a hub stream */
@@ -874,10 +869,7 @@ static void test_external_sources(void)
     o.leaf_remotes = &rem;
     o.leaf_remotes_count = 1;
     o.leaf_reconnect_ms = 200;
-    ember_server *s = NULL;
-    CHECK(ember_server_new(&s, &o) == EMBER_OK);
-    verbose(s);
-    CHECK(ember_server_start(s) == EMBER_OK);
+    ember_server *s = start(&o);
     CHECK(wait_leafs(s, 1, 10000));
     ember_conn *ec = NULL;
     CHECK(ember_conn_connect(&ec, s, NULL) == EMBER_OK);
@@ -928,8 +920,7 @@ static void test_external_sources(void)
         CHECK(!"hub restarted");
     }
     ember_conn_close(ec);
-    ember_server_shutdown(s);
-    ember_server_free(s);
+    stop(s);
     th_server_stop(&hub);
     hub_js_extra = "";
 }
@@ -977,23 +968,17 @@ static void test_nkey_remotes(void)
     o.leaf_remotes_count = 1;
     o.leaf_reconnect_ms = 200;
     o.leaf_event_fn = on_leaf_event;
-    ember_server *s = NULL;
-    CHECK(ember_server_new(&s, &o) == EMBER_OK);
-    verbose(s);
-    CHECK(ember_server_start(s) == EMBER_OK);
+    ember_server *s = start(&o);
     CHECK(wait_leafs(s, 1, 10000));
     th_sleep_ms(300); /* still up: the hub accepted the signature */
     CHECK(ember_server_leafnode_count(s) == 1);
-    ember_server_shutdown(s);
-    ember_server_free(s);
+    stop(s);
     /* another key: refused */
     rem.nkey_seed = wrong;
     ev_reset();
-    CHECK(ember_server_new(&s, &o) == EMBER_OK);
-    CHECK(ember_server_start(s) == EMBER_OK);
+    s = start(&o);
     CHECK(ev_reason_has("Authorization Violation", 10000));
-    ember_server_shutdown(s);
-    ember_server_free(s);
+    stop(s);
     th_server_stop(&hub);
     /* a malformed seed is refused up front */
     rem.nkey_seed = "SUNOTASEED";
@@ -1015,8 +1000,7 @@ static void test_nkey_remotes(void)
     cr.urls = url;
     cr.credentials = creds;
     o.leaf_remotes = &cr;
-    CHECK(ember_server_new(&s, &o) == EMBER_OK);
-    CHECK(ember_server_start(s) == EMBER_OK);
+    s = start(&o);
     struct timeval tv = {5, 0};
     setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     int fd = accept(lfd, NULL, NULL);
@@ -1057,8 +1041,7 @@ static void test_nkey_remotes(void)
         close(fd);
     }
     close(lfd);
-    ember_server_shutdown(s);
-    ember_server_free(s);
+    stop(s);
     /* a broken .creds file is refused up front with nats-server's words */
     write_file(creds, "nothing here\n");
     CHECK(ember_server_new(&s, &o) == EMBER_EINVAL);
@@ -1092,10 +1075,7 @@ static void test_chain(void)
     o.leaf_remotes_count = 1;
     o.leaf_host = "127.0.0.1";
     o.leaf_port = -1;
-    ember_server *b = NULL;
-    CHECK(ember_server_new(&b, &o) == EMBER_OK);
-    verbose(b);
-    CHECK(ember_server_start(b) == EMBER_OK);
+    ember_server *b = start(&o);
     CHECK(wait_leafs(b, 1, 10000));
     char urla[128];
     snprintf(urla, sizeof urla, "nats-leaf://127.0.0.1:%d", ember_server_leafnode_port(b));
@@ -1107,10 +1087,7 @@ static void test_chain(void)
     oa.server_name = "A";
     oa.leaf_remotes = &ra;
     oa.leaf_remotes_count = 1;
-    ember_server *a = NULL;
-    CHECK(ember_server_new(&a, &oa) == EMBER_OK);
-    verbose(a);
-    CHECK(ember_server_start(a) == EMBER_OK);
+    ember_server *a = start(&oa);
     CHECK(wait_leafs(a, 1, 10000));
     CHECK(wait_leafs(b, 2, 10000));
     ember_conn *ac = NULL;
@@ -1125,10 +1102,8 @@ static void test_chain(void)
     natsMsg_Destroy(m);
     natsConnection_Destroy(nc);
     ember_conn_close(ac);
-    ember_server_shutdown(a);
-    ember_server_free(a);
-    ember_server_shutdown(b);
-    ember_server_free(b);
+    stop(a);
+    stop(b);
     th_server_stop(&hub);
 }
 
@@ -1179,10 +1154,7 @@ static void test_tls(void)
     o.leaf_remotes_count = 1;
     o.leaf_reconnect_ms = 200;
     o.leaf_event_fn = on_leaf_event;
-    ember_server *s = NULL;
-    CHECK(ember_server_new(&s, &o) == EMBER_OK);
-    verbose(s);
-    CHECK(ember_server_start(s) == EMBER_OK);
+    ember_server *s = start(&o);
     CHECK(wait_leafs(s, 1, 10000));
     ember_conn *ec = NULL;
     CHECK(ember_conn_connect(&ec, s, NULL) == EMBER_OK);
@@ -1200,19 +1172,15 @@ static void test_tls(void)
         CHECK(nc != NULL);
     }
     ember_conn_close(ec);
-    ember_server_shutdown(s);
-    ember_server_free(s);
+    stop(s);
 
     /* a CA that did not sign the hub's certificate */
     rem.tls_ca_file = other_ca;
     ev_reset();
-    CHECK(ember_server_new(&s, &o) == EMBER_OK);
-    verbose(s);
-    CHECK(ember_server_start(s) == EMBER_OK);
+    s = start(&o);
     CHECK(ev_reason_has("certificate", 10000));
     CHECK(ember_server_leafnode_count(s) == 0);
-    ember_server_shutdown(s);
-    ember_server_free(s);
+    stop(s);
 
     /* no TLS configured for a hub that requires it */
     char plain[128];
@@ -1221,11 +1189,9 @@ static void test_tls(void)
     prem.urls = plain;
     o.leaf_remotes = &prem;
     ev_reset();
-    CHECK(ember_server_new(&s, &o) == EMBER_OK);
-    CHECK(ember_server_start(s) == EMBER_OK);
+    s = start(&o);
     CHECK(ev_reason_has("TLS required", 10000));
-    ember_server_shutdown(s);
-    ember_server_free(s);
+    stop(s);
     th_server_stop(&hub);
 
     /* Ember's leafnodes port with TLS; a Go leaf joins it over tls:// */
@@ -1239,9 +1205,7 @@ static void test_tls(void)
     o.leaf_port = -1;
     o.leaf_tls_cert_file = cert;
     o.leaf_tls_key_file = key;
-    CHECK(ember_server_new(&s, &o) == EMBER_OK);
-    verbose(s);
-    CHECK(ember_server_start(s) == EMBER_OK);
+    s = start(&o);
     CHECK(ember_server_ready_for_connections(s, 5000));
     char conf[512], text[1500];
     snprintf(conf, sizeof conf, "%s/goleaf-tls.conf", tmpdir);
@@ -1268,8 +1232,7 @@ static void test_tls(void)
     } else {
         CHECK(!"go leaf (tls) started");
     }
-    ember_server_shutdown(s);
-    ember_server_free(s);
+    stop(s);
 }
 
 int main(void)

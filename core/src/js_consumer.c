@@ -4127,6 +4127,82 @@ static void api_info_delete(js *j, const char **t, const size_t *tl, const msgvi
     js_out_json(ob, reply, r);
 }
 
+#define T_PAUSE JS_TYPE("consumer_pause_response")
+
+/* The pause advisory (sendPauseAdvisoryLocked). */
+static void pause_advisory(jconsumer *o, js_outbox *ob)
+{
+    cJSON *e = advisory_base(o, "io.nats.jetstream.advisory.v1.consumer_pause");
+    bool paused = c_paused(o);
+    cJSON_AddBoolToObject(e, "paused", paused);
+    if (o->cfg.has_pause && o->cfg.pause_until) {
+        char tb[64];
+        cJSON_AddStringToObject(e, "pause_until", js_time_str(tb, sizeof tb, o->cfg.pause_until));
+    }
+    if (o->j->domain)
+        cJSON_AddStringToObject(e, "domain", o->j->domain);
+    advisory(o, ob, "PAUSE", e);
+}
+
+/* $JS.API.CONSUMER.PAUSE.<stream>.<consumer> {"pause_until": time}: pause until then, or
+ * resume (no time, or the zero time), as nats-server's jsConsumerPauseRequest. */
+static void api_pause(js *j, const char **t, const size_t *tl, const msgview *mv,
+                      const char *reply, js_outbox *ob)
+{
+    jc_err e = {.jse = -1};
+    bool has = false;
+    int64_t until = 0;
+    if (mv->data_len) {
+        char err[600];
+        cJSON *req = parse_req(mv, err, sizeof err);
+        if (!req) {
+            set_err(&e, JSE_InvalidJSONErr, "%s", err);
+            reply_error(ob, reply, T_PAUSE, &e);
+            return;
+        }
+        const cJSON *pu = cJSON_GetObjectItemCaseSensitive(req, "pause_until");
+        int rc = 0;
+        /* Go's zero time.Time, "0001-01-01T00:00:00Z": no pause */
+        if (!(cJSON_IsString(pu) && !strncmp(pu->valuestring, "0001-01-01T00:00:00", 19)))
+            rc = get_time(req, "JSApiConsumerPauseRequest", "pause_until", &has, &until, &e);
+        cJSON_Delete(req);
+        if (rc) {
+            reply_error(ob, reply, T_PAUSE, &e);
+            return;
+        }
+    }
+    jstream *s = stream_lookup_n(j, t[2], tl[2]);
+    if (!s) {
+        set_err(&e, JSE_StreamNotFoundErr, NULL);
+        reply_error(ob, reply, T_PAUSE, &e);
+        return;
+    }
+    jconsumer *o = c_lookup(s, t[3], tl[3]);
+    if (!o) {
+        set_err(&e, JSE_ConsumerNotFoundErr, NULL);
+        reply_error(ob, reply, T_PAUSE, &e);
+        return;
+    }
+    o->cfg.has_pause = has;
+    o->cfg.pause_until = has ? until : 0;
+    meta_set_static(&o->cfg);
+    c_write_meta(o, false);
+    pause_advisory(o, ob);
+    if (!c_paused(o))
+        c_run(o, ob); /* resumed: deliver what waited */
+    c_signal(o);
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "type", T_PAUSE);
+    bool paused = c_paused(o);
+    cJSON_AddBoolToObject(r, "paused", paused);
+    char tb[64];
+    cJSON_AddStringToObject(r, "pause_until",
+                            has ? js_time_str(tb, sizeof tb, until) : "0001-01-01T00:00:00Z");
+    if (paused)
+        js_add_i64(r, "pause_remaining", until - js_now_wall());
+    js_out_json(ob, reply, r);
+}
+
 void js_api_consumer(js *j, const char **t, const size_t *tl, int n, const msgview *mv,
                      js_outbox *ob)
 {
@@ -4145,6 +4221,8 @@ void js_api_consumer(js *j, const char **t, const size_t *tl, int n, const msgvi
         api_info_delete(j, t, tl, mv, reply, ob, false);
     } else if (n == 4 && tok_is(t[1], tl[1], "DELETE")) {
         api_info_delete(j, t, tl, mv, reply, ob, true);
+    } else if (n == 4 && tok_is(t[1], tl[1], "PAUSE")) {
+        api_pause(j, t, tl, mv, reply, ob);
     } else if (n == 5 && tok_is(t[1], tl[1], "MSG") && tok_is(t[2], tl[2], "NEXT")) {
         /* no such consumer: nobody answers (in nats-server the account's $JS.API.>
          * import is interest, so the requester times out rather than getting a 503) */

@@ -305,6 +305,32 @@ describe("pull consumers", () => {
     assert.equal(ci.ack_floor.stream_seq, 1);
   });
 
+  test("pause and resume (CONSUMER.PAUSE, 2.11+): nothing delivered while paused", T, async (t) => {
+    const skip = needs(nc, "2.11.0", "consumer pause");
+    if (skip) return t.skip(skip);
+    const s = await mkStream(uniq("PAUSE"));
+    await js.publish(`${s}.x`, "held");
+    const c = await pull(s, "pz", { ack_wait: 30_000 * NS });
+    const until = new Date(Date.now() + 60_000);
+    const r = await jsm.consumers.pause(s, "pz", until);
+    assert.equal(r.paused, true);
+    assert.ok(r.pause_remaining > 0);
+    assert.equal(Date.parse(r.pause_until), until.getTime());
+    const ci = await c.info();
+    assert.equal(ci.paused, true);
+    assert.ok(ci.pause_remaining > 0);
+    assert.equal(Date.parse(ci.config.pause_until), until.getTime());
+    assert.equal(await c.next({ expires: 1500 }), null, "nothing while paused");
+    const rr = await jsm.consumers.resume(s, "pz");
+    assert.equal(rr.paused, false);
+    const m = await c.next({ expires: 3000 });
+    assert.ok(m, "delivered once resumed");
+    assert.equal(m.string(), "held");
+    m.ack();
+    assert.equal((await c.info()).paused ?? false, false);
+    await rejectsApi(jsm.consumers.pause(s, "nope", until), 10014);
+  });
+
   test("unacked messages are redelivered after ack_wait; max_deliver caps it", T, async () => {
     const s = await mkStream(uniq("RD"));
     await js.publish(`${s}.x`, "again");

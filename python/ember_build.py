@@ -1090,7 +1090,7 @@ static int emberpy_obj_delete(ember_obj *obj, const char *name)
 def _pkg_config(*args: str) -> list[str]:
     try:
         out = subprocess.run(
-            ["pkg-config", *args, "libuv", "libcjson", "libssl", "libcrypto"],
+            ["pkg-config", *args, "libuv", "libcjson", "libssl", "libcrypto", "libcrypt"],
             check=True, capture_output=True, text=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
@@ -1114,7 +1114,7 @@ def _flags():
     if san:
         extra_compile += [f"-fsanitize={san}", "-fno-omit-frame-pointer", "-g", "-O1"]
         extra_link.append(f"-fsanitize={san}")
-    libs = _pkg_config("--libs") or ["-luv", "-lcjson", "-lssl", "-lcrypto"]
+    libs = _pkg_config("--libs") or ["-luv", "-lcjson", "-lssl", "-lcrypto", "-lcrypt"]
     for f in libs + ["-lpthread"]:
         if f.startswith("-l"):
             if f[2:] not in libraries:

@@ -12,7 +12,7 @@ PY=/usr/bin/python3
 VENV=build/pyvenv
 
 PKGS=(python3 python3-dev python3-cffi python3-setuptools python3-pytest python3-pip
-      python3-venv build-essential pkg-config libuv1-dev libcjson-dev libssl-dev libnats3.4)
+      python3-venv build-essential pkg-config libuv1-dev libcjson-dev libssl-dev libcrypt-dev libnats3.4)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

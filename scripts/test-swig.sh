@@ -13,7 +13,7 @@ ROOT=$(pwd)
 JOBS=${JOBS:-2}
 BUILD=${EMBER_SWIG_BUILD:-$ROOT/build-swig}
 
-PKGS=(build-essential cmake pkg-config libuv1-dev libcjson-dev libssl-dev
+PKGS=(build-essential cmake pkg-config libuv1-dev libcjson-dev libssl-dev libcrypt-dev
       swig tcl tcl-dev perl libperl-dev)
 missing=()
 for p in "${PKGS[@]}"; do

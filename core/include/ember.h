@@ -119,6 +119,26 @@ typedef struct ember_leaf_remote {
 typedef void (*ember_leaf_event_fn)(void *userdata, const char *url, bool connected,
                                     const char *reason);
 
+/* A user of the server (nats-server's authorization { users = [...] }). Exactly one of
+ * password (with user) or nkey identifies it. Permission lists are comma-separated
+ * subjects with wildcards; NULL means no rule (an allow list, when given, allows only
+ * what it names; deny wins over allow). Strings are borrowed (copied by ember_server_new). */
+typedef struct ember_user {
+    const char *user;
+    const char *password;         /* plain, or a bcrypt hash ("$2a$...", "$2b$...") */
+    const char *nkey;             /* a user public nkey ("U..."): CONNECT signs the nonce */
+    const char *publish_allow;
+    const char *publish_deny;
+    const char *subscribe_allow;
+    const char *subscribe_deny;
+    /* allow_responses: the user may publish to the reply subject of a message it received
+     * (at most responses_max times each, 1 when 0; within responses_expires_ms, 0: no limit),
+     * whatever the publish lists say. */
+    bool allow_responses;
+    int32_t responses_max;
+    int64_t responses_expires_ms;
+} ember_user;
+
 typedef struct ember_server_options {
     size_t size;                  /* set by ember_server_options_init: keeps the ABI stable */
     const char *server_name;      /* NULL: the server id */
@@ -172,6 +192,12 @@ typedef struct ember_server_options {
     bool leaf_tls_verify;         /* require a verified client certificate */
     ember_leaf_event_fn leaf_event_fn; /* optional */
     void *leaf_event_userdata;
+    /* Users (nats-server's authorization { users }): TCP clients must authenticate as one
+     * of them ("Authorization Violation" otherwise), unless no_auth_user names the user a
+     * client without credentials becomes. Not combined with username/auth_token. */
+    const ember_user *users;      /* array of users_count; NULL: none */
+    size_t users_count;
+    const char *no_auth_user;
     /* Monitoring over HTTP (nats-server -m / http_port, http: "host:port"; see
      * docs/monitoring.md). The same JSON is available without a port through
      * ember_server_monitor. dont_listen does not turn this port off. */

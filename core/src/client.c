@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "leaf.h"
+#include "nkeys.h"
 #include "server.h"
 #include "js.h"
 #include "xport.h"
@@ -26,6 +28,7 @@ void client_release(client *c)
     free(c->stalled_producers);
     if (c->leaf)
         leaf_link_free(c);
+    auth_perm_free(c->perm);
     if (c->xp)
         xport_client_free(c);
     free(c->name);
@@ -216,6 +219,12 @@ static void slow_consumer(client *c, int reason)
 
 bool client_tcp_deliver(client *c, sub *s, const msgview *mv)
 {
+    if (unlikely(c->perm != NULL)) {
+        if (auth_deny_delivery(c->perm, mv->subject, mv->subject_len))
+            return false;
+        if (mv->reply)
+            auth_note_reply(c->perm, mv->reply, mv->reply_len);
+    }
     const bool with_hdr = mv->hdr && c->headers;
     size_t hlen = with_hdr ? mv->hdr_len : 0;
     size_t total = hlen + mv->data_len;
@@ -518,7 +527,7 @@ void client_err_close(client *c, const char *text, int reason)
 
 /* ------------------------------------------------------------------ INFO / CONNECT */
 
-static bool auth_required(server *s) { return s->o_user || s->o_token; }
+static bool auth_required(server *s) { return s->o_user || s->o_token || s->users; }
 
 static void send_info(client *c)
 {
@@ -544,6 +553,17 @@ static void send_info(client *c)
     if (s->opts.jetstream)
         cJSON_AddNumberToObject(j, "api_lvl", JS_API_LEVEL);
     cJSON_AddStringToObject(j, "client_ip", c->ip);
+    if (auth_users_need_nonce(s->users)) { /* nkey users sign it in CONNECT */
+        if (!c->nonce[0]) {
+            uint8_t rnd[11];
+            rand_bytes(rnd, sizeof rnd);
+            char *n = nkey_b64url(rnd, sizeof rnd);
+            if (n)
+                snprintf(c->nonce, sizeof c->nonce, "%s", n);
+            free(n);
+        }
+        cJSON_AddStringToObject(j, "nonce", c->nonce);
+    }
     if (unlikely(s->xs))
         xport_info(c, j); /* tls_required, tls_verify; websocket host and port */
     char *txt = cJSON_PrintUnformatted(j);
@@ -595,14 +615,15 @@ static int process_connect(client *c, const char *arg, size_t len)
     bool verbose = c->verbose, pedantic = c->pedantic, echo = c->echo, headers = c->headers,
          nr = c->no_responders;
     const char *name = NULL, *lang = NULL, *version = NULL, *user = NULL, *pass = NULL,
-               *token = NULL;
+               *token = NULL, *nkey = NULL, *sig = NULL;
     int protocol = c->protocol;
     if (ok) {
         ok = jbool(j, "verbose", &verbose) && jbool(j, "pedantic", &pedantic) &&
              jbool(j, "echo", &echo) && jbool(j, "headers", &headers) &&
              jbool(j, "no_responders", &nr) && jstr(j, "name", &name) &&
              jstr(j, "lang", &lang) && jstr(j, "version", &version) &&
-             jstr(j, "user", &user) && jstr(j, "pass", &pass) && jstr(j, "auth_token", &token);
+             jstr(j, "user", &user) && jstr(j, "pass", &pass) && jstr(j, "auth_token", &token) &&
+             jstr(j, "nkey", &nkey) && jstr(j, "sig", &sig);
         cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "protocol");
         if (p && cJSON_IsNumber(p))
             protocol = p->valueint;
@@ -629,7 +650,24 @@ static int process_connect(client *c, const char *arg, size_t len)
     c->version = version ? strdup(version) : NULL;
     /* authentication */
     bool authed = true;
-    if (s->o_user)
+    if (s->users) {
+        const auth_user *au = auth_check(s->users, user, pass, nkey, sig, c->nonce);
+        if (!au && !user && !nkey && !token)
+            au = auth_no_auth_user(s->users);
+        authed = au != NULL;
+        if (!authed) {
+            if (nkey)
+                CLOG(c, EMBER_LOG_ERROR, "Authorization Error - Nkey \"%s\"", nkey);
+            else
+                CLOG(c, EMBER_LOG_ERROR, "Authorization Error - User \"%s\"", user ? user : "");
+            cJSON_Delete(j);
+            client_err_close(c, "Authorization Violation", CR_AUTH);
+            return -1;
+        }
+        c->auth_user = au;
+        auth_perm_free(c->perm);
+        c->perm = auth_perm_new(au);
+    } else if (s->o_user)
         authed = user && pass && str_eq_ct(user, s->o_user) && str_eq_ct(pass, s->o_pass);
     else if (s->o_token)
         authed = token && str_eq_ct(token, s->o_token);
@@ -685,6 +723,15 @@ static void process_pub(client *c, const proto_op *op)
     /* as nats-server: the error is reported, the message still goes through */
     if (c->pedantic && !subject_is_valid_literal(op->subject.p, op->subject.len))
         client_send_err(c, "Invalid Publish Subject");
+    if (unlikely(c->perm != NULL) && !auth_can_publish(c->perm, op->subject.p, op->subject.len)) {
+        char t[600];
+        snprintf(t, sizeof t, "Permissions Violation for Publish to \"%.*s\"",
+                 (int)(op->subject.len > 400 ? 400 : op->subject.len), op->subject.p);
+        client_send_err(c, t);
+        CLOG(c, EMBER_LOG_ERROR, "Publish Violation - %s, Subject \"%.*s\"",
+             auth_user_desc(c->auth_user), (int)op->subject.len, op->subject.p);
+        return;
+    }
     if (c->verbose)
         client_send(c, "+OK\r\n", 5);
     msgview mv = {0};
@@ -716,6 +763,25 @@ static void process_sub(client *c, const proto_op *op)
     }
     if (op->queue.len && !subject_is_valid_queue(op->queue.p, op->queue.len)) {
         client_send_err(c, "Invalid Queue Name");
+        return;
+    }
+    if (unlikely(c->perm != NULL) && !auth_can_subscribe(c->perm, op->subject.p, op->subject.len)) {
+        char t[700];
+        int sl = (int)(op->subject.len > 300 ? 300 : op->subject.len);
+        int ql = (int)(op->queue.len > 200 ? 200 : op->queue.len);
+        if (op->queue.len) {
+            snprintf(t, sizeof t, "Permissions Violation for Subscription to \"%.*s\" using queue \"%.*s\"",
+                     sl, op->subject.p, ql, op->queue.p);
+            CLOG(c, EMBER_LOG_ERROR, "Subscription Violation - %s, Subject \"%.*s\", Queue: \"%.*s\", SID %.*s",
+                 auth_user_desc(c->auth_user), sl, op->subject.p, ql, op->queue.p,
+                 (int)op->sid.len, op->sid.p);
+        } else {
+            snprintf(t, sizeof t, "Permissions Violation for Subscription to \"%.*s\"", sl,
+                     op->subject.p);
+            CLOG(c, EMBER_LOG_ERROR, "Subscription Violation - %s, Subject \"%.*s\", SID %.*s",
+                 auth_user_desc(c->auth_user), sl, op->subject.p, (int)op->sid.len, op->sid.p);
+        }
+        client_send_err(c, t);
         return;
     }
     if (s->opts.max_subscriptions > 0 && c->nsubs >= (size_t)s->opts.max_subscriptions) {

@@ -32,6 +32,7 @@ struct ember_config {
     size_t n, cap;
     ember_leaf_remote *remotes; /* leafnodes { remotes } stored into options */
     size_t nremotes;
+    ember_user *users;          /* authorization { users } stored into options */
 };
 
 typedef struct loader {
@@ -43,6 +44,8 @@ typedef struct loader {
     int code;
     char err[640];
     bool store_dir_set;
+    ember_user default_perms;   /* authorization { default_permissions } */
+    bool have_default_perms;
     int debug, trace; /* -1: not in the file */
 } loader;
 
@@ -228,7 +231,7 @@ static const char *const top_unused[] = {
     "server_metadata", "no_system_account", "no_system", "no_sys_acc", "system_account",
     "system", "max_sub_tokens", "max_subscription_tokens", "no_fast_producer_stall",
     "write_timeout", "default_js_domain", "http_base_path", "feature_flags", "ocsp_cache",
-    "allow_non_tls", "no_auth_user", NULL};
+    "allow_non_tls", NULL};
 /* nats-server features Ember does not have: WARN. */
 static const char *const top_unsupported[] = {
     "https", "https_port", "cluster", "gateway", "mqtt", "mappings", "maps", "ocsp", "proxy_protocol",
@@ -240,8 +243,7 @@ static const char *const top_refused[] = {
     "accounts_resolver", "resolver_tls", "resolver_preload", "resolver_pinned_accounts", NULL};
 
 static const char *const auth_refused[] = {
-    "users", "permissions", "default_permission", "default_permissions", "auth_callout",
-    "auth_hook", "proxy_required", NULL};
+    "permissions", "auth_callout", "auth_hook", "proxy_required", NULL};
 
 static const char *const js_unsupported[] = {
     "strict", "extension_hint", "limits", "tpm", "unique_tag",
@@ -271,6 +273,153 @@ static int set_store_dir(loader *l, const conf_entry *e)
         return lerr(l, e->key_pos, "Duplicate 'store_dir' configuration");
     l->store_dir_set = true;
     return get_str(l, e, &l->o->store_dir);
+}
+
+/* ------------------------------------------------------------------ users and permissions */
+
+static int get_str_list(loader *l, const conf_entry *e, const char **out);
+
+/* publish / subscribe: a subject, a list (allow), or { allow, deny }. */
+static int do_perm_dir(loader *l, const conf_entry *e, const char **allow, const char **deny)
+{
+    const conf_value *v = e->value;
+    if (v->type == CONF_STRING || v->type == CONF_ARRAY)
+        return get_str_list(l, e, allow);
+    if (v->type != CONF_MAP)
+        return wrong_type(l, e, "a subject, a list of subjects or a map");
+    for (size_t i = 0; i < v->u.map.n; i++) {
+        const conf_entry *x = &v->u.map.e[i];
+        if (!strcasecmp(x->key, "allow")) {
+            if (get_str_list(l, x, allow))
+                return -1;
+        } else if (!strcasecmp(x->key, "deny")) {
+            if (get_str_list(l, x, deny))
+                return -1;
+        } else {
+            return lerr(l, x->key_pos, "Unknown field \"%s\" parsing permissions", x->key);
+        }
+    }
+    return 0;
+}
+
+static int do_permissions(loader *l, const conf_entry *top, ember_user *u)
+{
+    const conf_value *m = top->value;
+    if (m->type != CONF_MAP)
+        return wrong_type(l, top, "a map");
+    for (size_t i = 0; i < m->u.map.n; i++) {
+        const conf_entry *e = &m->u.map.e[i];
+        const char *k = e->key;
+        if (!strcasecmp(k, "publish") || !strcasecmp(k, "import")) {
+            if (do_perm_dir(l, e, &u->publish_allow, &u->publish_deny))
+                return -1;
+        } else if (!strcasecmp(k, "subscribe") || !strcasecmp(k, "export")) {
+            if (do_perm_dir(l, e, &u->subscribe_allow, &u->subscribe_deny))
+                return -1;
+        } else if (!strcasecmp(k, "allow_responses") || !strcasecmp(k, "allow_response")) {
+            const conf_value *v = e->value;
+            if (v->type == CONF_BOOL) {
+                u->allow_responses = v->u.b;
+            } else if (v->type == CONF_MAP) {
+                u->allow_responses = true;
+                for (size_t j = 0; j < v->u.map.n; j++) {
+                    const conf_entry *x = &v->u.map.e[j];
+                    int64_t n;
+                    if (!strcasecmp(x->key, "max")) {
+                        if (get_int(l, x, 0, INT32_MAX, &n))
+                            return -1;
+                        u->responses_max = (int32_t)n;
+                    } else if (!strcasecmp(x->key, "expires") || !strcasecmp(x->key, "ttl")) {
+                        if (get_duration_ms(l, x, &u->responses_expires_ms))
+                            return -1;
+                    } else {
+                        return lerr(l, x->key_pos, "Unknown field \"%s\" parsing permissions",
+                                    x->key);
+                    }
+                }
+            } else {
+                return wrong_type(l, e, "a boolean or a map");
+            }
+        } else {
+            return lerr(l, e->key_pos, "Unknown field \"%s\" parsing permissions", k);
+        }
+    }
+    return 0;
+}
+
+static int do_users(loader *l, const conf_entry *top)
+{
+    const conf_value *a = top->value;
+    if (a->type != CONF_ARRAY)
+        return wrong_type(l, top, "an array");
+    if (a->u.arr.n == 0)
+        return 0;
+    ember_user *us = calloc(a->u.arr.n, sizeof *us);
+    if (!us)
+        return nomem(l);
+    free(l->cfg->users);
+    l->cfg->users = us;
+    l->o->users = us;
+    l->o->users_count = a->u.arr.n;
+    for (size_t i = 0; i < a->u.arr.n; i++) {
+        const conf_value *m = a->u.arr.v[i];
+        if (m->type != CONF_MAP)
+            return lerr(l, m->pos, "users: expected a map for each user, got %s", a_type(m->type));
+        bool perms = false;
+        for (size_t j = 0; j < m->u.map.n; j++) {
+            const conf_entry *e = &m->u.map.e[j];
+            const char *k = e->key;
+            int rc = 0;
+            if (!strcasecmp(k, "user") || !strcasecmp(k, "username"))
+                rc = get_str(l, e, &us[i].user);
+            else if (!strcasecmp(k, "pass") || !strcasecmp(k, "password"))
+                rc = get_str(l, e, &us[i].password);
+            else if (!strcasecmp(k, "nkey"))
+                rc = get_str(l, e, &us[i].nkey);
+            else if (!strcasecmp(k, "permissions") || !strcasecmp(k, "permission")) {
+                rc = do_permissions(l, e, &us[i]);
+                perms = true;
+            } else if (!strcasecmp(k, "account") || !strcasecmp(k, "allowed_connection_types") ||
+                       !strcasecmp(k, "connection_types") || !strcasecmp(k, "clients"))
+                rc = refuse(l, e);
+            else
+                unknown(l, e);
+            if (rc)
+                return -1;
+        }
+        if (!perms)
+            us[i].responses_max = -1; /* mark: default_permissions apply */
+    }
+    return 0;
+}
+
+/* default_permissions: for users that have no permissions of their own. */
+static int apply_default_permissions(loader *l, const conf_entry *e)
+{
+    ember_user d;
+    memset(&d, 0, sizeof d);
+    if (do_permissions(l, e, &d))
+        return -1;
+    l->default_perms = d;
+    l->have_default_perms = true;
+    return 0;
+}
+
+static void finish_users(loader *l)
+{
+    ember_user *us = l->cfg->users;
+    for (size_t i = 0; us && i < l->o->users_count; i++) {
+        if (us[i].responses_max != -1)
+            continue;
+        const char *user = us[i].user, *pass = us[i].password, *nkey = us[i].nkey;
+        if (l->have_default_perms)
+            us[i] = l->default_perms;
+        else
+            memset(&us[i], 0, sizeof us[i]);
+        us[i].user = user;
+        us[i].password = pass;
+        us[i].nkey = nkey;
+    }
 }
 
 static int do_authorization(loader *l, const conf_entry *top)
@@ -324,10 +473,13 @@ static int do_authorization(loader *l, const conf_entry *top)
                 int64_t ms = (int64_t)(secs * 1000 + 0.5);
                 l->o->auth_timeout_ms = ms > 0 ? ms : 1;
             }
+        } else if (!strcasecmp(k, "users")) {
+            if (do_users(l, e))
+                return -1;
+        } else if (!strcasecmp(k, "default_permissions") || !strcasecmp(k, "default_permission")) {
+            if (apply_default_permissions(l, e))
+                return -1;
         } else if (key_in(k, auth_refused)) {
-            /* an empty users list asks for nothing */
-            if (!strcasecmp(k, "users") && e->value->type == CONF_ARRAY && e->value->u.arr.n == 0)
-                continue;
             return refuse(l, e);
         } else {
             unknown(l, e);
@@ -335,6 +487,9 @@ static int do_authorization(loader *l, const conf_entry *top)
     }
     if (have_user && have_token)
         return lerr(l, top->key_pos, "Cannot have a user/pass and token");
+    if (l->o->users_count && (have_user || have_token))
+        return lerr(l, top->key_pos, "Can not have a single user/pass and a users array");
+    finish_users(l);
     return 0;
 }
 
@@ -742,6 +897,8 @@ static int do_top(loader *l, const conf_entry *e)
         return get_duration_ms(l, e, &o->write_deadline_ms);
     if (!strcasecmp(k, "authorization"))
         return do_authorization(l, e);
+    if (!strcasecmp(k, "no_auth_user"))
+        return get_str(l, e, &l->o->no_auth_user);
     if (!strcasecmp(k, "tls"))
         return do_tls(l, e, false);
     if (!strcasecmp(k, "websocket") || !strcasecmp(k, "ws"))
@@ -997,6 +1154,7 @@ EMBER_API void ember_config_free(ember_config *cfg)
     if (!cfg)
         return;
     free(cfg->remotes);
+    free(cfg->users);
     for (size_t i = 0; i < cfg->n; i++)
         free(cfg->strs[i]);
     free(cfg->strs);

@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include "auth.h"
 #include "leaf.h"
 #include "xport.h"
 #include "monitor.h"
@@ -200,6 +201,11 @@ EMBER_API int ember_server_new(ember_server **out, const ember_server_options *o
         server_release(s);
         return err_set(EMBER_ENOMEM, "out of memory");
     }
+    int arc = auth_users_new(&s->users, &o); /* err_set by auth_users_new */
+    if (arc != 0) {
+        server_release(s);
+        return arc;
+    }
     int lrc = leaf_init(s, &o); /* err_set by leaf_init */
     if (lrc != 0) {
         server_release(s);
@@ -225,6 +231,7 @@ static void server_destroy(server *s)
     if (s->sl)
         sublist_free(s->sl);
     leaf_free(s);
+    auth_users_free(s->users);
     xport_free(s);
     monitor_free(s);
     free(s->o_http_host);

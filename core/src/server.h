@@ -125,6 +125,10 @@ struct client {
     client *prev, *next;
     /* stats */
     atomic_ullong in_msgs, in_bytes, out_msgs, out_bytes;
+    /* authentication (auth.c): the user matched, its permission state, the INFO nonce */
+    const struct auth_user *auth_user;
+    struct auth_perm *perm;
+    char nonce[24];
     /* leaf-node link state (leaf.c), NULL for other kinds */
     struct leaf_link *leaf;
     /* TLS / WebSocket transport (xport.c), NULL for plain TCP */
@@ -180,6 +184,7 @@ struct ember_server {
     client *sys;
     struct js *js;          /* JetStream engine, NULL when disabled (js.h) */
     struct leaf_mgr *leaf;  /* leaf nodes (leaf.c), NULL when none is configured */
+    struct auth_users *users; /* users (auth.c), NULL when none is configured */
     struct xport_srv *xs;   /* client TLS and the websocket listener (xport.c), or NULL */
     /* monitoring (monitor.c): the HTTP port and ember_server_monitor */
     struct monitor *mon;    /* set on the loop thread at start (mu), freed by destroy */

@@ -955,9 +955,9 @@ static void test_options_errors(void)
                       "1:1: Cannot have a user/pass and token");
     expect_load_error("e7.conf", "tls { pinned_certs: [] }\n", EMBER_EINVAL,
                       "1:7: field \"pinned_certs\" is not supported by Ember: refusing to run without what it asks for");
-    expect_load_error("e8.conf", "authorization {\n  users = [ {user: a, password: b} ]\n}\n",
+    expect_load_error("e8.conf", "authorization {\n  users = [ {user: a, password: b, account: X} ]\n}\n",
                       EMBER_EINVAL,
-                      "2:3: field \"users\" is not supported by Ember: refusing to run without what it asks for");
+                      "2:36: field \"account\" is not supported by Ember: refusing to run without what it asks for");
     expect_load_error("e9.conf", "store_dir: /a\njetstream { store_dir: /b }\n", EMBER_EINVAL,
                       "2:13: Duplicate 'store_dir' configuration");
     expect_load_error("e10.conf", "server_name: \"has space\"\n", EMBER_EINVAL,

@@ -1,0 +1,388 @@
+/* auth: see auth.h. */
+#define _GNU_SOURCE
+#include "auth.h"
+
+#include <crypt.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nkeys.h"
+#include "sublist.h"
+#include "util.h"
+
+typedef struct plist {
+    char **v;
+    size_t n;
+    bool set; /* a list was given (an empty allow list allows nothing) */
+} plist;
+
+struct auth_user {
+    char *user, *pass, *nkey;
+    plist pub_allow, pub_deny, sub_allow, sub_deny;
+    bool has_perms;
+    bool allow_responses;
+    int32_t rmax;
+    int64_t rexp_ms;
+    char desc[128];
+};
+
+struct auth_users {
+    auth_user *u;
+    size_t n;
+    const auth_user *no_auth;
+    bool need_nonce;
+};
+
+/* ------------------------------------------------------------------ users */
+
+static void plist_free(plist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* Parse "a, b.>, c" into validated subjects. 0, or -1 with err_set. */
+static int plist_parse(plist *l, const char *s, const char *who, const char *what)
+{
+    memset(l, 0, sizeof *l);
+    if (!s)
+        return 0;
+    l->set = true;
+    const char *p = s;
+    while (*p) {
+        while (*p == ',' || *p == ' ' || *p == '\t')
+            p++;
+        const char *q = p;
+        while (*q && *q != ',' && *q != ' ' && *q != '\t')
+            q++;
+        if (q > p) {
+            if (!subject_is_valid_sub(p, (size_t)(q - p)))
+                return err_set(EMBER_EINVAL, "%s: invalid %s subject \"%.*s\"", who, what,
+                               (int)(q - p), p);
+            char **nv = realloc(l->v, (l->n + 1) * sizeof *nv);
+            if (!nv)
+                return err_set(EMBER_ENOMEM, "out of memory");
+            l->v = nv;
+            if (!(l->v[l->n] = strndup(p, (size_t)(q - p))))
+                return err_set(EMBER_ENOMEM, "out of memory");
+            l->n++;
+        }
+        p = q;
+    }
+    return 0;
+}
+
+static void user_free(auth_user *a)
+{
+    free(a->user);
+    if (a->pass) {
+        OPENSSL_cleanse(a->pass, strlen(a->pass));
+        free(a->pass);
+    }
+    free(a->nkey);
+    plist_free(&a->pub_allow);
+    plist_free(&a->pub_deny);
+    plist_free(&a->sub_allow);
+    plist_free(&a->sub_deny);
+}
+
+void auth_users_free(auth_users *u)
+{
+    if (!u)
+        return;
+    for (size_t i = 0; i < u->n; i++)
+        user_free(&u->u[i]);
+    free(u->u);
+    free(u);
+}
+
+int auth_users_new(auth_users **out, const ember_server_options *o)
+{
+    *out = NULL;
+    if (!o->users_count) {
+        if (o->no_auth_user)
+            return err_set(EMBER_EINVAL, "no_auth_user: \"%s\" not present as user or nkey in "
+                           "authorization block or account configuration", o->no_auth_user);
+        return 0;
+    }
+    if (!o->users)
+        return err_set(EMBER_EINVAL, "users is NULL with users_count %zu", o->users_count);
+    if (o->username || o->auth_token)
+        return err_set(EMBER_EINVAL, "Can not have a single user/pass or token and a users array");
+    auth_users *u = calloc(1, sizeof *u);
+    if (!u || !(u->u = calloc(o->users_count, sizeof *u->u))) {
+        free(u);
+        return err_set(EMBER_ENOMEM, "out of memory");
+    }
+    u->n = o->users_count;
+    int rc = 0;
+    for (size_t i = 0; i < u->n && !rc; i++) {
+        const ember_user *src = &o->users[i];
+        auth_user *a = &u->u[i];
+        char who[64];
+        snprintf(who, sizeof who, "user %zu", i);
+        if (src->nkey) {
+            uint8_t t, raw[32];
+            if (src->user || src->password)
+                rc = err_set(EMBER_EINVAL, "%s: an nkey user has no user name or password", who);
+            else if (nkey_public_decode(src->nkey, &t, raw) != 0 || t != NKEY_PREFIX_USER)
+                rc = err_set(EMBER_EINVAL, "Not a valid public nkey for a user");
+            else if (!(a->nkey = strdup(src->nkey)))
+                rc = err_set(EMBER_ENOMEM, "out of memory");
+            else
+                snprintf(a->desc, sizeof a->desc, "Nkey \"%s\"", src->nkey);
+            u->need_nonce = true;
+        } else if (!src->user || !*src->user) {
+            rc = err_set(EMBER_EINVAL, "%s: a user needs a name (or an nkey)", who);
+        } else {
+            for (size_t k = 0; k < i && !rc; k++)
+                if (u->u[k].user && !strcmp(u->u[k].user, src->user))
+                    rc = err_set(EMBER_EINVAL, "Duplicate user \"%s\" detected", src->user);
+            a->user = strdup(src->user);
+            a->pass = strdup(src->password ? src->password : "");
+            if (!rc && (!a->user || !a->pass))
+                rc = err_set(EMBER_ENOMEM, "out of memory");
+            snprintf(a->desc, sizeof a->desc, "User \"%.100s\"", src->user);
+        }
+        if (!rc)
+            rc = plist_parse(&a->pub_allow, src->publish_allow, who, "publish allow");
+        if (!rc)
+            rc = plist_parse(&a->pub_deny, src->publish_deny, who, "publish deny");
+        if (!rc)
+            rc = plist_parse(&a->sub_allow, src->subscribe_allow, who, "subscribe allow");
+        if (!rc)
+            rc = plist_parse(&a->sub_deny, src->subscribe_deny, who, "subscribe deny");
+        a->allow_responses = src->allow_responses;
+        a->rmax = src->responses_max > 0 ? src->responses_max : 1;
+        a->rexp_ms = src->responses_expires_ms > 0 ? src->responses_expires_ms : 0;
+        /* responses without publish rules: nothing else may be published */
+        if (a->allow_responses && !a->pub_allow.set && !a->pub_deny.set)
+            a->pub_allow.set = true;
+        a->has_perms = a->pub_allow.set || a->pub_deny.set || a->sub_allow.set ||
+                       a->sub_deny.set || a->allow_responses;
+    }
+    if (!rc && o->no_auth_user) {
+        for (size_t i = 0; i < u->n; i++)
+            if (u->u[i].user && !strcmp(u->u[i].user, o->no_auth_user))
+                u->no_auth = &u->u[i];
+        if (!u->no_auth)
+            rc = err_set(EMBER_EINVAL, "no_auth_user: \"%s\" not present as user or nkey in "
+                         "authorization block or account configuration", o->no_auth_user);
+    }
+    if (rc) {
+        auth_users_free(u);
+        return rc;
+    }
+    *out = u;
+    return 0;
+}
+
+bool auth_users_need_nonce(const auth_users *u) { return u && u->need_nonce; }
+const auth_user *auth_no_auth_user(const auth_users *u) { return u ? u->no_auth : NULL; }
+const char *auth_user_desc(const auth_user *au) { return au ? au->desc : ""; }
+
+static bool is_bcrypt(const char *h)
+{
+    return h[0] == '$' && h[1] == '2' && (h[2] == 'a' || h[2] == 'b' || h[2] == 'x' || h[2] == 'y') &&
+           h[3] == '$';
+}
+
+static bool password_ok(const char *stored, const char *given)
+{
+    if (!is_bcrypt(stored))
+        return str_eq_ct(stored, given);
+    struct crypt_data *cd = calloc(1, sizeof *cd);
+    if (!cd)
+        return false;
+    const char *h = crypt_r(given, stored, cd);
+    bool ok = h && h[0] != '*' && str_eq_ct(h, stored);
+    OPENSSL_cleanse(cd, sizeof *cd);
+    free(cd);
+    return ok;
+}
+
+/* base64url or standard base64, padding optional. Returns the length or -1. */
+static long b64_any_decode(const char *s, uint8_t *out, size_t cap)
+{
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (; *s && *s != '='; s++) {
+        int v;
+        char c = *s;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '-' || c == '+')
+            v = 62;
+        else if (c == '_' || c == '/')
+            v = 63;
+        else
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            if (o == cap)
+                return -1;
+            out[o++] = (uint8_t)(acc >> (bits - 8));
+            bits -= 8;
+        }
+    }
+    return (long)o;
+}
+
+const auth_user *auth_check(const auth_users *u, const char *user, const char *pass,
+                            const char *nkey, const char *sig, const char *nonce)
+{
+    if (!u)
+        return NULL;
+    if (nkey) {
+        for (size_t i = 0; i < u->n; i++) {
+            const auth_user *a = &u->u[i];
+            if (!a->nkey || strcmp(a->nkey, nkey) != 0)
+                continue;
+            uint8_t raw[80];
+            long n = sig && nonce ? b64_any_decode(sig, raw, sizeof raw) : -1;
+            if (n == 64 && nkey_verify(nkey, nonce, strlen(nonce), raw, 64) == 1)
+                return a;
+            return NULL;
+        }
+        return NULL;
+    }
+    if (!user)
+        return NULL;
+    for (size_t i = 0; i < u->n; i++) {
+        const auth_user *a = &u->u[i];
+        if (a->user && !strcmp(a->user, user))
+            return password_ok(a->pass, pass ? pass : "") ? a : NULL;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ permissions */
+
+typedef struct resp {
+    char *subj;
+    int32_t left;
+    int64_t until_ms; /* 0: no expiry */
+} resp;
+
+#define RESP_MAX 4096
+
+struct auth_perm {
+    const auth_user *u;
+    pthread_mutex_t mu;
+    resp *r; /* a ring of the replies seen (oldest dropped when full) */
+    size_t head, n;
+};
+
+auth_perm *auth_perm_new(const auth_user *au)
+{
+    if (!au || !au->has_perms)
+        return NULL;
+    auth_perm *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->u = au;
+    pthread_mutex_init(&p->mu, NULL);
+    return p;
+}
+
+void auth_perm_free(auth_perm *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        free(p->r[(p->head + i) % RESP_MAX].subj);
+    free(p->r);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+static bool plist_match(const plist *l, const char *subj, size_t len)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (subject_matches(l->v[i], strlen(l->v[i]), subj, len))
+            return true;
+    return false;
+}
+
+static bool use_response(auth_perm *p, const char *subj, size_t len)
+{
+    if (!p->u->allow_responses)
+        return false;
+    bool ok = false;
+    int64_t now = (int64_t)time_mono_ms();
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->n; i++) {
+        resp *r = &p->r[(p->head + i) % RESP_MAX];
+        if (!r->subj || r->left <= 0 || (r->until_ms && now > r->until_ms))
+            continue;
+        if (strlen(r->subj) == len && !memcmp(r->subj, subj, len)) {
+            r->left--;
+            ok = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return ok;
+}
+
+bool auth_can_publish(auth_perm *p, const char *subj, size_t len)
+{
+    if (!p)
+        return true;
+    const auth_user *u = p->u;
+    bool ok = (!u->pub_allow.set || plist_match(&u->pub_allow, subj, len)) &&
+              !plist_match(&u->pub_deny, subj, len);
+    return ok || use_response(p, subj, len);
+}
+
+bool auth_can_subscribe(const auth_perm *p, const char *subj, size_t len)
+{
+    if (!p)
+        return true;
+    const auth_user *u = p->u;
+    return (!u->sub_allow.set || plist_match(&u->sub_allow, subj, len)) &&
+           !plist_match(&u->sub_deny, subj, len);
+}
+
+bool auth_deny_delivery(const auth_perm *p, const char *subj, size_t len)
+{
+    return p && p->u->sub_deny.n && plist_match(&p->u->sub_deny, subj, len);
+}
+
+void auth_note_reply(auth_perm *p, const char *reply, size_t len)
+{
+    if (!p || !p->u->allow_responses || !reply || !len)
+        return;
+    char *s = strndup(reply, len);
+    if (!s)
+        return;
+    pthread_mutex_lock(&p->mu);
+    if (!p->r && !(p->r = calloc(RESP_MAX, sizeof *p->r))) {
+        pthread_mutex_unlock(&p->mu);
+        free(s);
+        return;
+    }
+    if (p->n == RESP_MAX) { /* full: drop the oldest */
+        free(p->r[p->head].subj);
+        p->r[p->head].subj = NULL;
+        p->head = (p->head + 1) % RESP_MAX;
+        p->n--;
+    }
+    resp *r = &p->r[(p->head + p->n) % RESP_MAX];
+    r->subj = s;
+    r->left = p->u->rmax;
+    r->until_ms = p->u->rexp_ms ? (int64_t)time_mono_ms() + p->u->rexp_ms : 0;
+    p->n++;
+    pthread_mutex_unlock(&p->mu);
+}

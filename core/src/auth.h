@@ -1,0 +1,47 @@
+/* auth: users (passwords plain or bcrypt, nkeys with nonce signatures), no_auth_user and
+ * per-user publish/subscribe permissions with allow_responses, as nats-server's auth.go
+ * and client.go do them for client connections. */
+#ifndef EMBER_AUTH_H
+#define EMBER_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ember.h"
+
+typedef struct auth_users auth_users;
+typedef struct auth_user auth_user;
+
+/* ember_server_new: validate and copy the users. *out is NULL when none is configured.
+ * 0, or an EMBER_* error with err_set. */
+int auth_users_new(auth_users **out, const ember_server_options *o);
+void auth_users_free(auth_users *u);
+/* Does any user authenticate with an nkey (INFO then carries a nonce)? */
+bool auth_users_need_nonce(const auth_users *u);
+
+/* Authenticate a CONNECT: user/pass, or nkey + sig (base64url or std of the nonce's
+ * signature). NULL when refused. The user stays valid while the server lives. */
+const auth_user *auth_check(const auth_users *u, const char *user, const char *pass,
+                            const char *nkey, const char *sig, const char *nonce);
+/* The user no_auth_user names (NULL when none). */
+const auth_user *auth_no_auth_user(const auth_users *u);
+/* nats-server's getAuthUser text: `User "alice"` or `Nkey "UAB..."`. */
+const char *auth_user_desc(const auth_user *au);
+
+/* Per-connection permission state (NULL when the user has no permissions). */
+typedef struct auth_perm auth_perm;
+auth_perm *auth_perm_new(const auth_user *au);
+void auth_perm_free(auth_perm *p);
+/* May the client publish to subject? Consumes one allowed response when the subject is a
+ * reply subject it received. Thread: the client's reading thread. */
+bool auth_can_publish(auth_perm *p, const char *subj, size_t len);
+/* May the client subscribe (queue may be NULL)? */
+bool auth_can_subscribe(const auth_perm *p, const char *subj, size_t len);
+/* Is a delivery on subj denied by the subscribe deny list (a wildcard subscription
+ * reaching a denied subject)? */
+bool auth_deny_delivery(const auth_perm *p, const char *subj, size_t len);
+/* A reply subject delivered to the client (allow_responses bookkeeping). Any thread. */
+void auth_note_reply(auth_perm *p, const char *reply, size_t len);
+
+#endif

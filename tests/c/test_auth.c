@@ -1,0 +1,193 @@
+/* test_auth: users through ember_server_options (ember_user), the permission matcher and
+ * the credential checks of auth.c, option errors, and a TCP client refused or accepted by
+ * a server configured from C. */
+#define _GNU_SOURCE
+#include "ember.h"
+
+#include <arpa/inet.h>
+#include <crypt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "nkeys.h"
+#include "testutil.h"
+
+static void test_options(void)
+{
+    ember_server_options o;
+    ember_server *s = NULL;
+    ember_user u[2] = {{0}};
+    u[0].user = "alice";
+    u[0].password = "pw";
+    ember_server_options_init(&o);
+    o.dont_listen = true;
+    o.users = u;
+    o.users_count = 1;
+    o.username = "x";
+    o.password = "y";
+    CHECK(ember_server_new(&s, &o) == EMBER_EINVAL);
+    o.username = o.password = NULL;
+    o.no_auth_user = "nobody";
+    CHECK(ember_server_new(&s, &o) == EMBER_EINVAL);
+    CHECK(strstr(ember_last_error(), "no_auth_user") != NULL);
+    o.no_auth_user = NULL;
+    u[0].publish_allow = "a..b";
+    CHECK(ember_server_new(&s, &o) == EMBER_EINVAL);
+    u[0].publish_allow = NULL;
+    u[1].nkey = "UNOTANKEY";
+    o.users_count = 2;
+    CHECK(ember_server_new(&s, &o) == EMBER_EINVAL);
+    CHECK(strstr(ember_last_error(), "Not a valid public nkey") != NULL);
+    u[1].nkey = NULL;
+    u[1].user = "alice";
+    CHECK(ember_server_new(&s, &o) == EMBER_EINVAL); /* duplicate */
+    o.users_count = 1;
+    CHECK(ember_server_new(&s, &o) == EMBER_OK);
+    ember_server_free(s);
+}
+
+static void test_checks(void)
+{
+    char salt[64], hash[128];
+    struct crypt_data cd;
+    memset(&cd, 0, sizeof cd);
+    crypt_gensalt_rn("$2b$", 4, NULL, 0, salt, sizeof salt);
+    snprintf(hash, sizeof hash, "%s", crypt_r("hunter2", salt, &cd));
+    uint8_t raw[32] = {1, 2, 3};
+    char seed[59], pub[57];
+    CHECK(nkey_seed_encode(NKEY_PREFIX_USER, raw, seed) == 0);
+    CHECK(nkey_seed_public(seed, pub) == 0 && pub[0] == 'U');
+    ember_user u[4] = {{0}};
+    u[0].user = "plain";
+    u[0].password = "pw";
+    u[0].publish_allow = "a.>, b";
+    u[0].publish_deny = "a.secret";
+    u[0].subscribe_deny = "x.private";
+    u[1].user = "hashed";
+    u[1].password = hash;
+    u[2].nkey = pub;
+    u[3].user = "svc";
+    u[3].password = "svc";
+    u[3].allow_responses = true;
+    u[3].responses_max = 2;
+    ember_server_options o;
+    ember_server_options_init(&o);
+    o.users = u;
+    o.users_count = 4;
+    o.no_auth_user = "plain";
+    auth_users *us = NULL;
+    CHECK(auth_users_new(&us, &o) == 0 && us);
+    CHECK(auth_users_need_nonce(us));
+    CHECK(auth_check(us, "plain", "pw", NULL, NULL, NULL) != NULL);
+    CHECK(auth_check(us, "plain", "pW", NULL, NULL, NULL) == NULL);
+    CHECK(auth_check(us, "hashed", "hunter2", NULL, NULL, NULL) != NULL);
+    CHECK(auth_check(us, "hashed", "hunter3", NULL, NULL, NULL) == NULL);
+    CHECK(auth_check(us, "hashed", hash, NULL, NULL, NULL) == NULL); /* the hash is no password */
+    CHECK(auth_check(us, "nobody", "pw", NULL, NULL, NULL) == NULL);
+    uint8_t sig[64];
+    CHECK(nkey_sign(seed, "nonce1", 6, sig) == 0);
+    char *b64 = nkey_b64url(sig, sizeof sig);
+    const auth_user *nk = auth_check(us, NULL, NULL, pub, b64, "nonce1");
+    CHECK(nk != NULL);
+    CHECK(nk && strstr(auth_user_desc(nk), "Nkey \"U") == auth_user_desc(nk));
+    CHECK(auth_check(us, NULL, NULL, pub, b64, "nonce2") == NULL);
+    free(b64);
+    CHECK(auth_no_auth_user(us) == auth_check(us, "plain", "pw", NULL, NULL, NULL));
+
+    auth_perm *p = auth_perm_new(auth_check(us, "plain", "pw", NULL, NULL, NULL));
+    CHECK(p != NULL);
+    CHECK(auth_can_publish(p, "a.b", 3));
+    CHECK(auth_can_publish(p, "b", 1));
+    CHECK(!auth_can_publish(p, "a.secret", 8));
+    CHECK(!auth_can_publish(p, "c", 1));
+    CHECK(auth_can_subscribe(p, "x.*", 3));
+    CHECK(!auth_can_subscribe(p, "x.private", 9));
+    CHECK(auth_deny_delivery(p, "x.private", 9));
+    CHECK(!auth_deny_delivery(p, "x.public", 8));
+    auth_perm_free(p);
+    /* a user with no permissions has no state: everything allowed */
+    CHECK(auth_perm_new(auth_check(us, "hashed", "hunter2", NULL, NULL, NULL)) == NULL);
+    CHECK(auth_can_publish(NULL, "anything", 8));
+    /* allow_responses without publish rules: only replies, each twice */
+    p = auth_perm_new(auth_check(us, "svc", "svc", NULL, NULL, NULL));
+    CHECK(!auth_can_publish(p, "r.1", 3));
+    auth_note_reply(p, "r.1", 3);
+    CHECK(auth_can_publish(p, "r.1", 3));
+    CHECK(auth_can_publish(p, "r.1", 3));
+    CHECK(!auth_can_publish(p, "r.1", 3));
+    for (int i = 0; i < 5000; i++) /* bounded: the oldest replies are forgotten */
+        auth_note_reply(p, "r.many", 6);
+    auth_perm_free(p);
+    auth_users_free(us);
+}
+
+/* A TCP client against users configured from C. */
+static void test_tcp(void)
+{
+    ember_user u = {0};
+    u.user = "alice";
+    u.password = "pw";
+    u.publish_allow = "ok.>";
+    ember_server_options o;
+    ember_server_options_init(&o);
+    o.host = "127.0.0.1";
+    o.port = -1;
+    o.users = &u;
+    o.users_count = 1;
+    ember_server *s = NULL;
+    REQUIRE(ember_server_new(&s, &o) == EMBER_OK);
+    REQUIRE(ember_server_start(s) == EMBER_OK);
+    REQUIRE(ember_server_ready_for_connections(s, 5000));
+    const char *cases[2] = {"CONNECT {\"user\":\"alice\",\"pass\":\"bad\",\"verbose\":false}\r\nPING\r\n",
+                            "CONNECT {\"user\":\"alice\",\"pass\":\"pw\",\"verbose\":false}\r\n"
+                            "PUB no 1\r\nx\r\nPING\r\n"};
+    const char *want[2] = {"-ERR 'Authorization Violation'",
+                           "-ERR 'Permissions Violation for Publish to \"no\"'"};
+    for (int k = 0; k < 2; k++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)ember_server_port(s));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+        char buf[8192];
+        size_t n = 0;
+        bool sent = false;
+        uint64_t end = tu_now_ms() + 3000;
+        while (tu_now_ms() < end && n < sizeof buf - 1) {
+            struct pollfd pf = {fd, POLLIN, 0};
+            if (poll(&pf, 1, 100) <= 0)
+                continue;
+            ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+            buf[n] = 0;
+            if (!sent && strstr(buf, "\r\n")) {
+                CHECK(strstr(buf, "\"auth_required\":true") != NULL);
+                if (write(fd, cases[k], strlen(cases[k])) < 0)
+                    break;
+                sent = true;
+            }
+            if (strstr(buf, want[k]))
+                break;
+        }
+        CHECK_MSG(strstr(buf, want[k]) != NULL, "got %s", buf);
+        close(fd);
+    }
+    ember_server_shutdown(s);
+    ember_server_free(s);
+}
+
+int main(void)
+{
+    test_options();
+    test_checks();
+    test_tcp();
+    return tu_summary("auth");
+}

@@ -36,6 +36,7 @@
 #include "js.h"
 #include <openssl/crypto.h>
 
+#include "auth.h"
 #include "nkeys.h"
 #include "tlsio.h"
 #include "xport.h"
@@ -231,6 +232,8 @@ static void emit_event(struct leaf_mgr *lm, const char *url, bool up, const char
 
 /* ------------------------------------------------------------------ options */
 
+static int parse_url(lremote *r, const char *u);
+
 int leaf_check_options(const ember_server_options *o)
 {
     if (o->leaf_port < -1 || o->leaf_port > 65535)
@@ -284,6 +287,12 @@ int leaf_check_options(const ember_server_options *o)
                 rc = err_set(EMBER_EINVAL, "leafnode remote URL \"%s\": unknown scheme", u);
             else if (!sep[3])
                 rc = err_set(EMBER_EINVAL, "leafnode remote URL \"%s\": missing host", u);
+            else {
+                lremote tmp;
+                memset(&tmp, 0, sizeof tmp);
+                if (parse_url(&tmp, u) != 0)
+                    rc = err_set(EMBER_EINVAL, "leafnode remote URL \"%s\": invalid host or port", u);
+            }
         }
         free_list(urls, n);
         if (n == 0 && !rc)
@@ -756,6 +765,17 @@ static cJSON *hub_info(client *c)
     snprintf(hp, sizeof hp, strchr(h, ':') ? "[%s]:%d" : "%s:%d", h, lm->bound_port);
     cJSON_AddItemToArray(urls, cJSON_CreateString(hp));
     cJSON_AddBoolToObject(j, "info_on_connect", true);
+    if (!lm->user && auth_users_need_nonce(s->users)) { /* nkey users sign it in CONNECT */
+        if (!c->nonce[0]) {
+            uint8_t rnd[11];
+            rand_bytes(rnd, sizeof rnd);
+            char *n = nkey_b64url(rnd, sizeof rnd);
+            if (n)
+                snprintf(c->nonce, sizeof c->nonce, "%s", n);
+            free(n);
+        }
+        cJSON_AddStringToObject(j, "nonce", c->nonce);
+    }
     if (lm->tls_ctx) {
         cJSON_AddBoolToObject(j, "tls_required", true);
         if (s->opts.leaf_tls_verify)
@@ -964,6 +984,30 @@ static int on_leaf_connect(client *c, const proto_op *op)
         const char *u = jstr(j, "user"), *pw = jstr(j, "pass");
         if (!u || !pw || !str_eq_ct(u, lm->user) || !str_eq_ct(pw, lm->pass)) {
             LLOG(c, EMBER_LOG_ERROR, "Authorization Error - User \"%s\"", u ? u : "");
+            cJSON_Delete(j);
+            client_err_close(c, "Authorization Violation", CR_AUTH);
+            return 1;
+        }
+    } else if (s->users || s->o_user || s->o_token) {
+        /* no leafnodes authorization: checked as a client (nats-server's isClientAuthorized) */
+        const char *u = jstr(j, "user"), *pw = jstr(j, "pass"), *nk = jstr(j, "nkey"),
+                   *sg = jstr(j, "sig"), *tk = jstr(j, "auth_token");
+        bool ok;
+        if (s->users) {
+            const auth_user *au = auth_check(s->users, u, pw, nk, sg, c->nonce);
+            if (!au && !u && !nk)
+                au = auth_no_auth_user(s->users);
+            ok = au != NULL;
+        } else if (s->o_user) {
+            ok = u && pw && str_eq_ct(u, s->o_user) && str_eq_ct(pw, s->o_pass);
+        } else {
+            ok = tk && str_eq_ct(tk, s->o_token);
+        }
+        if (!ok) {
+            if (nk)
+                LLOG(c, EMBER_LOG_ERROR, "Authorization Error - Nkey \"%s\"", nk);
+            else
+                LLOG(c, EMBER_LOG_ERROR, "Authorization Error - User \"%s\"", u ? u : "");
             cJSON_Delete(j);
             client_err_close(c, "Authorization Violation", CR_AUTH);
             return 1;

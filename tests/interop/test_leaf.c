@@ -578,6 +578,8 @@ static void test_refusals(void)
     CHECK(ember_server_new(&s, &o) == EMBER_EINVAL);
     bad.urls = "http://x";
     CHECK(ember_server_new(&s, &o) == EMBER_EINVAL);
+    bad.urls = "nats-leaf://127.0.0.1:0";
+    CHECK(ember_server_new(&s, &o) == EMBER_EINVAL);
     bad.urls = "nats-leaf://127.0.0.1:7422";
     bad.account = "OTHER";
     CHECK(ember_server_new(&s, &o) == EMBER_EINVAL);
@@ -980,6 +982,36 @@ static void test_nkey_remotes(void)
     CHECK(ev_reason_has("Authorization Violation", 10000));
     stop(s);
     th_server_stop(&hub);
+    /* the same against an Ember hub whose users are nkeys (leafs checked as clients) */
+    {
+        ember_user hu = {0};
+        hu.nkey = pub;
+        ember_server_options ho;
+        ember_server_options_init(&ho);
+        ho.dont_listen = true;
+        ho.leaf_host = "127.0.0.1";
+        ho.leaf_port = -1;
+        ho.users = &hu;
+        ho.users_count = 1;
+        ember_server *hub2 = start(&ho);
+        CHECK(ember_server_ready_for_connections(hub2, 5000));
+        char u2[128];
+        snprintf(u2, sizeof u2, "nats-leaf://127.0.0.1:%d", ember_server_leafnode_port(hub2));
+        ember_leaf_remote r2 = {0};
+        ember_server_options lo;
+        leaf_opts(&lo, &r2, u2);
+        r2.nkey_seed = seed;
+        ember_server *lf = start(&lo);
+        CHECK(wait_leafs(lf, 1, 10000));
+        CHECK(wait_leafs(hub2, 1, 10000));
+        stop(lf);
+        r2.nkey_seed = wrong;
+        ev_reset();
+        lf = start(&lo);
+        CHECK(ev_reason_has("Authorization Violation", 10000));
+        stop(lf);
+        stop(hub2);
+    }
     /* a malformed seed is refused up front */
     rem.nkey_seed = "SUNOTASEED";
     CHECK(ember_server_new(&s, &o) == EMBER_EINVAL);

@@ -1562,10 +1562,13 @@ void leaf_closed(client *c, int reason)
     LLOG(c, was_up ? EMBER_LOG_INFO : EMBER_LOG_DEBUG, "Leafnode connection closed: %s account: $G",
          why);
     lremote *r = L->rem;
-    if (r && reason == CR_TLS_HANDSHAKE && !r->reason[0]) {
+    if (r && !r->reason[0]) {
         const char *te = xport_tls_error(c);
-        snprintf(r->reason, sizeof r->reason, "TLS handshake error: %s",
-                 te && *te ? te : close_reason_text(reason));
+        if (reason == CR_TLS_HANDSHAKE)
+            snprintf(r->reason, sizeof r->reason, "TLS handshake error: %s",
+                     te && *te ? te : close_reason_text(reason));
+        else if (te && *te) /* TLS 1.3: the hub refuses our certificate after the handshake */
+            snprintf(r->reason, sizeof r->reason, "%s: %s", close_reason_text(reason), te);
     }
     if (r) {
         if (r->c == c) {

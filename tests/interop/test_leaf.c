@@ -1226,6 +1226,37 @@ static void test_tls(void)
     stop(s);
     th_server_stop(&hub);
 
+    /* a hub that verifies client certificates: with Ember's client certificate, then
+     * without one */
+    snprintf(auth, sizeof auth,
+             "  tls { cert_file: \"%s/server.pem\", key_file: \"%s/server-key.pem\",\n"
+             "        ca_file: \"%s/ca.pem\", verify: true }\n", pki, pki, pki);
+    snprintf(store_hub, sizeof store_hub, "%s/hub3v-js", tmpdir);
+    if (hub_start(&hub, leaf_port, store_hub, auth) == 0) {
+        char ccert[400], ckey[400];
+        snprintf(ccert, sizeof ccert, "%s/client.pem", pki);
+        snprintf(ckey, sizeof ckey, "%s/client-key.pem", pki);
+        ember_leaf_remote vr = {0};
+        ember_server_options vo;
+        leaf_opts(&vo, &vr, url);
+        vr.tls_ca_file = ca;
+        vr.tls_cert_file = ccert;
+        vr.tls_key_file = ckey;
+        s = start(&vo);
+        CHECK(wait_leafs(s, 1, 10000));
+        th_sleep_ms(300);
+        CHECK(ember_server_leafnode_count(s) == 1);
+        stop(s);
+        vr.tls_cert_file = vr.tls_key_file = NULL;
+        ev_reset();
+        s = start(&vo);
+        CHECK(ev_reason_has("tls: bad certificate", 10000));
+        stop(s);
+        th_server_stop(&hub);
+    } else {
+        CHECK(!"verifying TLS hub started");
+    }
+
     /* Ember's leafnodes port with TLS; a Go leaf joins it over tls:// */
     char cert[400], key[400];
     snprintf(cert, sizeof cert, "%s/server.pem", pki);

@@ -7,6 +7,7 @@ PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       liblua5.4-dev lua5.4 lua-busted luarocks
       python3 python3-dev python3-cffi python3-setuptools python3-pytest python3-pip python3-venv
       swig tcl tcl-dev perl libperl-dev
+      golang-go golang-github-nats-io-go-nats-dev  # tests/go: the Go client (GOPATH mode)
       openssl chromium)  # openssl: TLS test certificates; chromium: scripts/test-ws.sh
 missing=()
 for p in "${PKGS[@]}"; do

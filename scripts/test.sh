@@ -30,6 +30,9 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 echo "== JavaScript client (nats.js: JetStream, KV, object store)"
 bash scripts/test-js.sh build/core/ember-server
 
+echo "== Go client (nats.go from Debian: core, JetStream, KV, object store)"
+bash scripts/test-go.sh build/core/ember-server
+
 echo "== WebSocket in headless Chromium (nats-core wsconnect)"
 bash scripts/test-ws.sh build
 

@@ -121,7 +121,9 @@ typedef void (*ember_leaf_event_fn)(void *userdata, const char *url, bool connec
 
 /* A user of the server (nats-server's authorization { users = [...] }). Exactly one of
  * password (with user) or nkey identifies it. Permission lists are comma-separated
- * subjects with wildcards; NULL means no rule (an allow list, when given, allows only
+ * subjects with wildcards (in the subscribe lists, "subject group" names a queue group:
+ * "work.> workers" allows or denies work.> only in the group workers, and a group with a
+ * wildcard covers the groups it matches); NULL means no rule (an allow list, when given, allows only
  * what it names; deny wins over allow). Strings are borrowed (copied by ember_server_new). */
 typedef struct ember_user {
     const char *user;

@@ -15,6 +15,7 @@
 
 typedef struct plist {
     char **v;
+    char **q; /* per entry: its queue group ("foo.> workers"), or NULL */
     size_t n;
     bool set; /* a list was given (an empty allow list allows nothing) */
 } plist;
@@ -40,13 +41,21 @@ struct auth_users {
 
 static void plist_free(plist *l)
 {
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; i < l->n; i++) {
         free(l->v[i]);
+        free(l->q[i]);
+    }
     free(l->v);
+    free(l->q);
     memset(l, 0, sizeof *l);
 }
 
-/* Parse "a, b.>, c" into validated subjects. 0, or -1 with err_set. */
+static bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+/* Parse "a, b.>, c.* workers" into validated subjects, each with an optional queue group
+ * after a space (nats-server's queue permissions: "c.* workers" is a subscription to c.*
+ * in the queue group workers; in a publish list such an entry matches nothing, as in
+ * nats-server). 0, or -1 with err_set. */
 static int plist_parse(plist *l, const char *s, const char *who, const char *what)
 {
     memset(l, 0, sizeof *l);
@@ -55,24 +64,42 @@ static int plist_parse(plist *l, const char *s, const char *who, const char *wha
     l->set = true;
     const char *p = s;
     while (*p) {
-        while (*p == ',' || *p == ' ' || *p == '\t')
+        while (*p == ',' || is_blank(*p))
             p++;
-        const char *q = p;
-        while (*q && *q != ',' && *q != ' ' && *q != '\t')
-            q++;
-        if (q > p) {
-            if (!subject_is_valid_sub(p, (size_t)(q - p)))
+        const char *e = p; /* the entry: up to the next comma, blanks trimmed */
+        while (*e && *e != ',')
+            e++;
+        const char *end = e;
+        while (end > p && is_blank(end[-1]))
+            end--;
+        if (end > p) {
+            const char *q = p; /* the subject ends at the first blank */
+            while (q < end && !is_blank(*q))
+                q++;
+            const char *qs = q;
+            while (qs < end && is_blank(*qs))
+                qs++;
+            bool bad_queue = false;
+            for (const char *x = qs; x < end; x++)
+                bad_queue |= is_blank(*x);
+            if (!subject_is_valid_sub(p, (size_t)(q - p)) || bad_queue)
                 return err_set(EMBER_EINVAL, "%s: invalid %s subject \"%.*s\"", who, what,
-                               (int)(q - p), p);
+                               (int)(end - p), p);
             char **nv = realloc(l->v, (l->n + 1) * sizeof *nv);
             if (!nv)
                 return err_set(EMBER_ENOMEM, "out of memory");
             l->v = nv;
-            if (!(l->v[l->n] = strndup(p, (size_t)(q - p))))
+            char **nq = realloc(l->q, (l->n + 1) * sizeof *nq);
+            if (!nq)
                 return err_set(EMBER_ENOMEM, "out of memory");
+            l->q = nq;
+            l->v[l->n] = strndup(p, (size_t)(q - p));
+            l->q[l->n] = qs < end ? strndup(qs, (size_t)(end - qs)) : NULL;
             l->n++;
+            if (!l->v[l->n - 1] || (qs < end && !l->q[l->n - 1]))
+                return err_set(EMBER_ENOMEM, "out of memory");
         }
-        p = q;
+        p = e;
     }
     return 0;
 }
@@ -113,7 +140,8 @@ int auth_users_new(auth_users **out, const ember_server_options *o)
     if (!o->users)
         return err_set(EMBER_EINVAL, "users is NULL with users_count %zu", o->users_count);
     if (o->username || o->auth_token)
-        return err_set(EMBER_EINVAL, "Can not have a single user/pass or token and a users array");
+        return err_set(EMBER_EINVAL, o->username ? "Can not have a single user/pass and a users array"
+                                                 : "Can not have a token and a users array");
     auth_users *u = calloc(1, sizeof *u);
     if (!u || !(u->u = calloc(o->users_count, sizeof *u->u))) {
         free(u);
@@ -132,9 +160,12 @@ int auth_users_new(auth_users **out, const ember_server_options *o)
                 rc = err_set(EMBER_EINVAL, "%s: an nkey user has no user name or password", who);
             else if (nkey_public_decode(src->nkey, &t, raw) != 0 || t != NKEY_PREFIX_USER)
                 rc = err_set(EMBER_EINVAL, "Not a valid public nkey for a user");
-            else if (!(a->nkey = strdup(src->nkey)))
+            for (size_t k = 0; k < i && !rc; k++)
+                if (u->u[k].nkey && !strcmp(u->u[k].nkey, src->nkey))
+                    rc = err_set(EMBER_EINVAL, "Duplicate nkey \"%s\" detected", src->nkey);
+            if (!rc && !(a->nkey = strdup(src->nkey)))
                 rc = err_set(EMBER_ENOMEM, "out of memory");
-            else
+            if (!rc)
                 snprintf(a->desc, sizeof a->desc, "Nkey \"%s\"", src->nkey);
             u->need_nonce = true;
         } else if (!src->user || !*src->user) {
@@ -183,6 +214,18 @@ int auth_users_new(auth_users **out, const ember_server_options *o)
 }
 
 bool auth_users_need_nonce(const auth_users *u) { return u && u->need_nonce; }
+
+static bool is_bcrypt(const char *h);
+
+bool auth_plaintext_passwords(const auth_users *u, const char *single_pass)
+{
+    if (single_pass && *single_pass && !is_bcrypt(single_pass))
+        return true;
+    for (size_t i = 0; u && i < u->n; i++)
+        if (u->u[i].pass && *u->u[i].pass && !is_bcrypt(u->u[i].pass))
+            return true;
+    return false;
+}
 const auth_user *auth_no_auth_user(const auth_users *u) { return u ? u->no_auth : NULL; }
 const char *auth_user_desc(const auth_user *au) { return au ? au->desc : ""; }
 
@@ -307,12 +350,33 @@ void auth_perm_free(auth_perm *p)
     free(p);
 }
 
+/* Does an entry without a queue group match subj? */
 static bool plist_match(const plist *l, const char *subj, size_t len)
 {
     for (size_t i = 0; i < l->n; i++)
-        if (subject_matches(l->v[i], strlen(l->v[i]), subj, len))
+        if (!l->q[i] && subject_matches(l->v[i], strlen(l->v[i]), subj, len))
             return true;
     return false;
+}
+
+/* nats-server's queueMatches over the entries with a queue group whose subject matches
+ * subj: *any tells whether there is one; true when queue is one of their groups (the
+ * group names a literal queue, or a wildcard pattern that covers it). */
+static bool plist_queue_match(const plist *l, const char *subj, size_t len, const char *queue,
+                              size_t qlen, bool *any)
+{
+    *any = false;
+    bool ok = false;
+    for (size_t i = 0; i < l->n && !ok; i++) {
+        if (!l->q[i] || !subject_matches(l->v[i], strlen(l->v[i]), subj, len))
+            continue;
+        *any = true;
+        size_t gl = strlen(l->q[i]);
+        ok = (gl == qlen && !memcmp(l->q[i], queue, qlen)) ||
+             ((memchr(l->q[i], '*', gl) || memchr(l->q[i], '>', gl)) &&
+              subject_matches(l->q[i], gl, queue, qlen));
+    }
+    return ok;
 }
 
 static bool use_response(auth_perm *p, const char *subj, size_t len)
@@ -346,13 +410,30 @@ bool auth_can_publish(auth_perm *p, const char *subj, size_t len)
     return ok || use_response(p, subj, len);
 }
 
-bool auth_can_subscribe(const auth_perm *p, const char *subj, size_t len)
+bool auth_can_subscribe(const auth_perm *p, const char *subj, size_t len, const char *queue,
+                        size_t qlen)
 {
     if (!p)
         return true;
     const auth_user *u = p->u;
-    return (!u->sub_allow.set || plist_match(&u->sub_allow, subj, len)) &&
-           !plist_match(&u->sub_deny, subj, len);
+    bool any, allowed = true;
+    if (u->sub_allow.set) { /* as nats-server's canSubscribe */
+        allowed = plist_match(&u->sub_allow, subj, len);
+        if (queue && qlen) {
+            bool qok = plist_queue_match(&u->sub_allow, subj, len, queue, qlen, &any);
+            if (any)
+                allowed = qok;
+        }
+    }
+    if (allowed && u->sub_deny.set) {
+        allowed = !plist_match(&u->sub_deny, subj, len);
+        if (allowed && queue && qlen) {
+            bool qden = plist_queue_match(&u->sub_deny, subj, len, queue, qlen, &any);
+            if (any)
+                allowed = !qden;
+        }
+    }
+    return allowed;
 }
 
 bool auth_deny_delivery(const auth_perm *p, const char *subj, size_t len)

@@ -19,6 +19,9 @@ int auth_users_new(auth_users **out, const ember_server_options *o);
 void auth_users_free(auth_users *u);
 /* Does any user authenticate with an nkey (INFO then carries a nonce)? */
 bool auth_users_need_nonce(const auth_users *u);
+/* Is any password (of the users, or the single user's single_pass, may be NULL) not a
+ * bcrypt hash? (nats-server's "Plaintext passwords detected" start-up warning) */
+bool auth_plaintext_passwords(const auth_users *u, const char *single_pass);
 
 /* Authenticate a CONNECT: user/pass, or nkey + sig (base64url or std of the nonce's
  * signature). NULL when refused. The user stays valid while the server lives. */
@@ -36,8 +39,10 @@ void auth_perm_free(auth_perm *p);
 /* May the client publish to subject? Consumes one allowed response when the subject is a
  * reply subject it received. Thread: the client's reading thread. */
 bool auth_can_publish(auth_perm *p, const char *subj, size_t len);
-/* May the client subscribe (queue may be NULL)? */
-bool auth_can_subscribe(const auth_perm *p, const char *subj, size_t len);
+/* May the client subscribe (queue may be NULL, qlen 0)? Entries "subject group" allow or
+ * deny only that queue group, as nats-server's queue permissions. */
+bool auth_can_subscribe(const auth_perm *p, const char *subj, size_t len, const char *queue,
+                        size_t qlen);
 /* Is a delivery on subj denied by the subscribe deny list (a wildcard subscription
  * reaching a denied subject)? */
 bool auth_deny_delivery(const auth_perm *p, const char *subj, size_t len);

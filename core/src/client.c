@@ -655,11 +655,11 @@ static int process_connect(client *c, const char *arg, size_t len)
         if (!au && !user && !nkey && !token)
             au = auth_no_auth_user(s->users);
         authed = au != NULL;
-        if (!authed) {
-            if (nkey)
-                CLOG(c, EMBER_LOG_ERROR, "Authorization Error - Nkey \"%s\"", nkey);
+        if (!authed) { /* nats-server 2.9's authViolation log line */
+            if (auth_users_need_nonce(s->users))
+                CLOG(c, EMBER_LOG_ERROR, "authentication error - Nkey \"%s\"", nkey ? nkey : "");
             else
-                CLOG(c, EMBER_LOG_ERROR, "Authorization Error - User \"%s\"", user ? user : "");
+                CLOG(c, EMBER_LOG_ERROR, "authentication error - User \"%s\"", user ? user : "");
             cJSON_Delete(j);
             client_err_close(c, "Authorization Violation", CR_AUTH);
             return -1;
@@ -672,10 +672,7 @@ static int process_connect(client *c, const char *arg, size_t len)
     else if (s->o_token)
         authed = token && str_eq_ct(token, s->o_token);
     if (!authed) {
-        if (s->o_user)
-            CLOG(c, EMBER_LOG_ERROR, "Authorization Error - User \"%s\"", user ? user : "");
-        else
-            CLOG(c, EMBER_LOG_ERROR, "Authorization Error - Token");
+        CLOG(c, EMBER_LOG_ERROR, "authentication error"); /* as nats-server 2.9 */
         cJSON_Delete(j);
         client_err_close(c, "Authorization Violation", CR_AUTH);
         return -1;
@@ -765,7 +762,8 @@ static void process_sub(client *c, const proto_op *op)
         client_send_err(c, "Invalid Queue Name");
         return;
     }
-    if (unlikely(c->perm != NULL) && !auth_can_subscribe(c->perm, op->subject.p, op->subject.len)) {
+    if (unlikely(c->perm != NULL) && !auth_can_subscribe(c->perm, op->subject.p, op->subject.len,
+                                                         op->queue.p, op->queue.len)) {
         char t[700];
         int sl = (int)(op->subject.len > 300 ? 300 : op->subject.len);
         int ql = (int)(op->queue.len > 200 ? 200 : op->queue.len);

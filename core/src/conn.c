@@ -153,11 +153,17 @@ static bool dq_push_locked_ex(dq *q, struct ember_sub *sub, ember_msg *m, bool f
     return true;
 }
 
-/* After a successful push, outside mu: wake a sleeping consumer, signal the fd. */
-static void dq_pushed(dq *q)
+/* Does a consumer sleep (or is about to)? Read under mu, after the push: a consumer
+ * announces itself under mu too, so either we see it, or it sees our slot. */
+static bool dq_sleepers_locked(dq *q)
 {
-    atomic_thread_fence(memory_order_seq_cst); /* slot store before the sleepers load */
-    if (atomic_load_explicit(&q->sleepers, memory_order_relaxed))
+    return atomic_load_explicit(&q->sleepers, memory_order_relaxed) != 0;
+}
+
+/* After a successful push, outside mu: wake a sleeping consumer, signal the fd. */
+static void dq_pushed(dq *q, bool wake)
+{
+    if (wake)
         dq_wake(q, false);
     dq_signal_fd(q);
 }
@@ -287,7 +293,14 @@ static bool dq_wait(dq *q, int timeout_ms, volatile atomic_bool *stop)
             return true;
         if ((i & 15) == 15 && time_mono_ns() - t0 > spin)
             break;
-        spin_pause(i);
+        /* back off between looks (up to 16 pauses): each look pulls the slot's cache
+         * line away from the producer, which then pays a miss on its next write */
+        if (i < 32) {
+            for (unsigned k = 0; k < (1u << (i < 4 ? i : 4)); k++)
+                cpu_relax();
+        } else {
+            sched_yield();
+        }
     }
     struct timespec dl;
     if (timeout_ms > 0) {
@@ -300,7 +313,9 @@ static bool dq_wait(dq *q, int timeout_ms, volatile atomic_bool *stop)
     bool ok = true;
     pthread_mutex_lock(&q->wmu);
     for (;;) {
-        atomic_fetch_add(&q->sleepers, 1); /* then look again: see dq_pushed */
+        pthread_mutex_lock(&q->mu); /* then look again: see dq_sleepers_locked */
+        atomic_fetch_add(&q->sleepers, 1);
+        pthread_mutex_unlock(&q->mu);
         if (DQ_DONE()) {
             atomic_fetch_sub(&q->sleepers, 1);
             break;
@@ -522,9 +537,10 @@ bool inproc_deliver(client *cl, sub *b, msgview *mv)
         atomic_store_explicit(&s->in_bytes, ib, memory_order_relaxed);
         ok = true;
     }
+    bool wake = ok && dq_sleepers_locked(q);
     pthread_mutex_unlock(&q->mu);
     if (ok)
-        dq_pushed(q);
+        dq_pushed(q, wake);
     if (!ok)
         ember_msg_release(m);
     if (slow) {
@@ -746,13 +762,14 @@ static void no_responders_status(struct ember_conn *c, const msgview *mv)
     sub_release(&target->base);
 }
 
-static int publish_view(struct ember_conn *c, msgview *mv, int *delivered)
+/* reply_ok: the reply subject is one of our own request inboxes (valid by construction) */
+static int publish_view_ex(struct ember_conn *c, msgview *mv, int *delivered, bool reply_ok)
 {
     server *s = c->srv;
     if (unlikely(!subject_is_valid_literal(mv->subject, mv->subject_len)))
         return err_set(EMBER_EINVAL, "invalid publish subject \"%.*s\"", (int)mv->subject_len,
                        mv->subject);
-    if (mv->reply && unlikely(!subject_is_valid_literal(mv->reply, mv->reply_len)))
+    if (mv->reply && !reply_ok && unlikely(!subject_is_valid_literal(mv->reply, mv->reply_len)))
         return err_set(EMBER_EINVAL, "invalid reply subject \"%.*s\"", (int)mv->reply_len, mv->reply);
     if (unlikely((int64_t)(mv->data_len + mv->hdr_len) > s->opts.max_payload))
         return err_set(EMBER_EMAXPAYLOAD, "maximum payload exceeded: %zu > %lld",
@@ -766,6 +783,11 @@ static int publish_view(struct ember_conn *c, msgview *mv, int *delivered)
     else if (n == 0 && mv->reply)
         no_responders_status(c, mv);
     return EMBER_OK;
+}
+
+static int publish_view(struct ember_conn *c, msgview *mv, int *delivered)
+{
+    return publish_view_ex(c, mv, delivered, false);
 }
 
 server *conn_server(struct ember_conn *c) { return c->srv; }
@@ -1074,7 +1096,7 @@ EMBER_API int ember_conn_poll(ember_conn *c, int timeout_ms)
         return err_set(EMBER_EINVAL, "connection is NULL");
     qitem batch[256];
     dq *q = &c->pollq;
-    if (dq_count(q) == 0 && atomic_load(&c->closed))
+    if (atomic_load(&c->closed) && dq_count(q) == 0) /* (pushed: the producers' line) */
         return err_set(EMBER_ECLOSED, "connection closed");
     dq_wait(q, timeout_ms, &c->closed);
     size_t n = take_acc(q, batch, 256);
@@ -1114,7 +1136,15 @@ static void resp_handler(void *ud, ember_sub *sub, ember_msg *m)
     struct ember_conn *c = ud;
     if (m->subject_len <= c->inbox_len)
         return;
-    uint64_t token = strtoull(m->subject + c->inbox_len, NULL, 10);
+    uint64_t token = 0; /* the decimal token after the inbox prefix (fmt_u64 in request) */
+    for (size_t i = c->inbox_len; i < m->subject_len; i++) {
+        unsigned d = (unsigned)(unsigned char)m->subject[i] - '0';
+        if (d > 9) {
+            token = 0; /* not one of ours: matches no waiter (tokens start at 1) */
+            break;
+        }
+        token = token * 10 + d;
+    }
     pthread_mutex_lock(&c->rmu);
     req_waiter **pp = &c->waiters, *w = NULL;
     for (; *pp; pp = &(*pp)->next)
@@ -1178,7 +1208,7 @@ static int request_view(struct ember_conn *c, msgview *mv, int timeout_ms, ember
     mv->reply = inbox;
     mv->reply_len = il;
     int delivered = 0;
-    rc = publish_view(c, mv, &delivered);
+    rc = publish_view_ex(c, mv, &delivered, true);
     if (rc == 0 && delivered == 0 && !atomic_load(&w.done))
         rc = err_set(EMBER_ENORESPONDERS, "no responders available for request on \"%.*s\"",
                      (int)mv->subject_len, mv->subject);

@@ -983,7 +983,7 @@ static int on_leaf_connect(client *c, const proto_op *op)
     if (lm->user) {
         const char *u = jstr(j, "user"), *pw = jstr(j, "pass");
         if (!u || !pw || !str_eq_ct(u, lm->user) || !str_eq_ct(pw, lm->pass)) {
-            LLOG(c, EMBER_LOG_ERROR, "Authorization Error - User \"%s\"", u ? u : "");
+            LLOG(c, EMBER_LOG_ERROR, "authentication error - User \"%s\"", u ? u : "");
             cJSON_Delete(j);
             client_err_close(c, "Authorization Violation", CR_AUTH);
             return 1;
@@ -1005,9 +1005,9 @@ static int on_leaf_connect(client *c, const proto_op *op)
         }
         if (!ok) {
             if (nk)
-                LLOG(c, EMBER_LOG_ERROR, "Authorization Error - Nkey \"%s\"", nk);
+                LLOG(c, EMBER_LOG_ERROR, "authentication error - Nkey \"%s\"", nk);
             else
-                LLOG(c, EMBER_LOG_ERROR, "Authorization Error - User \"%s\"", u ? u : "");
+                LLOG(c, EMBER_LOG_ERROR, "authentication error - User \"%s\"", u ? u : "");
             cJSON_Delete(j);
             client_err_close(c, "Authorization Violation", CR_AUTH);
             return 1;

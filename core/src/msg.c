@@ -31,10 +31,12 @@
 #define MSG_POOL 1
 #endif
 
-#define MSG_F_POOLED 4u          /* the block is MSG_POOL_BLOCK bytes from the pool */
-#define MSG_POOL_BLOCK 512       /* bytes of a pooled block, struct included */
-#define MSG_POOL_TLS_MAX 256     /* blocks a thread keeps before sharing them */
-#define MSG_POOL_SHARED_MAX 8192 /* soft bound of the shared stack (4 MiB) */
+#define MSG_F_POOLED 4u          /* the block came from the pool ... */
+#define MSG_F_POOL_BIG 8u        /* ... of the larger class */
+#define MSG_POOL_CLASSES 2
+static const size_t pool_class_size[MSG_POOL_CLASSES] = {256, 512}; /* struct included */
+#define MSG_POOL_TLS_MAX 256     /* blocks a thread keeps per class before sharing them */
+#define MSG_POOL_SHARED_MAX 8192 /* soft bound of each shared stack (2 + 4 MiB) */
 
 /* A free block. A thread's list is handed to the shared stack as one batch: its first
  * node records the batch's length and last node, so that pushing and taking are O(1)
@@ -47,29 +49,31 @@ typedef struct pool_node {
 } pool_node;
 
 #if MSG_POOL
-static _Atomic(pool_node *) g_pool_head; /* stack of batches */
-static atomic_long g_pool_count;         /* blocks in it (updated after the CAS / exchange) */
+static _Atomic(pool_node *) g_pool_head[MSG_POOL_CLASSES]; /* stacks of batches */
+static atomic_long g_pool_count[MSG_POOL_CLASSES]; /* blocks in them (after CAS/exchange) */
 static pthread_key_t g_pool_key;
 static pthread_once_t g_pool_once = PTHREAD_ONCE_INIT;
 
 typedef struct pool_tls {
     pool_node *head, *tail;
     long n;
-    bool registered; /* the thread-exit destructor is armed */
 } pool_tls;
-static _Thread_local pool_tls t_pool;
+static _Thread_local pool_tls t_pool[MSG_POOL_CLASSES];
+static _Thread_local bool t_pool_registered; /* the thread-exit destructor is armed */
 
-/* Give the calling thread's list to the shared stack (or free it when that is full). */
-static void pool_flush_tls(void)
+/* Give the calling thread's list of class k to the shared stack (or free it when that
+ * is full). */
+static void pool_flush_tls(int k)
 {
-    pool_node *first = t_pool.head;
-    long n = t_pool.n;
-    pool_node *last = t_pool.tail;
-    t_pool.head = t_pool.tail = NULL;
-    t_pool.n = 0;
+    pool_tls *t = &t_pool[k];
+    pool_node *first = t->head;
+    long n = t->n;
+    pool_node *last = t->tail;
+    t->head = t->tail = NULL;
+    t->n = 0;
     if (!first)
         return;
-    if (atomic_load_explicit(&g_pool_count, memory_order_relaxed) + n > MSG_POOL_SHARED_MAX) {
+    if (atomic_load_explicit(&g_pool_count[k], memory_order_relaxed) + n > MSG_POOL_SHARED_MAX) {
         while (first) {
             pool_node *next = first->next;
             free(first);
@@ -80,88 +84,93 @@ static void pool_flush_tls(void)
     last->next = NULL;
     first->batch_tail = last;
     first->batch_n = n;
-    pool_node *old = atomic_load_explicit(&g_pool_head, memory_order_relaxed);
+    pool_node *old = atomic_load_explicit(&g_pool_head[k], memory_order_relaxed);
     do
         first->next_batch = old;
-    while (!atomic_compare_exchange_weak_explicit(&g_pool_head, &old, first,
+    while (!atomic_compare_exchange_weak_explicit(&g_pool_head[k], &old, first,
                                                   memory_order_release, memory_order_relaxed));
-    atomic_fetch_add_explicit(&g_pool_count, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_pool_count[k], n, memory_order_relaxed);
 }
 
 static void pool_thread_exit(void *arg)
 {
     (void)arg;
-    t_pool.registered = false; /* a later destructor releasing messages arms it again */
-    pool_flush_tls();
+    t_pool_registered = false; /* a later destructor releasing messages arms it again */
+    for (int k = 0; k < MSG_POOL_CLASSES; k++)
+        pool_flush_tls(k);
 }
 
 static void pool_key_init(void) { (void)pthread_key_create(&g_pool_key, pool_thread_exit); }
 
 static bool pool_register(void)
 {
-    if (!t_pool.registered) {
+    if (!t_pool_registered) {
         pthread_once(&g_pool_once, pool_key_init);
-        t_pool.registered = pthread_setspecific(g_pool_key, &t_pool) == 0;
+        t_pool_registered = pthread_setspecific(g_pool_key, t_pool) == 0;
     }
-    return t_pool.registered;
+    return t_pool_registered;
 }
 
-static ember_msg *pool_get(void)
+static ember_msg *pool_get(int k)
 {
-    if (!t_pool.head) {
+    pool_tls *t = &t_pool[k];
+    if (!t->head) {
         if (!pool_register()) /* could not clean up at thread exit: keep nothing */
             return NULL;
-        pool_node *b = atomic_exchange_explicit(&g_pool_head, NULL, memory_order_acquire);
+        pool_node *b = atomic_exchange_explicit(&g_pool_head[k], NULL, memory_order_acquire);
         if (!b)
             return NULL;
         /* join the batches into the thread's list */
         long total = 0;
-        t_pool.head = b;
+        t->head = b;
         for (;;) {
             total += b->batch_n;
             pool_node *nb = b->next_batch;
             if (!nb) {
-                t_pool.tail = b->batch_tail;
+                t->tail = b->batch_tail;
                 break;
             }
             b->batch_tail->next = nb;
             b = nb;
         }
-        t_pool.n = total;
-        atomic_fetch_sub_explicit(&g_pool_count, total, memory_order_relaxed);
+        t->n = total;
+        atomic_fetch_sub_explicit(&g_pool_count[k], total, memory_order_relaxed);
     }
-    pool_node *n = t_pool.head;
-    t_pool.head = n->next;
-    if (!t_pool.head)
-        t_pool.tail = NULL;
-    t_pool.n--;
+    pool_node *n = t->head;
+    t->head = n->next;
+    if (!t->head)
+        t->tail = NULL;
+    t->n--;
     return (ember_msg *)(void *)n;
 }
 
-static void pool_put(ember_msg *m)
+static void pool_put(ember_msg *m, int k)
 {
     if (!pool_register()) { /* cannot clean up at thread exit: do not keep it */
         free(m);
         return;
     }
+    pool_tls *t = &t_pool[k];
     pool_node *n = (pool_node *)(void *)m;
-    n->next = t_pool.head;
-    t_pool.head = n;
-    if (!t_pool.tail)
-        t_pool.tail = n;
-    if (++t_pool.n > MSG_POOL_TLS_MAX)
-        pool_flush_tls();
+    n->next = t->head;
+    t->head = n;
+    if (!t->tail)
+        t->tail = n;
+    if (++t->n > MSG_POOL_TLS_MAX)
+        pool_flush_tls(k);
 }
 #endif
 
 static ember_msg *msg_alloc(size_t total, unsigned *flags)
 {
 #if MSG_POOL
-    if (total <= MSG_POOL_BLOCK) {
-        ember_msg *m = pool_get();
+    for (int k = 0; k < MSG_POOL_CLASSES; k++) {
+        if (total > pool_class_size[k])
+            continue;
+        ember_msg *m = pool_get(k);
         if (!m)
-            m = malloc(MSG_POOL_BLOCK);
-        *flags = m ? MSG_F_POOLED : 0;
+            m = malloc(pool_class_size[k]);
+        *flags = m ? MSG_F_POOLED | (k ? MSG_F_POOL_BIG : 0) : 0;
         return m;
     }
 #endif
@@ -173,7 +182,7 @@ static void msg_dealloc(ember_msg *m)
 {
 #if MSG_POOL
     if (m->flags & MSG_F_POOLED) {
-        pool_put(m);
+        pool_put(m, (m->flags & MSG_F_POOL_BIG) ? 1 : 0);
         return;
     }
 #endif

@@ -20,7 +20,7 @@ typedef struct hdr_index {
 
 #define MSG_F_HDR_OWNED 1u   /* hdr is a separate malloc (builder messages) */
 #define MSG_F_FROZEN 2u      /* published or delivered: headers may not change */
-/* 4u: MSG_F_POOLED, private to msg.c (the block came from its recycling pool) */
+/* 4u, 8u: MSG_F_POOLED, MSG_F_POOL_BIG, private to msg.c (recycled blocks) */
 
 struct ember_msg {
     atomic_int refs;

@@ -487,8 +487,10 @@ static int do_authorization(loader *l, const conf_entry *top)
     }
     if (have_user && have_token)
         return lerr(l, top->key_pos, "Cannot have a user/pass and token");
-    if (l->o->users_count && (have_user || have_token))
+    if (l->o->users_count && have_user)
         return lerr(l, top->key_pos, "Can not have a single user/pass and a users array");
+    if (l->o->users_count && have_token)
+        return lerr(l, top->key_pos, "Can not have a token and a users array");
     finish_users(l);
     return 0;
 }

@@ -436,6 +436,8 @@ static void *server_thread(void *arg)
     srv_log(s, EMBER_LOG_INFO, "  Version:  %s", EMBER_NATS_VERSION);
     srv_log(s, EMBER_LOG_INFO, "  Name:     %s", s->o_name);
     srv_log(s, EMBER_LOG_INFO, "  ID:       %s", s->id);
+    if (auth_plaintext_passwords(s->users, s->o_pass)) /* as nats-server */
+        srv_log(s, EMBER_LOG_WARN, "Plaintext passwords detected, use nkeys or bcrypt");
 
     bool failed = false;
     char err[256] = "";

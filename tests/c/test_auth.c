@@ -105,8 +105,8 @@ static void test_checks(void)
     CHECK(auth_can_publish(p, "b", 1));
     CHECK(!auth_can_publish(p, "a.secret", 8));
     CHECK(!auth_can_publish(p, "c", 1));
-    CHECK(auth_can_subscribe(p, "x.*", 3));
-    CHECK(!auth_can_subscribe(p, "x.private", 9));
+    CHECK(auth_can_subscribe(p, "x.*", 3, NULL, 0));
+    CHECK(!auth_can_subscribe(p, "x.private", 9, NULL, 0));
     CHECK(auth_deny_delivery(p, "x.private", 9));
     CHECK(!auth_deny_delivery(p, "x.public", 8));
     auth_perm_free(p);
@@ -124,6 +124,54 @@ static void test_checks(void)
         auth_note_reply(p, "r.many", 6);
     auth_perm_free(p);
     auth_users_free(us);
+}
+
+/* Queue permissions ("subject group" entries), as nats-server's canSubscribe; a duplicate
+ * nkey and a token beside users are refused with nats-server's texts. */
+static void test_queue_perms(void)
+{
+    ember_user u[1] = {{0}};
+    u[0].user = "q";
+    u[0].password = "pw";
+    u[0].subscribe_allow = "foo.> workers, bar, baz v1.*";
+    u[0].subscribe_deny = "bar bad";
+    u[0].publish_allow = "pub.> grp"; /* a queue entry in a publish list matches nothing */
+    ember_server_options o;
+    ember_server_options_init(&o);
+    o.users = u;
+    o.users_count = 1;
+    auth_users *us = NULL;
+    REQUIRE(auth_users_new(&us, &o) == 0 && us);
+    auth_perm *p = auth_perm_new(auth_check(us, "q", "pw", NULL, NULL, NULL));
+    REQUIRE(p != NULL);
+    CHECK(!auth_can_subscribe(p, "foo.a", 5, NULL, 0));      /* only in the queue group */
+    CHECK(auth_can_subscribe(p, "foo.a", 5, "workers", 7));
+    CHECK(!auth_can_subscribe(p, "foo.a", 5, "other", 5));
+    CHECK(auth_can_subscribe(p, "bar", 3, NULL, 0));
+    CHECK(auth_can_subscribe(p, "bar", 3, "any", 3));
+    CHECK(!auth_can_subscribe(p, "bar", 3, "bad", 3));       /* denied queue group */
+    CHECK(auth_can_subscribe(p, "baz", 3, "v1.x", 4));       /* wildcard group */
+    CHECK(!auth_can_subscribe(p, "baz", 3, "v2.x", 4));
+    CHECK(!auth_can_subscribe(p, "workers", 7, NULL, 0));
+    CHECK(!auth_can_publish(p, "pub.x", 5));
+    auth_perm_free(p);
+    auth_users_free(us);
+    u[0].subscribe_allow = "foo a b"; /* a group name has no blank */
+    CHECK(auth_users_new(&us, &o) == EMBER_EINVAL && !us);
+
+    uint8_t raw[32] = {7};
+    char seed[59], pub[57];
+    CHECK(nkey_seed_encode(NKEY_PREFIX_USER, raw, seed) == 0 && nkey_seed_public(seed, pub) == 0);
+    ember_user n[2] = {{0}};
+    n[0].nkey = n[1].nkey = pub;
+    o.users = n;
+    o.users_count = 2;
+    CHECK(auth_users_new(&us, &o) == EMBER_EINVAL && !us);
+    CHECK(strstr(ember_last_error(), "Duplicate nkey") != NULL);
+    o.users_count = 1;
+    o.auth_token = "t";
+    CHECK(auth_users_new(&us, &o) == EMBER_EINVAL && !us);
+    CHECK(strstr(ember_last_error(), "Can not have a token and a users array") != NULL);
 }
 
 /* A TCP client against users configured from C. */
@@ -188,6 +236,7 @@ int main(void)
 {
     test_options();
     test_checks();
+    test_queue_perms();
     test_tcp();
     return tu_summary("auth");
 }

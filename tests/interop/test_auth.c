@@ -141,6 +141,8 @@ int main(void)
              "    { user: svc, password: svc,\n"
              "      permissions { subscribe: \"req.>\", allow_responses: true } }\n"
              "    { user: anon, password: anon, permissions { publish: \"open.>\", subscribe: \"open.>\" } }\n"
+             "    { user: qu, password: qu, permissions { subscribe: { allow: [\"work.> workers\", \"plain\"],\n"
+             "                                                        deny: \"plain bad\" } } }\n"
              "  ]\n"
              "}\n"
              "no_auth_user: anon\n",
@@ -277,6 +279,21 @@ int main(void)
         exchange(an, "PUB pub.ok 1\r\nx\r\n", &b);
         CHECK(strstr(b.data, "Permissions Violation for Publish to \"pub.ok\"") != NULL);
         close(an);
+        /* queue permissions: "work.> workers" allows work.> only in the group workers */
+        int qu = session("{\"verbose\":false,\"user\":\"qu\",\"pass\":\"qu\"}", &b, NULL, 0);
+        exchange(qu, "SUB work.a 1\r\n", &b);
+        CHECK(strstr(b.data, "-ERR 'Permissions Violation for Subscription to \"work.a\"'\r\n") != NULL);
+        exchange(qu, "SUB work.a workers 2\r\n", &b);
+        CHECK(strstr(b.data, "-ERR") == NULL);
+        exchange(qu, "SUB work.a other 3\r\n", &b);
+        CHECK(strstr(b.data, "-ERR 'Permissions Violation for Subscription to \"work.a\" using queue \"other\"'\r\n") != NULL);
+        exchange(qu, "SUB plain any 4\r\n", &b);
+        CHECK(strstr(b.data, "-ERR") == NULL);
+        exchange(qu, "SUB plain bad 5\r\n", &b);
+        CHECK(strstr(b.data, "-ERR 'Permissions Violation for Subscription to \"plain\" using queue \"bad\"'\r\n") != NULL);
+        exchange(qu, "SUB workers 6\r\n", &b);
+        CHECK(strstr(b.data, "-ERR 'Permissions Violation for Subscription to \"workers\"'\r\n") != NULL);
+        close(qu);
         th_buf_free(&b);
     }
 

@@ -55,6 +55,8 @@ static const int EMBER_EIO;
 static const int EMBER_ENOMEM;
 static const int EMBER_ELIMIT;
 static const int EMBER_ESTATE;
+static const int EMBER_EAUTH;
+static const int EMBER_EPERM;
 
 static const int EMBER_LOG_FATAL;
 static const int EMBER_LOG_ERROR;
@@ -194,6 +196,10 @@ typedef struct ember_conn_options {
     bool no_echo;
     int64_t pending_msgs_limit;
     int64_t pending_bytes_limit;
+    const char *user;
+    const char *password;
+    const char *auth_token;
+    const char *nkey_seed;
     ...;
 } ember_conn_options;
 void ember_conn_options_init(ember_conn_options *o);

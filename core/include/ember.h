@@ -54,6 +54,8 @@ enum {
     EMBER_ENOMEM = -11,
     EMBER_ELIMIT = -12,       /* a configured limit (connections, subscriptions) reached */
     EMBER_ESTATE = -13,       /* wrong state for this call (e.g. start twice) */
+    EMBER_EAUTH = -14,        /* credentials refused ("Authorization Violation") */
+    EMBER_EPERM = -15,        /* the connection's user may not publish/subscribe there */
 };
 
 /* A static string naming the code ("timeout", "no responders", ...). Never NULL. */
@@ -403,6 +405,15 @@ typedef struct ember_conn_options {
      * published. May be NULL. */
     void (*error_fn)(void *userdata, ember_sub *sub, int status);
     void *error_userdata;
+    /* Credentials (optional): the connection authenticates as one of the server's users
+     * (users, username/password, auth_token) and that user's permissions apply to it:
+     * a refused publish or subscribe returns EMBER_EPERM with nats-server's "Permissions
+     * Violation for ..." text. Wrong credentials: ember_conn_connect fails with EMBER_EAUTH.
+     * Without credentials the connection is the host's own: not checked, no permissions. */
+    const char *user;
+    const char *password;
+    const char *auth_token;
+    const char *nkey_seed;        /* an nkey user's seed ("SU..."): signs a nonce locally */
 } ember_conn_options;
 EMBER_API void ember_conn_options_init(ember_conn_options *o);
 

@@ -11,7 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "leaf.h"
+#include "nkeys.h"
 #include "server.h"
 
 /* ------------------------------------------------------------------ delivery queue */
@@ -487,6 +489,15 @@ static _Thread_local struct ember_conn *tls_inline_conn; /* inline callback runn
 bool inproc_deliver(client *cl, sub *b, msgview *mv)
 {
     struct ember_sub *s = (struct ember_sub *)b;
+    if (unlikely(cl->perm != NULL)) {
+        if (auth_deny_delivery(cl->perm, mv->subject, mv->subject_len)) {
+            if (atomic_load_explicit(&s->base.max, memory_order_relaxed) > 0)
+                atomic_fetch_add(&s->settled, 1);
+            return false;
+        }
+        if (mv->reply)
+            auth_note_reply(cl->perm, mv->reply, mv->reply_len);
+    }
     /* in-flight guard: ember_conn_close waits for deliveries that passed this point */
     atomic_fetch_add(&cl->inflight, 1);
     struct ember_conn *c = cl->conn;
@@ -663,6 +674,47 @@ EMBER_API void ember_conn_options_init(ember_conn_options *o)
     o->pending_bytes_limit = 64ll * 1024 * 1024;
 }
 
+/* Credentials of the options against the server's users (the checks of a TCP CONNECT;
+ * an nkey seed signs a nonce made here). 0, or EMBER_EAUTH. */
+static int conn_authenticate(client *cl, const ember_conn_options *o)
+{
+    server *s = cl->srv;
+    if (!o->user && !o->password && !o->auth_token && !o->nkey_seed)
+        return 0; /* the host's own connection */
+    bool ok = true;
+    if (s->users) {
+        const auth_user *au = NULL;
+        if (o->nkey_seed) {
+            char pub[57], nonce[] = "in-process";
+            uint8_t sig[64];
+            char *b64 = NULL;
+            if (nkey_seed_public(o->nkey_seed, pub) == 0 &&
+                nkey_sign(o->nkey_seed, nonce, strlen(nonce), sig) == 0 &&
+                (b64 = nkey_b64url(sig, sizeof sig)) != NULL)
+                au = auth_check(s->users, NULL, NULL, pub, b64, nonce);
+            free(b64);
+        } else {
+            au = auth_check(s->users, o->user, o->password, NULL, NULL, NULL);
+        }
+        ok = au != NULL;
+        if (ok) {
+            cl->auth_user = au;
+            cl->perm = auth_perm_new(au);
+        }
+    } else if (s->o_user) {
+        ok = o->user && o->password && str_eq_ct(o->user, s->o_user) &&
+             str_eq_ct(o->password, s->o_pass);
+    } else if (s->o_token) {
+        ok = o->auth_token && str_eq_ct(o->auth_token, s->o_token);
+    }
+    if (!ok) {
+        srv_log(s, EMBER_LOG_ERROR, "in-process - cid:%llu - authentication error - User \"%s\"",
+                (unsigned long long)cl->cid, o->user ? o->user : "");
+        return err_set(EMBER_EAUTH, "Authorization Violation");
+    }
+    return 0;
+}
+
 EMBER_API int ember_conn_connect(ember_conn **out, ember_server *s, const ember_conn_options *opts)
 {
     if (!out)
@@ -706,6 +758,15 @@ EMBER_API int ember_conn_connect(ember_conn **out, ember_server *s, const ember_
     c->opts = o;
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->rmu, NULL);
+    int arc = conn_authenticate(cl, &o);
+    if (arc) {
+        cl->conn = NULL;
+        pthread_mutex_destroy(&c->mu);
+        pthread_mutex_destroy(&c->rmu);
+        free(c);
+        client_release(cl);
+        return arc;
+    }
     dq_init(&c->pollq, true);
     dq_init(&c->dispq, false);
     char nuid[23];
@@ -775,6 +836,13 @@ static int publish_view_ex(struct ember_conn *c, msgview *mv, int *delivered, bo
         return err_set(EMBER_EMAXPAYLOAD, "maximum payload exceeded: %zu > %lld",
                        mv->data_len + mv->hdr_len, (long long)s->opts.max_payload);
     client *cl = c->cl;
+    if (unlikely(cl->perm != NULL) && !auth_can_publish(cl->perm, mv->subject, mv->subject_len)) {
+        srv_log(s, EMBER_LOG_ERROR, "in-process - cid:%llu - Publish Violation - %s, Subject \"%.*s\"",
+                (unsigned long long)cl->cid, auth_user_desc(cl->auth_user), (int)mv->subject_len,
+                mv->subject);
+        return err_set(EMBER_EPERM, "Permissions Violation for Publish to \"%.*s\"",
+                       (int)mv->subject_len, mv->subject);
+    }
     atomic_fetch_add_explicit(&cl->in_msgs, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&cl->in_bytes, mv->data_len + mv->hdr_len, memory_order_relaxed);
     int n = server_route(s, cl, mv);
@@ -878,6 +946,17 @@ static int subscribe_internal(struct ember_sub **out, struct ember_conn *c, cons
                               void *userdata, ember_free_fn free_userdata, bool internal)
 {
     server *srv = c->srv;
+    client *pc = c->cl;
+    if (unlikely(pc->perm != NULL) && !internal && subject &&
+        !auth_can_subscribe(pc->perm, subject, strlen(subject), queue, queue ? strlen(queue) : 0)) {
+        if (free_userdata)
+            free_userdata(userdata);
+        if (queue && *queue)
+            return err_set(EMBER_EPERM,
+                           "Permissions Violation for Subscription to \"%s\" using queue \"%s\"",
+                           subject, queue);
+        return err_set(EMBER_EPERM, "Permissions Violation for Subscription to \"%s\"", subject);
+    }
     struct ember_sub *s = calloc(1, sizeof *s);
     if (!s) {
         if (free_userdata)

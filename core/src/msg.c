@@ -34,7 +34,7 @@
 #define MSG_F_POOLED 4u          /* the block came from the pool ... */
 #define MSG_F_POOL_BIG 8u        /* ... of the larger class */
 #define MSG_POOL_CLASSES 2
-static const size_t pool_class_size[MSG_POOL_CLASSES] = {256, 512}; /* struct included */
+__attribute__((unused)) static const size_t pool_class_size[MSG_POOL_CLASSES] = {256, 512}; /* struct included */
 #define MSG_POOL_TLS_MAX 256     /* blocks a thread keeps per class before sharing them */
 #define MSG_POOL_SHARED_MAX 8192 /* soft bound of each shared stack (2 + 4 MiB) */
 

@@ -42,6 +42,8 @@ EMBER_API const char *ember_strerror(int status)
     case EMBER_ENOMEM: return "out of memory";
     case EMBER_ELIMIT: return "limit reached";
     case EMBER_ESTATE: return "invalid state";
+    case EMBER_EAUTH: return "authorization violation";
+    case EMBER_EPERM: return "permissions violation";
     default: return "unknown error";
     }
 }

@@ -20,7 +20,8 @@ from ._core import Headers, Msg
 from ._ember import ffi as _ffi, lib as _lib
 from .connection import (MODES, Connection, ConnectionStats, Subscription,
                          SubscriptionStats)
-from .errors import (ClosedError, EmberIOError, Error, ExistsError, InvalidArgumentError,
+from .errors import (AuthorizationError, ClosedError, EmberIOError, Error, ExistsError,
+                     InvalidArgumentError, PermissionsError,
                      LimitError, MaxPayloadError, NoMemoryError, NoRespondersError,
                      NotFoundError, SlowConsumerError, StateError, TimeoutError,
                      WrongSequenceError)
@@ -57,6 +58,7 @@ __all__ = [
     "Error", "InvalidArgumentError", "TimeoutError", "NoRespondersError", "ClosedError",
     "MaxPayloadError", "NotFoundError", "ExistsError", "WrongSequenceError",
     "SlowConsumerError", "EmberIOError", "NoMemoryError", "LimitError", "StateError",
+    "AuthorizationError", "PermissionsError",
     "LOG_FATAL", "LOG_ERROR", "LOG_WARN", "LOG_INFO", "LOG_DEBUG", "LOG_TRACE",
     "version", "NATS_VERSION",
 ]

@@ -133,11 +133,23 @@ class StateError(Error):
     code = lib.EMBER_ESTATE
 
 
+class AuthorizationError(Error, PermissionError):
+    """Credentials refused ("Authorization Violation")."""
+    code = lib.EMBER_EAUTH
+
+
+class PermissionsError(Error, PermissionError):
+    """The connection's user may not publish or subscribe there ("Permissions Violation
+    for Publish to ..." / "... for Subscription to ...")."""
+    code = lib.EMBER_EPERM
+
+
 _BY_CODE: Dict[int, Type[Error]] = {
     cls.code: cls
     for cls in (InvalidArgumentError, TimeoutError, NoRespondersError, ClosedError,
                 MaxPayloadError, NotFoundError, ExistsError, WrongSequenceError,
-                SlowConsumerError, EmberIOError, NoMemoryError, LimitError, StateError)
+                SlowConsumerError, EmberIOError, NoMemoryError, LimitError, StateError,
+                AuthorizationError, PermissionsError)
 }
 
 

@@ -528,7 +528,9 @@ class Server:
     def connect(self, name: Optional[str] = None, no_echo: bool = False,
                 pending_msgs_limit: Optional[int] = None,
                 pending_bytes_limit: Optional[int] = None,
-                error_cb: Optional[Callable[[BaseException], Any]] = None) -> Connection:
+                error_cb: Optional[Callable[[BaseException], Any]] = None, *,
+                user: Optional[str] = None, password: Optional[str] = None,
+                token: Optional[str] = None, nkey_seed: Optional[str] = None) -> Connection:
         """Open an in-process connection: no socket, works with ``dont_listen``.
 
         Args:
@@ -538,6 +540,10 @@ class Server:
                 messages (65536 and 64 MiB by default; negative: unlimited).
             error_cb: called with the exception when a message callback raises
                 (default: :func:`sys.unraisablehook`).
+            user, password, token, nkey_seed: authenticate as one of the server's users,
+                whose permissions then apply (:class:`ember.AuthorizationError` when refused,
+                :class:`ember.PermissionsError` on a refused publish/subscribe). Without
+                them the connection is the host's own and is not checked.
         """
         core = self._core
         if not self._started:
@@ -547,6 +553,13 @@ class Server:
         nb = ffi.new("char[]", name.encode()) if name else NULL
         opts.name = nb
         opts.no_echo = bool(no_echo)
+        creds = []
+        for field, val in (("user", user), ("password", password), ("auth_token", token),
+                           ("nkey_seed", nkey_seed)):
+            if val is not None:
+                b = ffi.new("char[]", val.encode())
+                creds.append(b)
+                setattr(opts, field, b)
         if pending_msgs_limit is not None:
             opts.pending_msgs_limit = int(pending_msgs_limit)
         if pending_bytes_limit is not None:

@@ -232,8 +232,78 @@ static void test_tcp(void)
     ember_server_free(s);
 }
 
+/* In-process connections given credentials: the user's permissions apply. */
+static void test_inproc(void)
+{
+    uint8_t raw[32] = {9, 8, 7};
+    char seed[59], pub[57];
+    nkey_seed_encode(NKEY_PREFIX_USER, raw, seed);
+    nkey_seed_public(seed, pub);
+    ember_user u[2] = {{0}};
+    u[0].user = "app";
+    u[0].password = "pw";
+    u[0].publish_allow = "ok.>, _INBOX.>";
+    u[0].subscribe_allow = "ok.>, _INBOX.>";
+    u[0].subscribe_deny = "ok.hidden";
+    u[1].nkey = pub;
+    u[1].publish_allow = "nk.>";
+    ember_server_options o;
+    ember_server_options_init(&o);
+    o.dont_listen = true;
+    o.users = u;
+    o.users_count = 2;
+    ember_server *s = NULL;
+    REQUIRE(ember_server_new(&s, &o) == EMBER_OK);
+    REQUIRE(ember_server_start(s) == EMBER_OK);
+    REQUIRE(ember_server_ready_for_connections(s, 5000));
+    ember_conn_options co;
+    ember_conn_options_init(&co);
+    co.user = "app";
+    co.password = "bad";
+    ember_conn *c = NULL;
+    CHECK(ember_conn_connect(&c, s, &co) == EMBER_EAUTH);
+    CHECK(c == NULL);
+    CHECK(strcmp(ember_last_error(), "Authorization Violation") == 0);
+    co.password = "pw";
+    CHECK(ember_conn_connect(&c, s, &co) == EMBER_OK);
+    CHECK(ember_conn_publish(c, "ok.a", NULL, "x", 1) == EMBER_OK);
+    CHECK(ember_conn_publish(c, "no", NULL, "x", 1) == EMBER_EPERM);
+    CHECK(strcmp(ember_last_error(), "Permissions Violation for Publish to \"no\"") == 0);
+    ember_sub *sub = NULL;
+    CHECK(ember_conn_subscribe(&sub, c, "no.>", NULL, EMBER_DELIVER_POLL, NULL, NULL, NULL) ==
+          EMBER_EPERM);
+    CHECK(ember_conn_subscribe(&sub, c, "ok.*", "q", EMBER_DELIVER_POLL, NULL, NULL, NULL) ==
+          EMBER_OK);
+    /* the host's own connection (no credentials) is not checked */
+    ember_conn *host = NULL;
+    CHECK(ember_conn_connect(&host, s, NULL) == EMBER_OK);
+    CHECK(ember_conn_publish(host, "ok.hidden", NULL, "h", 1) == EMBER_OK);
+    CHECK(ember_conn_publish(host, "ok.shown", NULL, "s", 1) == EMBER_OK);
+    ember_msg *m = NULL;
+    CHECK(ember_sub_next_msg(sub, &m, 2000) == EMBER_OK);
+    CHECK(m && strcmp(ember_msg_subject(m), "ok.shown") == 0); /* the denied one never came */
+    ember_msg_release(m);
+    ember_conn_close(c);
+    /* an nkey user through its seed */
+    ember_conn_options_init(&co);
+    co.nkey_seed = seed;
+    CHECK(ember_conn_connect(&c, s, &co) == EMBER_OK);
+    CHECK(ember_conn_publish(c, "nk.a", NULL, "x", 1) == EMBER_OK);
+    CHECK(ember_conn_publish(c, "ok.a", NULL, "x", 1) == EMBER_EPERM);
+    ember_conn_close(c);
+    uint8_t raw2[32] = {1};
+    char other[59];
+    nkey_seed_encode(NKEY_PREFIX_USER, raw2, other);
+    co.nkey_seed = other;
+    CHECK(ember_conn_connect(&c, s, &co) == EMBER_EAUTH);
+    ember_conn_close(host);
+    ember_server_shutdown(s);
+    ember_server_free(s);
+}
+
 int main(void)
 {
+    test_inproc();
     test_options();
     test_checks();
     test_queue_perms();

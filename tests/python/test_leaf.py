@@ -110,3 +110,22 @@ def test_leaf_demo_example_against_nats_server(tmp_path):
     finally:
         hub.terminate()
         hub.wait(5)
+
+
+def test_inprocess_credentials_and_permissions(tmp_path):
+    """An in-process connection given credentials gets its user's permissions."""
+    conf = tmp_path / "auth.conf"
+    conf.write_text('authorization { users = [ { user: app, password: pw,\n'
+                    '  permissions { publish: "ok.>", subscribe: "ok.>" } } ] }\n')
+    with ember.Server(dont_listen=True, config_file=conf) as srv:
+        with pytest.raises(ember.AuthorizationError):
+            srv.connect(user="app", password="nope")
+        c = srv.connect(user="app", password="pw")
+        c.publish("ok.a", b"x")
+        with pytest.raises(ember.PermissionsError) as e:
+            c.publish("no", b"x")
+        assert 'Permissions Violation for Publish to "no"' in str(e.value)
+        with pytest.raises(ember.PermissionsError):
+            c.subscribe("no.>")
+        host = srv.connect()  # the host's own connection: not checked
+        host.publish("no", b"x")

@@ -282,6 +282,22 @@ static long b64_any_decode(const char *s, uint8_t *out, size_t cap)
     return (long)o;
 }
 
+const auth_user *auth_find_user(const auth_users *u, const char *user)
+{
+    for (size_t i = 0; u && user && i < u->n; i++)
+        if (u->u[i].user && !strcmp(u->u[i].user, user))
+            return &u->u[i];
+    return NULL;
+}
+
+const char *auth_bcrypt_hash(const auth_users *u, const char *user)
+{
+    const auth_user *a = auth_find_user(u, user);
+    return a && a->pass && is_bcrypt(a->pass) ? a->pass : NULL;
+}
+
+bool auth_bcrypt_ok(const char *hash, const char *pass) { return password_ok(hash, pass ? pass : ""); }
+
 const auth_user *auth_check(const auth_users *u, const char *user, const char *pass,
                             const char *nkey, const char *sig, const char *nonce)
 {

@@ -27,6 +27,13 @@ bool auth_plaintext_passwords(const auth_users *u, const char *single_pass);
  * signature). NULL when refused. The user stays valid while the server lives. */
 const auth_user *auth_check(const auth_users *u, const char *user, const char *pass,
                             const char *nkey, const char *sig, const char *nonce);
+/* bcrypt is slow (a cost-12 check takes ~200 ms): the server runs it off the event loop.
+ * auth_bcrypt_hash: the stored hash when user's password is a bcrypt one (NULL: the check
+ * is cheap, use auth_check); auth_bcrypt_ok: the check itself (any thread);
+ * auth_find_user: the user once the check passed. */
+const char *auth_bcrypt_hash(const auth_users *u, const char *user);
+bool auth_bcrypt_ok(const char *hash, const char *pass);
+const auth_user *auth_find_user(const auth_users *u, const char *user);
 /* The user no_auth_user names (NULL when none). */
 const auth_user *auth_no_auth_user(const auth_users *u);
 /* nats-server's getAuthUser text: `User "alice"` or `Nkey "UAB..."`. */

@@ -29,6 +29,7 @@ void client_release(client *c)
     if (c->leaf)
         leaf_link_free(c);
     auth_perm_free(c->perm);
+    bytebuf_free(&c->held);
     if (c->xp)
         xport_client_free(c);
     free(c->name);
@@ -607,6 +608,9 @@ static bool jstr(cJSON *o, const char *k, const char **out)
     return true;
 }
 
+static int bcrypt_start(client *c, const char *arg, size_t len, const char *hash,
+                        const char *pass);
+
 static int process_connect(client *c, const char *arg, size_t len)
 {
     server *s = c->srv;
@@ -650,8 +654,22 @@ static int process_connect(client *c, const char *arg, size_t len)
     c->version = version ? strdup(version) : NULL;
     /* authentication */
     bool authed = true;
+    if (s->users && c->bcrypt_state == 0 && user && !nkey) {
+        const char *hash = auth_bcrypt_hash(s->users, user);
+        if (hash) { /* slow: check it on the thread pool, read nothing meanwhile */
+            int rc = bcrypt_start(c, arg, len, hash, pass);
+            cJSON_Delete(j);
+            if (rc) {
+                client_err_close(c, NULL, CR_AUTH);
+                return -1;
+            }
+            return 1;
+        }
+    }
     if (s->users) {
-        const auth_user *au = auth_check(s->users, user, pass, nkey, sig, c->nonce);
+        const auth_user *au = c->bcrypt_state >= 2
+                                  ? (c->bcrypt_state == 2 ? auth_find_user(s->users, user) : NULL)
+                                  : auth_check(s->users, user, pass, nkey, sig, c->nonce);
         if (!au && !user && !nkey && !token)
             au = auth_no_auth_user(s->users);
         authed = au != NULL;
@@ -909,10 +927,102 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = c->srv->read_buf_len;
 }
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/* ------------------------------------------------------------------ bcrypt off the loop */
+
+typedef struct bcrypt_job {
+    uv_work_t w;
+    client *c;
+    char *arg, *hash, *pass;
+    size_t len;
+    bool ok;
+} bcrypt_job;
+
+static void bcrypt_work(uv_work_t *w)
+{
+    bcrypt_job *b = w->data;
+    b->ok = auth_bcrypt_ok(b->hash, b->pass);
+}
+
+static void bcrypt_job_free(bcrypt_job *b)
+{
+    if (b->pass) {
+        OPENSSL_cleanse(b->pass, strlen(b->pass));
+        free(b->pass);
+    }
+    if (b->arg) {
+        OPENSSL_cleanse(b->arg, b->len);
+        free(b->arg);
+    }
+    free(b->hash);
+    free(b);
+}
+
+static void bcrypt_done(uv_work_t *w, int status)
+{
+    bcrypt_job *b = w->data;
+    client *c = b->c;
+    if (status == 0 && !c->handle_closed && !atomic_load(&c->closing)) {
+        c->bcrypt_state = b->ok ? 2 : 3;
+        int rc = process_connect(c, b->arg, b->len);
+        c->bcrypt_state = 0;
+        bytebuf held = c->held;
+        memset(&c->held, 0, sizeof c->held);
+        if (rc == 0 && held.len)
+            client_input(c, held.p, held.len); /* what came after CONNECT, in order */
+        bytebuf_free(&held);
+        if (rc == 0 && !c->handle_closed && !atomic_load(&c->closing) && !c->stalled &&
+            c->bcrypt_state == 0)
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        server_process_pending(c->srv);
+    }
+    bcrypt_job_free(b);
+    client_release(c);
+}
+
+static int bcrypt_start(client *c, const char *arg, size_t len, const char *hash,
+                        const char *pass)
+{
+    bcrypt_job *b = calloc(1, sizeof *b);
+    if (!b)
+        return -1;
+    b->c = c;
+    b->len = len;
+    b->arg = malloc(len ? len : 1);
+    b->hash = strdup(hash);
+    b->pass = strdup(pass ? pass : "");
+    if (!b->arg || !b->hash || !b->pass) {
+        bcrypt_job_free(b);
+        return -1;
+    }
+    memcpy(b->arg, arg, len);
+    b->w.data = b;
+    client_retain(c);
+    if (uv_queue_work(&c->srv->loop, &b->w, bcrypt_work, bcrypt_done) != 0) {
+        client_release(c);
+        bcrypt_job_free(b);
+        return -1;
+    }
+    c->bcrypt_state = 1;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    return 0;
+}
+
 void client_input(client *c, char *p, size_t n)
 {
+    if (unlikely(c->bcrypt_state == 1)) { /* CONNECT is being checked: keep the rest */
+        bytebuf_append(&c->held, p, n);
+        return;
+    }
+    size_t used = 0;
     proto_status st2 = proto_parse(c->parser, p, n, c->kind == CK_LEAF ? leaf_on_op : on_op, c,
-                                   NULL);
+                                   &used);
+    if (unlikely(st2 == PROTO_STOPPED && c->bcrypt_state == 1 && !c->handle_closed)) {
+        if (used < n)
+            bytebuf_append(&c->held, p + used, n - used);
+        return;
+    }
     if (st2 < 0 && !c->handle_closed && !atomic_load(&c->closing)) {
         const char *text = proto_status_err_text(st2);
         if (st2 == PROTO_ERR_MAX_PAYLOAD)

@@ -129,6 +129,10 @@ struct client {
     const struct auth_user *auth_user;
     struct auth_perm *perm;
     char nonce[24];
+    /* a bcrypt check running off the loop (loop thread): 1 pending, 2 passed, 3 failed;
+     * what the client sent meanwhile waits in held */
+    uint8_t bcrypt_state;
+    bytebuf held;
     /* leaf-node link state (leaf.c), NULL for other kinds */
     struct leaf_link *leaf;
     /* TLS / WebSocket transport (xport.c), NULL for plain TCP */

@@ -177,26 +177,40 @@ static void test_queue_perms(void)
 /* A TCP client against users configured from C. */
 static void test_tcp(void)
 {
-    ember_user u = {0};
-    u.user = "alice";
-    u.password = "pw";
-    u.publish_allow = "ok.>";
+    char salt[64], hash[128];
+    struct crypt_data cd;
+    memset(&cd, 0, sizeof cd);
+    crypt_gensalt_rn("$2b$", 4, NULL, 0, salt, sizeof salt);
+    snprintf(hash, sizeof hash, "%s", crypt_r("pw2", salt, &cd));
+    ember_user u[2] = {{0}};
+    u[0].user = "alice";
+    u[0].password = "pw";
+    u[0].publish_allow = "ok.>";
+    u[1].user = "slow"; /* bcrypt: checked off the loop; what follows CONNECT waits */
+    u[1].password = hash;
+    u[1].publish_allow = "ok.>";
     ember_server_options o;
     ember_server_options_init(&o);
     o.host = "127.0.0.1";
     o.port = -1;
-    o.users = &u;
-    o.users_count = 1;
+    o.users = u;
+    o.users_count = 2;
     ember_server *s = NULL;
     REQUIRE(ember_server_new(&s, &o) == EMBER_OK);
     REQUIRE(ember_server_start(s) == EMBER_OK);
     REQUIRE(ember_server_ready_for_connections(s, 5000));
-    const char *cases[2] = {"CONNECT {\"user\":\"alice\",\"pass\":\"bad\",\"verbose\":false}\r\nPING\r\n",
+    const char *cases[4] = {"CONNECT {\"user\":\"alice\",\"pass\":\"bad\",\"verbose\":false}\r\nPING\r\n",
                             "CONNECT {\"user\":\"alice\",\"pass\":\"pw\",\"verbose\":false}\r\n"
-                            "PUB no 1\r\nx\r\nPING\r\n"};
-    const char *want[2] = {"-ERR 'Authorization Violation'",
-                           "-ERR 'Permissions Violation for Publish to \"no\"'"};
-    for (int k = 0; k < 2; k++) {
+                            "PUB no 1\r\nx\r\nPING\r\n",
+                            "CONNECT {\"user\":\"slow\",\"pass\":\"pw2\",\"verbose\":false}\r\n"
+                            "PUB ok.a 1\r\nx\r\nPUB no 1\r\nx\r\nPING\r\n",
+                            "CONNECT {\"user\":\"slow\",\"pass\":\"bad\",\"verbose\":false}\r\n"
+                            "PING\r\n"};
+    const char *want[4] = {"-ERR 'Authorization Violation'",
+                           "-ERR 'Permissions Violation for Publish to \"no\"'",
+                           "-ERR 'Permissions Violation for Publish to \"no\"'\r\nPONG\r\n",
+                           "-ERR 'Authorization Violation'"};
+    for (int k = 0; k < 4; k++) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {0};
         a.sin_family = AF_INET;

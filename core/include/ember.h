@@ -304,6 +304,19 @@ typedef struct ember_server_stats {
     uint64_t slow_consumers;
 } ember_server_stats;
 EMBER_API void ember_server_get_stats(ember_server *s, ember_server_stats *out);
+/* Apply what can change at runtime, as nats-server's config reload (ember-server runs it
+ * on SIGHUP with the configuration file read again; the library installs no handler):
+ * limits (max_payload, max_pending, max_connections, max_subscriptions, ping interval and
+ * max pings, write deadline, auth timeout) and the users with their permissions and
+ * no_auth_user. New connections use the new users; TCP clients authenticated as a user
+ * that is gone are closed; the others keep the permissions they connected with until they
+ * reconnect. Anything else that differs from the running options (ports and hosts,
+ * dont_listen, server name, JetStream, leaf nodes, TLS, websocket, monitoring, single
+ * user/token, max_control_line, adding or removing all users) refuses the whole reload:
+ * EMBER_EINVAL, "config reload not supported for <field>". Logging is the host's
+ * (ember_server_log_to_*). opts is read during the call only. Any thread except the
+ * server's own (callbacks run there: EMBER_ESTATE); blocks until the loop applied it. */
+EMBER_API int ember_server_reload(ember_server *s, const ember_server_options *opts);
 /* The number of leaf-node links up now (solicited and accepted). Any thread. */
 EMBER_API int ember_server_leafnode_count(ember_server *s);
 /* The bound leafnodes port (useful with leaf_port -1), 0 when not listening. */

@@ -1,5 +1,9 @@
 /* ember-server: a standalone Ember broker, with nats-server's flag names. */
 #define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,14 +89,16 @@ static int parse_int(const char *flag, const char *v, long long *out)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* The options from the command line: the configuration file (-c) first, then the flags.
+ * Returns -1 to go on, or the exit code (help, version, a bad flag). Also run again on
+ * SIGHUP to reload. */
+static int build_options(int argc, char **argv, ember_server_options *op, ember_config **cfgp,
+                         int *levelp, const char **logpathp)
 {
-    ember_server_options o;
-    ember_server_options_init(&o);
-    int level = EMBER_LOG_INFO;
-    const char *logpath = NULL;
-    /* the configuration file first; flags given on the command line override it */
-    ember_config *cfg = NULL;
+    ember_server_options_init(op);
+    *cfgp = NULL;
+    *levelp = EMBER_LOG_INFO;
+    *logpathp = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *path = NULL;
@@ -101,15 +107,15 @@ int main(int argc, char **argv)
         else if (!strncmp(a, "--config=", 9))
             path = a + 9;
         if (path) {
-            o.log_fn = file_logger_stderr;
-            o.log_level = EMBER_LOG_WARN;
-            if (ember_config_load(&cfg, path, &o) != EMBER_OK) {
+            op->log_fn = file_logger_stderr;
+            op->log_level = EMBER_LOG_WARN;
+            if (ember_config_load(cfgp, path, op) != EMBER_OK) {
                 fprintf(stderr, "ember-server: %s\n", ember_last_error());
                 return 1;
             }
-            o.log_fn = NULL;
-            if (o.log_level > level)
-                level = o.log_level; /* debug / trace from the file */
+            op->log_fn = NULL;
+            if (op->log_level > *levelp)
+                *levelp = op->log_level; /* debug / trace from the file */
             break;
         }
     }
@@ -148,85 +154,135 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-a") || !strcmp(a, "--addr") || !strcmp(a, "--net") ||
                    !strcmp(a, "-addr") || !strcmp(a, "-net")) {
             NEEDV();
-            o.host = v;
+            op->host = v;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--port") || !strcmp(a, "-port")) {
             NEEDV();
             if (parse_int(a, v, &n))
                 return 1;
-            o.port = (int)n;
+            op->port = (int)n;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--name") || !strcmp(a, "--server_name") ||
                    !strcmp(a, "-name") || !strcmp(a, "-server_name")) {
             NEEDV();
-            o.server_name = v;
+            op->server_name = v;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--http_port") || !strcmp(a, "-http_port")) {
             NEEDV();
             if (parse_int(a, v, &n))
                 return 1;
-            o.http_port = (int)n;
+            op->http_port = (int)n;
         } else if (!strcmp(a, "--dont_listen")) {
-            o.dont_listen = true;
+            op->dont_listen = true;
         } else if (!strcmp(a, "--max_payload")) {
             NEEDV();
             if (parse_int(a, v, &n))
                 return 1;
-            o.max_payload = n;
+            op->max_payload = n;
         } else if (!strcmp(a, "--max_pending")) {
             NEEDV();
             if (parse_int(a, v, &n))
                 return 1;
-            o.max_pending = n;
+            op->max_pending = n;
         } else if (!strcmp(a, "--max_connections")) {
             NEEDV();
             if (parse_int(a, v, &n))
                 return 1;
-            o.max_connections = (int)n;
+            op->max_connections = (int)n;
         } else if (!strcmp(a, "--ping_interval")) {
             NEEDV();
             if (parse_int(a, v, &n))
                 return 1;
-            o.ping_interval_ms = n * 1000;
+            op->ping_interval_ms = n * 1000;
         } else if (!strcmp(a, "-l") || !strcmp(a, "--log") || !strcmp(a, "-log")) {
             NEEDV();
-            logpath = v;
+            *logpathp = v;
         } else if (!strcmp(a, "-D") || !strcmp(a, "--debug") || !strcmp(a, "-debug")) {
-            if (level < EMBER_LOG_DEBUG)
-                level = EMBER_LOG_DEBUG;
+            if (*levelp < EMBER_LOG_DEBUG)
+                *levelp = EMBER_LOG_DEBUG;
         } else if (!strcmp(a, "-V") || !strcmp(a, "--trace") || !strcmp(a, "-trace") ||
                    !strcmp(a, "-DV") || !strcmp(a, "-VD")) {
-            level = EMBER_LOG_TRACE;
+            *levelp = EMBER_LOG_TRACE;
         } else if (!strcmp(a, "-js") || !strcmp(a, "--jetstream") || !strcmp(a, "-jetstream")) {
-            o.jetstream = true;
+            op->jetstream = true;
         } else if (!strcmp(a, "-sd") || !strcmp(a, "--store_dir") || !strcmp(a, "-store_dir")) {
             NEEDV();
-            o.store_dir = v;
+            op->store_dir = v;
         } else if (!strcmp(a, "--user") || !strcmp(a, "-user")) {
             NEEDV();
-            o.username = v;
+            op->username = v;
         } else if (!strcmp(a, "--pass") || !strcmp(a, "-pass")) {
             NEEDV();
-            o.password = v;
+            op->password = v;
         } else if (!strcmp(a, "--auth") || !strcmp(a, "-auth")) {
             NEEDV();
-            o.auth_token = v;
+            op->auth_token = v;
         } else if (!strcmp(a, "--tls") || !strcmp(a, "-tls")) {
             /* TLS is on as soon as a certificate is given */
         } else if (!strcmp(a, "--tlscert") || !strcmp(a, "-tlscert")) {
             NEEDV();
-            o.tls_cert_file = v;
+            op->tls_cert_file = v;
         } else if (!strcmp(a, "--tlskey") || !strcmp(a, "-tlskey")) {
             NEEDV();
-            o.tls_key_file = v;
+            op->tls_key_file = v;
         } else if (!strcmp(a, "--tlscacert") || !strcmp(a, "-tlscacert")) {
             NEEDV();
-            o.tls_ca_file = v;
+            op->tls_ca_file = v;
         } else if (!strcmp(a, "--tlsverify") || !strcmp(a, "-tlsverify")) {
-            o.tls_verify = true;
+            op->tls_verify = true;
         } else {
             fprintf(stderr, "ember-server: flag provided but not defined: %s\n", a);
             usage(stderr);
             return 1;
         }
     }
+    return -1;
+}
+
+static struct {
+    ember_server *s;
+    int argc;
+    char **argv;
+    atomic_bool stop;
+} hup;
+
+static void *sighup_thread(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig) != 0 || atomic_load(&hup.stop))
+            return NULL;
+        ember_server_options o;
+        ember_config *cfg;
+        int level;
+        const char *logpath;
+        if (build_options(hup.argc, hup.argv, &o, &cfg, &level, &logpath) >= 0) {
+            fprintf(stderr, "ember-server: reload: the options could not be read\n");
+            continue;
+        }
+        if (ember_server_reload(hup.s, &o) != EMBER_OK)
+            fprintf(stderr, "ember-server: reload: %s\n", ember_last_error());
+        else if (!logpath)
+            ember_server_log_to_stderr(hup.s, level);
+        ember_config_free(cfg);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    /* SIGHUP is taken by a thread of ours (never by the library) */
+    sigset_t hupset;
+    sigemptyset(&hupset);
+    sigaddset(&hupset, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hupset, NULL);
+    ember_server_options o;
+    int level;
+    const char *logpath;
+    ember_config *cfg;
+    int brc = build_options(argc, argv, &o, &cfg, &level, &logpath);
+    if (brc >= 0)
+        return brc;
     if (logpath) {
         log_file = fopen(logpath, "a");
         if (!log_file) {
@@ -251,7 +307,18 @@ int main(int argc, char **argv)
         ember_server_free(s);
         return 1;
     }
+    /* SIGHUP: read the configuration file and the flags again, and reload */
+    hup.s = s;
+    hup.argc = argc;
+    hup.argv = argv;
+    pthread_t ht;
+    bool hup_thread = pthread_create(&ht, NULL, sighup_thread, &hup) == 0;
     ember_server_wait_for_shutdown(s, true);
+    if (hup_thread) {
+        atomic_store(&hup.stop, true);
+        pthread_kill(ht, SIGHUP); /* wake it: it sees the server stopping and ends */
+        pthread_join(ht, NULL);
+    }
     ember_server_free(s);
     if (log_file)
         fclose(log_file);

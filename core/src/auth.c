@@ -31,6 +31,7 @@ struct auth_user {
 };
 
 struct auth_users {
+    struct auth_users *retired_next;
     auth_user *u;
     size_t n;
     const auth_user *no_auth;
@@ -214,6 +215,32 @@ int auth_users_new(auth_users **out, const ember_server_options *o)
 }
 
 bool auth_users_need_nonce(const auth_users *u) { return u && u->need_nonce; }
+
+bool auth_has_same(const auth_users *u, const auth_user *old)
+{
+    for (size_t i = 0; u && old && i < u->n; i++) {
+        const auth_user *a = &u->u[i];
+        if ((a->user && old->user && !strcmp(a->user, old->user)) ||
+            (a->nkey && old->nkey && !strcmp(a->nkey, old->nkey)))
+            return true;
+    }
+    return false;
+}
+
+void auth_users_retire(auth_users *u, auth_users **list)
+{
+    u->retired_next = *list;
+    *list = u;
+}
+
+void auth_users_free_retired(auth_users *list)
+{
+    while (list) {
+        auth_users *n = list->retired_next;
+        auth_users_free(list);
+        list = n;
+    }
+}
 
 static bool is_bcrypt(const char *h);
 

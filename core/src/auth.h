@@ -34,6 +34,11 @@ const auth_user *auth_check(const auth_users *u, const char *user, const char *p
 const char *auth_bcrypt_hash(const auth_users *u, const char *user);
 bool auth_bcrypt_ok(const char *hash, const char *pass);
 const auth_user *auth_find_user(const auth_users *u, const char *user);
+/* Reload: is there a user with old's name or nkey in u? Keep a replaced set alive (its
+ * users are still referenced by connected clients) until auth_users_free_retired. */
+bool auth_has_same(const auth_users *u, const auth_user *old);
+void auth_users_retire(auth_users *u, auth_users **list);
+void auth_users_free_retired(auth_users *list);
 /* The user no_auth_user names (NULL when none). */
 const auth_user *auth_no_auth_user(const auth_users *u);
 /* nats-server's getAuthUser text: `User "alice"` or `Nkey "UAB..."`. */

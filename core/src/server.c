@@ -232,6 +232,7 @@ static void server_destroy(server *s)
         sublist_free(s->sl);
     leaf_free(s);
     auth_users_free(s->users);
+    auth_users_free_retired(s->retired_users);
     xport_free(s);
     monitor_free(s);
     free(s->o_http_host);
@@ -331,9 +332,12 @@ int srv_listen(server *s, uv_tcp_t *h, const char *host, int port, int backlog,
     return 0;
 }
 
+static void apply_reload(server *s);
+
 static void on_async(uv_async_t *h)
 {
     server *s = h->data;
+    apply_reload(s);
     server_process_pending(s);
     if (atomic_load(&s->shutdown_requested))
         uv_stop(&s->loop);
@@ -716,6 +720,153 @@ EMBER_API void ember_server_free(ember_server *s)
     ember_server_shutdown(s);
     server_join(s);
     server_release(s);
+}
+
+/* ------------------------------------------------------------------ reload */
+
+/* A field that cannot change at runtime: equal, or the reload is refused. */
+static bool str_same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+static int reload_refuse(const char *field)
+{
+    return err_set(EMBER_EINVAL, "config reload not supported for %s", field);
+}
+
+static bool user_still_there(const auth_users *u, const auth_user *old)
+{
+    return auth_has_same(u, old);
+}
+
+/* On the loop thread: swap in what a reload brings (s->reload_next), close the clients
+ * whose user is gone, wake the caller. */
+static void apply_reload(server *s)
+{
+    pthread_mutex_lock(&s->fmu);
+    struct reload_req *r = s->reload_next;
+    s->reload_next = NULL;
+    pthread_mutex_unlock(&s->fmu);
+    if (!r)
+        return;
+    ember_server_options *n = &r->o;
+    s->opts.max_payload = n->max_payload;
+    s->opts.max_pending = n->max_pending;
+    s->opts.max_connections = n->max_connections;
+    s->opts.max_subscriptions = n->max_subscriptions;
+    s->opts.ping_interval_ms = n->ping_interval_ms;
+    s->opts.max_pings_out = n->max_pings_out;
+    s->opts.write_deadline_ms = n->write_deadline_ms;
+    s->opts.auth_timeout_ms = n->auth_timeout_ms;
+    auth_users *old = s->users;
+    s->users = r->users;
+    r->users = NULL;
+    if (old) /* clients may still point at its users: kept until the server goes */
+        auth_users_retire(old, &s->retired_users);
+    /* clients authenticated as a user that is gone: closed as nats-server does */
+    int closed = 0;
+    pthread_mutex_lock(&s->mu);
+    for (client *c = s->clients; c; c = c->next) {
+        if (c->kind != CK_TCP || !c->auth_user || user_still_there(s->users, c->auth_user))
+            continue;
+        client_schedule_close(c, CR_AUTH);
+        closed++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    srv_log(s, EMBER_LOG_INFO, "Reloaded server configuration%s",
+            closed ? " (clients of removed users closed)" : "");
+    pthread_mutex_lock(&s->mu);
+    r->done = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+EMBER_API int ember_server_reload(ember_server *s, const ember_server_options *opts)
+{
+    if (!s || !opts)
+        return err_set(EMBER_EINVAL, "server or options is NULL");
+    ember_server_options n;
+    ember_server_options_init(&n);
+    if (opts->size == 0 || opts->size > sizeof n)
+        return err_set(EMBER_EINVAL, "options not initialised with ember_server_options_init");
+    memcpy(&n, opts, opts->size);
+    n.size = sizeof n;
+    const ember_server_options *o = &s->opts;
+    /* what a running server cannot change (nats-server refuses these too) */
+    int port_o = o->port, port_n = n.port;
+    if (port_n != port_o)
+        return reload_refuse("port");
+    if (!str_same(n.host ? n.host : "0.0.0.0", o->host))
+        return reload_refuse("host");
+    if (n.dont_listen != o->dont_listen)
+        return reload_refuse("dont_listen");
+    if (n.server_name && !str_same(n.server_name, o->server_name))
+        return reload_refuse("server_name");
+    if (n.jetstream != o->jetstream || !str_same(n.jetstream_domain, o->jetstream_domain) ||
+        (n.store_dir && !str_same(n.store_dir, o->store_dir)))
+        return reload_refuse("jetstream");
+    if (n.leaf_port != o->leaf_port || n.leaf_remotes_count != o->leaf_remotes_count)
+        return reload_refuse("leafnodes");
+    if (n.http_port != o->http_port)
+        return reload_refuse("http_port");
+    if (!str_same(n.username, o->username) || !str_same(n.password, o->password) ||
+        !str_same(n.auth_token, o->auth_token))
+        return reload_refuse("authorization user/password/token");
+    if (n.max_control_line != o->max_control_line)
+        return reload_refuse("max_control_line");
+    if (n.max_payload <= 0 || n.max_payload > 64ll * 1024 * 1024 || n.max_pending <= 0 ||
+        n.max_payload > n.max_pending)
+        return err_set(EMBER_EINVAL, "invalid max_payload %lld / max_pending %lld",
+                       (long long)n.max_payload, (long long)n.max_pending);
+    if (!str_same(n.tls_cert_file, o->tls_cert_file) || !str_same(n.tls_key_file, o->tls_key_file) ||
+        !str_same(n.tls_ca_file, o->tls_ca_file) || n.tls_verify != o->tls_verify)
+        return reload_refuse("tls");
+    if (n.ws_port != o->ws_port)
+        return reload_refuse("websocket");
+    if ((s->users == NULL) != (n.users_count == 0))
+        return reload_refuse("authorization users (adding or removing all of them)");
+    struct reload_req r;
+    memset(&r, 0, sizeof r);
+    r.o = n;
+    int rc = auth_users_new(&r.users, &n);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    bool running = s->state == SS_RUNNING && s->ready;
+    pthread_mutex_unlock(&s->mu);
+    if (!running || srv_on_loop(s)) {
+        auth_users_free(r.users);
+        return err_set(EMBER_ESTATE, running ? "ember_server_reload called from the server's own "
+                                               "thread"
+                                             : "server is not running");
+    }
+    pthread_mutex_lock(&s->fmu);
+    bool queued = s->loop_alive && !s->reload_next;
+    if (queued) {
+        s->reload_next = &r;
+        uv_async_send(&s->async);
+    }
+    pthread_mutex_unlock(&s->fmu);
+    if (!queued) {
+        auth_users_free(r.users);
+        return err_set(EMBER_ESTATE, "server is shutting down or another reload is running");
+    }
+    /* the loop applies it (or shutdown drops it) */
+    pthread_mutex_lock(&s->mu);
+    while (!r.done && s->state == SS_RUNNING)
+        pthread_cond_wait(&s->cv, &s->mu);
+    bool done = r.done;
+    pthread_mutex_unlock(&s->mu);
+    if (!done) {
+        pthread_mutex_lock(&s->fmu);
+        if (s->reload_next == &r)
+            s->reload_next = NULL;
+        pthread_mutex_unlock(&s->fmu);
+        auth_users_free(r.users);
+        return err_set(EMBER_ECLOSED, "server shut down during the reload");
+    }
+    return EMBER_OK;
 }
 
 EMBER_API void ember_server_get_stats(ember_server *s, ember_server_stats *out)

@@ -189,10 +189,19 @@ struct ember_server {
     struct js *js;          /* JetStream engine, NULL when disabled (js.h) */
     struct leaf_mgr *leaf;  /* leaf nodes (leaf.c), NULL when none is configured */
     struct auth_users *users; /* users (auth.c), NULL when none is configured */
+    struct auth_users *retired_users; /* replaced by reloads, freed with the server */
+    struct reload_req *reload_next;   /* a reload for the loop to apply (fmu) */
     struct xport_srv *xs;   /* client TLS and the websocket listener (xport.c), or NULL */
     /* monitoring (monitor.c): the HTTP port and ember_server_monitor */
     struct monitor *mon;    /* set on the loop thread at start (mu), freed by destroy */
     char *o_http_host;      /* owned copy of opts.http_host */
+};
+
+/* A reload waiting for the loop thread (server.c ember_server_reload). */
+struct reload_req {
+    ember_server_options o;
+    struct auth_users *users;
+    bool done;               /* (mu) */
 };
 
 /* logging through the server's logger (thread-safe) */

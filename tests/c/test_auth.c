@@ -315,8 +315,93 @@ static void test_inproc(void)
     ember_server_free(s);
 }
 
+/* ember_server_reload: users change, clients of a removed user are closed, what cannot
+ * change is refused. */
+static void test_reload(void)
+{
+    ember_user u[2] = {{0}};
+    u[0].user = "keep";
+    u[0].password = "k";
+    u[1].user = "gone";
+    u[1].password = "g";
+    ember_server_options o;
+    ember_server_options_init(&o);
+    o.host = "127.0.0.1";
+    o.port = -1;
+    o.users = u;
+    o.users_count = 2;
+    ember_server *s = NULL;
+    REQUIRE(ember_server_new(&s, &o) == EMBER_OK);
+    REQUIRE(ember_server_start(s) == EMBER_OK);
+    REQUIRE(ember_server_ready_for_connections(s, 5000));
+    int port = ember_server_port(s);
+    /* a client of "gone" */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    const char *cl = "CONNECT {\"user\":\"gone\",\"pass\":\"g\",\"verbose\":false}\r\nPING\r\n";
+    CHECK(write(fd, cl, strlen(cl)) == (ssize_t)strlen(cl));
+    char buf[8192] = "";
+    size_t n = 0;
+    uint64_t end = tu_now_ms() + 3000;
+    while (tu_now_ms() < end && !strstr(buf, "PONG")) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 100) > 0) {
+            ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+        }
+        buf[n] = 0;
+    }
+    CHECK(strstr(buf, "PONG") != NULL);
+    /* refused: a different port, JetStream on; nothing applied */
+    ember_server_options r = o;
+    r.port = port + 1;
+    CHECK(ember_server_reload(s, &r) == EMBER_EINVAL);
+    CHECK(strstr(ember_last_error(), "config reload not supported for port") != NULL);
+    r = o;
+    r.jetstream = true;
+    CHECK(ember_server_reload(s, &r) == EMBER_EINVAL);
+    /* applied: "gone" removed, a limit changed */
+    r = o;
+    r.users_count = 1;
+    r.max_subscriptions = 7;
+    CHECK(ember_server_reload(s, &r) == EMBER_OK);
+    /* the client of the removed user is closed */
+    bool closed = false;
+    end = tu_now_ms() + 3000;
+    while (tu_now_ms() < end && !closed) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 100) > 0) {
+            ssize_t rr = read(fd, buf, sizeof buf - 1);
+            closed = rr <= 0;
+        }
+    }
+    CHECK(closed);
+    close(fd);
+    /* the in-process path sees the new users at once */
+    ember_conn_options co;
+    ember_conn_options_init(&co);
+    co.user = "gone";
+    co.password = "g";
+    ember_conn *c = NULL;
+    CHECK(ember_conn_connect(&c, s, &co) == EMBER_EAUTH);
+    co.user = "keep";
+    co.password = "k";
+    CHECK(ember_conn_connect(&c, s, &co) == EMBER_OK);
+    ember_conn_close(c);
+    ember_server_shutdown(s);
+    CHECK(ember_server_reload(s, &o) == EMBER_ESTATE);
+    ember_server_free(s);
+}
+
 int main(void)
 {
+    test_reload();
     test_inproc();
     test_options();
     test_checks();

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <crypt.h>
 #include <openssl/rand.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,6 +296,34 @@ int main(void)
         CHECK(strstr(b.data, "-ERR 'Permissions Violation for Subscription to \"workers\"'\r\n") != NULL);
         close(qu);
         th_buf_free(&b);
+    }
+
+    /* SIGHUP reloads the configuration file: bob removed, then refused (both servers) */
+    {
+        char *cut = strstr(text, "    { user: bob");
+        char *eol = cut ? strchr(cut, '\n') : NULL;
+        if (cut && eol)
+            memmove(cut, eol + 1, strlen(eol + 1) + 1);
+        FILE *f2 = fopen(conf, "w");
+        fputs(text, f2);
+        fclose(f2);
+        CHECK(connect_ok("{\"verbose\":false,\"user\":\"bob\",\"pass\":\"b0bpass\"}"));
+        kill(srv.pid, SIGHUP);
+        bool refused = false;
+        int64_t end = th_now_ms() + 5000;
+        while (!refused && th_now_ms() < end) {
+            th_buf b;
+            th_buf_init(&b);
+            int fd = session("{\"verbose\":false,\"user\":\"bob\",\"pass\":\"b0bpass\"}", &b, NULL, 0);
+            refused = fd >= 0 && strstr(b.data, "Authorization Violation") != NULL;
+            if (fd >= 0)
+                close(fd);
+            th_buf_free(&b);
+            if (!refused)
+                th_sleep_ms(100);
+        }
+        CHECK(refused);
+        CHECK(connect_ok("{\"verbose\":false,\"user\":\"alice\",\"pass\":\"s3cret\"}"));
     }
 
     th_server_stop(&srv);

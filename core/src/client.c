@@ -554,17 +554,8 @@ static void send_info(client *c)
     if (s->opts.jetstream)
         cJSON_AddNumberToObject(j, "api_lvl", JS_API_LEVEL);
     cJSON_AddStringToObject(j, "client_ip", c->ip);
-    if (auth_users_need_nonce(s->users)) { /* nkey users sign it in CONNECT */
-        if (!c->nonce[0]) {
-            uint8_t rnd[11];
-            rand_bytes(rnd, sizeof rnd);
-            char *n = nkey_b64url(rnd, sizeof rnd);
-            if (n)
-                snprintf(c->nonce, sizeof c->nonce, "%s", n);
-            free(n);
-        }
-        cJSON_AddStringToObject(j, "nonce", c->nonce);
-    }
+    if (auth_users_need_nonce(s->users)) /* nkey users sign it in CONNECT */
+        cJSON_AddStringToObject(j, "nonce", client_nonce(c));
     if (unlikely(s->xs))
         xport_info(c, j); /* tls_required, tls_verify; websocket host and port */
     char *txt = cJSON_PrintUnformatted(j);
@@ -610,6 +601,37 @@ static bool jstr(cJSON *o, const char *k, const char **out)
 
 static int bcrypt_start(client *c, const char *arg, size_t len, const char *hash,
                         const char *pass);
+
+const char *client_nonce(client *c)
+{
+    if (!c->nonce[0]) {
+        uint8_t rnd[11];
+        rand_bytes(rnd, sizeof rnd);
+        char *n = nkey_b64url(rnd, sizeof rnd);
+        if (n)
+            snprintf(c->nonce, sizeof c->nonce, "%s", n);
+        free(n);
+    }
+    return c->nonce;
+}
+
+bool server_credentials_ok(server *s, const char *user, const char *pass, const char *token,
+                           const char *nkey, const char *sig, const char *nonce,
+                           const struct auth_user **au)
+{
+    *au = NULL;
+    if (s->users) {
+        *au = auth_check(s->users, user, pass, nkey, sig, nonce);
+        if (!*au && !user && !nkey && !token)
+            *au = auth_no_auth_user(s->users);
+        return *au != NULL;
+    }
+    if (s->o_user)
+        return user && pass && str_eq_ct(user, s->o_user) && str_eq_ct(pass, s->o_pass);
+    if (s->o_token)
+        return token && str_eq_ct(token, s->o_token);
+    return true;
+}
 
 static int process_connect(client *c, const char *arg, size_t len)
 {

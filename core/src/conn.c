@@ -681,31 +681,22 @@ static int conn_authenticate(client *cl, const ember_conn_options *o)
     server *s = cl->srv;
     if (!o->user && !o->password && !o->auth_token && !o->nkey_seed)
         return 0; /* the host's own connection */
-    bool ok = true;
-    if (s->users) {
-        const auth_user *au = NULL;
-        if (o->nkey_seed) {
-            char pub[57], nonce[] = "in-process";
-            uint8_t sig[64];
-            char *b64 = NULL;
-            if (nkey_seed_public(o->nkey_seed, pub) == 0 &&
-                nkey_sign(o->nkey_seed, nonce, strlen(nonce), sig) == 0 &&
-                (b64 = nkey_b64url(sig, sizeof sig)) != NULL)
-                au = auth_check(s->users, NULL, NULL, pub, b64, nonce);
-            free(b64);
-        } else {
-            au = auth_check(s->users, o->user, o->password, NULL, NULL, NULL);
-        }
-        ok = au != NULL;
-        if (ok) {
-            cl->auth_user = au;
-            cl->perm = auth_perm_new(au);
-        }
-    } else if (s->o_user) {
-        ok = o->user && o->password && str_eq_ct(o->user, s->o_user) &&
-             str_eq_ct(o->password, s->o_pass);
-    } else if (s->o_token) {
-        ok = o->auth_token && str_eq_ct(o->auth_token, s->o_token);
+    /* an nkey seed signs a nonce of our own, as a TCP client signs the INFO's */
+    char pub[57], nonce[] = "in-process";
+    uint8_t sig[64];
+    char *b64 = NULL;
+    const char *nkey = NULL;
+    if (o->nkey_seed && nkey_seed_public(o->nkey_seed, pub) == 0 &&
+        nkey_sign(o->nkey_seed, nonce, strlen(nonce), sig) == 0 &&
+        (b64 = nkey_b64url(sig, sizeof sig)) != NULL)
+        nkey = pub;
+    const auth_user *au;
+    bool ok = (!o->nkey_seed || nkey || !s->users) &&
+              server_credentials_ok(s, o->user, o->password, o->auth_token, nkey, b64, nonce, &au);
+    free(b64);
+    if (ok && au) {
+        cl->auth_user = au;
+        cl->perm = auth_perm_new(au);
     }
     if (!ok) {
         srv_log(s, EMBER_LOG_ERROR, "in-process - cid:%llu - authentication error - User \"%s\"",

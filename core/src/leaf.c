@@ -765,17 +765,8 @@ static cJSON *hub_info(client *c)
     snprintf(hp, sizeof hp, strchr(h, ':') ? "[%s]:%d" : "%s:%d", h, lm->bound_port);
     cJSON_AddItemToArray(urls, cJSON_CreateString(hp));
     cJSON_AddBoolToObject(j, "info_on_connect", true);
-    if (!lm->user && auth_users_need_nonce(s->users)) { /* nkey users sign it in CONNECT */
-        if (!c->nonce[0]) {
-            uint8_t rnd[11];
-            rand_bytes(rnd, sizeof rnd);
-            char *n = nkey_b64url(rnd, sizeof rnd);
-            if (n)
-                snprintf(c->nonce, sizeof c->nonce, "%s", n);
-            free(n);
-        }
-        cJSON_AddStringToObject(j, "nonce", c->nonce);
-    }
+    if (!lm->user && auth_users_need_nonce(s->users)) /* nkey users sign it in CONNECT */
+        cJSON_AddStringToObject(j, "nonce", client_nonce(c));
     if (lm->tls_ctx) {
         cJSON_AddBoolToObject(j, "tls_required", true);
         if (s->opts.leaf_tls_verify)
@@ -992,18 +983,8 @@ static int on_leaf_connect(client *c, const proto_op *op)
         /* no leafnodes authorization: checked as a client (nats-server's isClientAuthorized) */
         const char *u = jstr(j, "user"), *pw = jstr(j, "pass"), *nk = jstr(j, "nkey"),
                    *sg = jstr(j, "sig"), *tk = jstr(j, "auth_token");
-        bool ok;
-        if (s->users) {
-            const auth_user *au = auth_check(s->users, u, pw, nk, sg, c->nonce);
-            if (!au && !u && !nk)
-                au = auth_no_auth_user(s->users);
-            ok = au != NULL;
-        } else if (s->o_user) {
-            ok = u && pw && str_eq_ct(u, s->o_user) && str_eq_ct(pw, s->o_pass);
-        } else {
-            ok = tk && str_eq_ct(tk, s->o_token);
-        }
-        if (!ok) {
+        const auth_user *au;
+        if (!server_credentials_ok(s, u, pw, tk, nk, sg, c->nonce, &au)) {
             if (nk)
                 LLOG(c, EMBER_LOG_ERROR, "authentication error - Nkey \"%s\"", nk);
             else

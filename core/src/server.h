@@ -266,6 +266,13 @@ void client_send_err(client *c, const char *text);
 void client_err_close(client *c, const char *text, int reason);
 /* Loop thread: flush c's outbound now. */
 void client_flush_now(client *c);
+/* The nonce of c's INFO, made on first use (loop thread). */
+const char *client_nonce(client *c);
+/* Credentials of a CONNECT (or an in-process connection) against the server's users,
+ * single user or token (true when none is configured). *au: the user matched (users). */
+bool server_credentials_ok(server *s, const char *user, const char *pass, const char *token,
+                           const char *nkey, const char *sig, const char *nonce,
+                           const struct auth_user **au);
 /* The sid table (loop thread only): find / add a subscription by its sid. */
 sub *client_stab_find(client *c, const char *sid, size_t n, sub ***link);
 int client_stab_add(client *c, sub *s);

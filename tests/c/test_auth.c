@@ -174,6 +174,40 @@ static void test_queue_perms(void)
     CHECK(strstr(ember_last_error(), "Can not have a token and a users array") != NULL);
 }
 
+/* A loopback TCP connection to port (-1 on failure). */
+static int dial(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Read into buf (NUL-terminated, *n bytes so far) until needle appears, the peer closes or
+ * 3 s pass. Returns whether needle is there. */
+static bool read_until(int fd, char *buf, size_t cap, size_t *n, const char *needle)
+{
+    uint64_t end = tu_now_ms() + 3000;
+    buf[*n] = 0;
+    while (tu_now_ms() < end && !strstr(buf, needle) && *n < cap - 1) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(fd, buf + *n, cap - 1 - *n);
+        if (r <= 0)
+            break;
+        *n += (size_t)r;
+        buf[*n] = 0;
+    }
+    return strstr(buf, needle) != NULL;
+}
+
 /* A TCP client against users configured from C. */
 static void test_tcp(void)
 {
@@ -211,35 +245,14 @@ static void test_tcp(void)
                            "-ERR 'Permissions Violation for Publish to \"no\"'\r\nPONG\r\n",
                            "-ERR 'Authorization Violation'"};
     for (int k = 0; k < 4; k++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {0};
-        a.sin_family = AF_INET;
-        a.sin_port = htons((uint16_t)ember_server_port(s));
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+        int fd = dial(ember_server_port(s));
+        REQUIRE(fd >= 0);
         char buf[8192];
         size_t n = 0;
-        bool sent = false;
-        uint64_t end = tu_now_ms() + 3000;
-        while (tu_now_ms() < end && n < sizeof buf - 1) {
-            struct pollfd pf = {fd, POLLIN, 0};
-            if (poll(&pf, 1, 100) <= 0)
-                continue;
-            ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
-            if (r <= 0)
-                break;
-            n += (size_t)r;
-            buf[n] = 0;
-            if (!sent && strstr(buf, "\r\n")) {
-                CHECK(strstr(buf, "\"auth_required\":true") != NULL);
-                if (write(fd, cases[k], strlen(cases[k])) < 0)
-                    break;
-                sent = true;
-            }
-            if (strstr(buf, want[k]))
-                break;
-        }
-        CHECK_MSG(strstr(buf, want[k]) != NULL, "got %s", buf);
+        CHECK(read_until(fd, buf, sizeof buf, &n, "\r\n")); /* INFO */
+        CHECK(strstr(buf, "\"auth_required\":true") != NULL);
+        CHECK(write(fd, cases[k], strlen(cases[k])) == (ssize_t)strlen(cases[k]));
+        CHECK_MSG(read_until(fd, buf, sizeof buf, &n, want[k]), "got %s", buf);
         close(fd);
     }
     ember_server_shutdown(s);
@@ -336,28 +349,13 @@ static void test_reload(void)
     REQUIRE(ember_server_ready_for_connections(s, 5000));
     int port = ember_server_port(s);
     /* a client of "gone" */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    int fd = dial(port);
+    REQUIRE(fd >= 0);
     const char *cl = "CONNECT {\"user\":\"gone\",\"pass\":\"g\",\"verbose\":false}\r\nPING\r\n";
     CHECK(write(fd, cl, strlen(cl)) == (ssize_t)strlen(cl));
-    char buf[8192] = "";
+    char buf[8192];
     size_t n = 0;
-    uint64_t end = tu_now_ms() + 3000;
-    while (tu_now_ms() < end && !strstr(buf, "PONG")) {
-        struct pollfd pf = {fd, POLLIN, 0};
-        if (poll(&pf, 1, 100) > 0) {
-            ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
-            if (r <= 0)
-                break;
-            n += (size_t)r;
-        }
-        buf[n] = 0;
-    }
-    CHECK(strstr(buf, "PONG") != NULL);
+    CHECK(read_until(fd, buf, sizeof buf, &n, "PONG"));
     /* refused: a different port, JetStream on; nothing applied */
     ember_server_options r = o;
     r.port = port + 1;
@@ -373,7 +371,7 @@ static void test_reload(void)
     CHECK(ember_server_reload(s, &r) == EMBER_OK);
     /* the client of the removed user is closed */
     bool closed = false;
-    end = tu_now_ms() + 3000;
+    uint64_t end = tu_now_ms() + 3000;
     while (tu_now_ms() < end && !closed) {
         struct pollfd pf = {fd, POLLIN, 0};
         if (poll(&pf, 1, 100) > 0) {

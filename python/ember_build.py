@@ -200,6 +200,7 @@ typedef struct ember_conn_options {
     const char *password;
     const char *auth_token;
     const char *nkey_seed;
+    const char *account;
     ...;
 } ember_conn_options;
 void ember_conn_options_init(ember_conn_options *o);

@@ -96,7 +96,8 @@ typedef struct ember_leaf_remote {
     const char *username;         /* NULL: none (or from the URL) */
     const char *password;
     const char *auth_token;
-    /* The local account bound to the link: NULL or "$G" (Ember has one account). */
+    /* The local account bound to the link (NULL: "$G"): the link sees and feeds only
+     * that account's subjects, as nats-server's remote account. */
     const char *account;
     /* Comma-separated subjects (wildcards allowed): deny_imports are not received from
      * the remote (no interest sent for them), deny_exports are not sent to it. */
@@ -142,6 +143,60 @@ typedef struct ember_user {
     int32_t responses_max;
     int64_t responses_expires_ms;
 } ember_user;
+
+/* Accounts (nats-server's accounts {} block; see docs/accounts.md). Each account is its
+ * own subject space: a message published in one account reaches only subscribers of the
+ * same account, and each account has its own JetStream (streams, consumers, KV buckets
+ * and object stores). Exports and imports share chosen subjects between accounts. Users
+ * not in any account (ember_server_options.users, username/password, token, and
+ * connections without credentials) are in the global account "$G".
+ *
+ * A stream export lets importers receive what the exporting account publishes on
+ * subject; a service export lets importers send requests that subscribers of the
+ * exporting account answer (the replies travel back through the import). accounts is a
+ * comma-separated list of the accounts allowed to import; NULL allows every account.
+ * Strings are borrowed (copied by ember_server_new). */
+typedef enum ember_response_type {
+    EMBER_RESPONSE_SINGLETON = 0, /* one reply per request (nats-server's default) */
+    EMBER_RESPONSE_STREAM = 1,    /* any number of replies until the threshold */
+    EMBER_RESPONSE_CHUNKED = 2    /* as STREAM (nats-server's chunked) */
+} ember_response_type;
+
+typedef struct ember_export {
+    const char *subject;          /* may hold wildcards */
+    bool service;                 /* false: a stream export */
+    const char *accounts;         /* NULL: public */
+    ember_response_type response_type;  /* services only */
+    int64_t response_threshold_ms;      /* services: replies accepted for 2 minutes (0) */
+} ember_export;
+
+/* An import from account `account` of (a subset of) one of its exports. A stream import
+ * delivers the exporter's messages on subject here, with prefix + "." prepended to the
+ * subject, or renamed to `to` (a literal or the same wildcards); a service import makes
+ * requests published here on `to` (NULL: subject) go to the exporter on subject. */
+typedef struct ember_import {
+    bool service;
+    const char *account;
+    const char *subject;
+    const char *to;
+    const char *prefix;           /* streams only; not with to */
+} ember_import;
+
+typedef struct ember_account {
+    const char *name;             /* not "$G" */
+    const ember_user *users;      /* this account's users (as ember_server_options.users) */
+    size_t users_count;
+    /* JetStream for this account (needs ember_server_options.jetstream). Accounts without
+     * it get nats-server's "jetstream not enabled for account" from $JS.API.INFO. Limits:
+     * 0 takes the server's. When accounts are configured, "$G" has no JetStream. */
+    bool jetstream;
+    int64_t jetstream_max_memory;
+    int64_t jetstream_max_store;
+    const ember_export *exports;  /* array of exports_count */
+    size_t exports_count;
+    const ember_import *imports;  /* array of imports_count */
+    size_t imports_count;
+} ember_account;
 
 typedef struct ember_server_options {
     size_t size;                  /* set by ember_server_options_init: keeps the ABI stable */
@@ -229,6 +284,9 @@ typedef struct ember_server_options {
     const char *ws_tls_key_file;
     bool ws_compression;          /* accepted for compatibility; Ember never compresses */
     int64_t ws_handshake_timeout_ms; /* HTTP upgrade (and TLS) must finish within: 2 s */
+    /* Accounts (see ember_account above); NULL: only the global account "$G". */
+    const ember_account *accounts; /* array of accounts_count */
+    size_t accounts_count;
 } ember_server_options;
 
 /* Fill with nats-server's defaults. Strings in the struct are borrowed: they must stay
@@ -427,6 +485,10 @@ typedef struct ember_conn_options {
     const char *password;
     const char *auth_token;
     const char *nkey_seed;        /* an nkey user's seed ("SU..."): signs a nonce locally */
+    /* Without credentials: the account the connection works in (NULL: "$G"); unknown
+     * names fail with EMBER_ENOTFOUND. With credentials the user's account is used and
+     * this must be NULL or the same name (EMBER_EAUTH otherwise). */
+    const char *account;
 } ember_conn_options;
 EMBER_API void ember_conn_options_init(ember_conn_options *o);
 

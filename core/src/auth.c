@@ -22,6 +22,7 @@ typedef struct plist {
 
 struct auth_user {
     char *user, *pass, *nkey;
+    char *account;          /* NULL: the global account */
     plist pub_allow, pub_deny, sub_allow, sub_deny;
     bool has_perms;
     bool allow_responses;
@@ -113,6 +114,7 @@ static void user_free(auth_user *a)
         free(a->pass);
     }
     free(a->nkey);
+    free(a->account);
     plist_free(&a->pub_allow);
     plist_free(&a->pub_deny);
     plist_free(&a->sub_allow);
@@ -132,27 +134,54 @@ void auth_users_free(auth_users *u)
 int auth_users_new(auth_users **out, const ember_server_options *o)
 {
     *out = NULL;
-    if (!o->users_count) {
+    /* the users of authorization {} ($G) then those of each account */
+    size_t total = o->users_count, acc_users = 0;
+    for (size_t i = 0; o->accounts && i < o->accounts_count; i++) {
+        if (o->accounts[i].users_count && !o->accounts[i].users)
+            return err_set(EMBER_EINVAL, "account users is NULL with users_count %zu",
+                           o->accounts[i].users_count);
+        acc_users += o->accounts[i].users_count;
+    }
+    total += acc_users;
+    if (acc_users && (o->username || o->auth_token))
+        return err_set(EMBER_EINVAL, o->username ? "Can not have a single user/pass and accounts"
+                                                 : "Can not have a token and accounts");
+    if (!total) {
         if (o->no_auth_user)
             return err_set(EMBER_EINVAL, "no_auth_user: \"%s\" not present as user or nkey in "
                            "authorization block or account configuration", o->no_auth_user);
         return 0;
     }
-    if (!o->users)
+    if (o->users_count && !o->users)
         return err_set(EMBER_EINVAL, "users is NULL with users_count %zu", o->users_count);
-    if (o->username || o->auth_token)
+    if (o->users_count && (o->username || o->auth_token))
         return err_set(EMBER_EINVAL, o->username ? "Can not have a single user/pass and a users array"
                                                  : "Can not have a token and a users array");
     auth_users *u = calloc(1, sizeof *u);
-    if (!u || !(u->u = calloc(o->users_count, sizeof *u->u))) {
+    if (!u || !(u->u = calloc(total, sizeof *u->u))) {
         free(u);
         return err_set(EMBER_ENOMEM, "out of memory");
     }
-    u->n = o->users_count;
+    u->n = total;
     int rc = 0;
+    size_t ai = 0, ak = 0; /* account users: account ai, its user ak */
     for (size_t i = 0; i < u->n && !rc; i++) {
-        const ember_user *src = &o->users[i];
+        const ember_user *src;
         auth_user *a = &u->u[i];
+        if (i < o->users_count) {
+            src = &o->users[i];
+        } else {
+            while (ak >= o->accounts[ai].users_count) {
+                ai++;
+                ak = 0;
+            }
+            src = &o->accounts[ai].users[ak++];
+            if (!o->accounts[ai].name || !(a->account = strdup(o->accounts[ai].name))) {
+                rc = err_set(o->accounts[ai].name ? EMBER_ENOMEM : EMBER_EINVAL,
+                             o->accounts[ai].name ? "out of memory" : "an account needs a name");
+                break;
+            }
+        }
         char who[64];
         snprintf(who, sizeof who, "user %zu", i);
         if (src->nkey) {
@@ -202,6 +231,9 @@ int auth_users_new(auth_users **out, const ember_server_options *o)
         for (size_t i = 0; i < u->n; i++)
             if (u->u[i].user && !strcmp(u->u[i].user, o->no_auth_user))
                 u->no_auth = &u->u[i];
+        for (size_t i = 0; !u->no_auth && i < u->n; i++) /* an nkey user */
+            if (u->u[i].nkey && !strcmp(u->u[i].nkey, o->no_auth_user))
+                u->no_auth = &u->u[i];
         if (!u->no_auth)
             rc = err_set(EMBER_EINVAL, "no_auth_user: \"%s\" not present as user or nkey in "
                          "authorization block or account configuration", o->no_auth_user);
@@ -220,8 +252,10 @@ bool auth_has_same(const auth_users *u, const auth_user *old)
 {
     for (size_t i = 0; u && old && i < u->n; i++) {
         const auth_user *a = &u->u[i];
-        if ((a->user && old->user && !strcmp(a->user, old->user)) ||
-            (a->nkey && old->nkey && !strcmp(a->nkey, old->nkey)))
+        bool same_acc = (!a->account && !old->account) ||
+                        (a->account && old->account && !strcmp(a->account, old->account));
+        if (same_acc && ((a->user && old->user && !strcmp(a->user, old->user)) ||
+                         (a->nkey && old->nkey && !strcmp(a->nkey, old->nkey))))
             return true;
     }
     return false;
@@ -255,6 +289,7 @@ bool auth_plaintext_passwords(const auth_users *u, const char *single_pass)
 }
 const auth_user *auth_no_auth_user(const auth_users *u) { return u ? u->no_auth : NULL; }
 const char *auth_user_desc(const auth_user *au) { return au ? au->desc : ""; }
+const char *auth_user_account(const auth_user *au) { return au ? au->account : NULL; }
 
 static bool is_bcrypt(const char *h)
 {

@@ -41,6 +41,8 @@ void auth_users_retire(auth_users *u, auth_users **list);
 void auth_users_free_retired(auth_users *list);
 /* The user no_auth_user names (NULL when none). */
 const auth_user *auth_no_auth_user(const auth_users *u);
+/* The user's account name; NULL for the global account. */
+const char *auth_user_account(const auth_user *au);
 /* nats-server's getAuthUser text: `User "alice"` or `Nkey "UAB..."`. */
 const char *auth_user_desc(const auth_user *au);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "auth.h"
 #include "leaf.h"
 #include "nkeys.h"
@@ -707,6 +708,10 @@ static int process_connect(client *c, const char *arg, size_t len)
         c->auth_user = au;
         auth_perm_free(c->perm);
         c->perm = auth_perm_new(au);
+        if (!c->connected) { /* its subscriptions live in its account: fixed once */
+            account *acc = server_account(s, auth_user_account(au));
+            c->acc = acc ? acc : s->gacc;
+        }
     } else if (s->o_user)
         authed = user && pass && str_eq_ct(user, s->o_user) && str_eq_ct(pass, s->o_pass);
     else if (s->o_token)
@@ -849,7 +854,7 @@ static void process_sub(client *c, const proto_op *op)
         sub_release(x);
         return;
     }
-    if (sublist_insert(s->sl, x->subject, x->queue, x) != 0) {
+    if (sublist_insert(c->acc->sl, x->subject, x->queue, x) != 0) {
         sub **link;
         if (client_stab_find(c, x->sid, x->sid_len, &link)) {
             *link = x->tnext;
@@ -1098,6 +1103,7 @@ client *client_tcp_alloc(server *s, int kind)
     atomic_init(&c->refs, 1);
     server_retain(s);
     c->srv = s;
+    c->acc = s->gacc;
     c->cid = atomic_fetch_add(&s->next_cid, 1);
     c->kind = kind;
     pthread_mutex_init(&c->mu, NULL);

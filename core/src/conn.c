@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "auth.h"
 #include "leaf.h"
 #include "nkeys.h"
@@ -679,6 +680,9 @@ EMBER_API void ember_conn_options_init(ember_conn_options *o)
 static int conn_authenticate(client *cl, const ember_conn_options *o)
 {
     server *s = cl->srv;
+    cl->acc = server_account(s, o->account);
+    if (!cl->acc)
+        return err_set(EMBER_ENOTFOUND, "account \"%s\" not found", o->account);
     if (!o->user && !o->password && !o->auth_token && !o->nkey_seed)
         return 0; /* the host's own connection */
     /* an nkey seed signs a nonce of our own, as a TCP client signs the INFO's */
@@ -695,6 +699,14 @@ static int conn_authenticate(client *cl, const ember_conn_options *o)
               server_credentials_ok(s, o->user, o->password, o->auth_token, nkey, b64, nonce, &au);
     free(b64);
     if (ok && au) {
+        account *ua = server_account(s, auth_user_account(au));
+        if (o->account && ua != cl->acc) {
+            srv_log(s, EMBER_LOG_ERROR, "in-process - cid:%llu - authentication error - %s is "
+                    "not in account \"%s\"", (unsigned long long)cl->cid, auth_user_desc(au),
+                    o->account);
+            return err_set(EMBER_EAUTH, "Authorization Violation");
+        }
+        cl->acc = ua ? ua : s->gacc;
         cl->auth_user = au;
         cl->perm = auth_perm_new(au);
     }
@@ -750,6 +762,7 @@ EMBER_API int ember_conn_connect(ember_conn **out, ember_server *s, const ember_
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->rmu, NULL);
     int arc = conn_authenticate(cl, &o);
+    c->opts.account = NULL; /* borrowed: not kept */
     if (arc) {
         cl->conn = NULL;
         pthread_mutex_destroy(&c->mu);
@@ -850,6 +863,7 @@ static int publish_view(struct ember_conn *c, msgview *mv, int *delivered)
 }
 
 server *conn_server(struct ember_conn *c) { return c->srv; }
+account *conn_account(struct ember_conn *c) { return c->cl->acc; }
 int conn_check(struct ember_conn *c) { return conn_usable(c); }
 int conn_publish_view(struct ember_conn *c, msgview *mv, int *delivered)
 {
@@ -1011,7 +1025,7 @@ static int subscribe_internal(struct ember_sub **out, struct ember_conn *c, cons
     s->next_all = c->subs;
     c->subs = s;
     pthread_mutex_unlock(&c->mu);
-    if (sublist_insert(srv->sl, s->base.subject, s->base.queue, s) != 0) {
+    if (sublist_insert(c->cl->acc->sl, s->base.subject, s->base.queue, s) != 0) {
         atomic_store(&s->base.closed, true);
         pthread_mutex_lock(&c->mu);
         for (struct ember_sub **pp = &c->subs; *pp; pp = &(*pp)->next_all)

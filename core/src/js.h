@@ -107,6 +107,7 @@ typedef struct jconsumer jconsumer;
 
 typedef struct js {
     server *srv;
+    struct account *acc;       /* the account whose JetStream this is (account.h) */
     pthread_mutex_t mu;        /* the engine lock (see above) */
     pthread_cond_t cv;         /* the JS thread waits here */
     pthread_t thread;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "js.h"
 #include "js_consumer.h"
 #include "js_stream.h"
@@ -192,7 +193,7 @@ int js_api_call(js *j, const char *subject, const char *body, char **reply, size
     atomic_init(&w->refs, 2);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    sub *s = server_isub(j->srv, to, NULL, on_call_reply, w, call_wait_release);
+    sub *s = acc_isub(j->acc, to, NULL, on_call_reply, w, call_wait_release);
     if (!s) {
         call_wait_release(w);
         call_wait_release(w);
@@ -287,7 +288,9 @@ static void on_fc(void *ud, server *srv, const msgview *mv)
  * generateJSMappingTable): a KV or object-store client given the domain publishes there. */
 static void on_domain_map(void *ud, server *srv, const msgview *mv)
 {
-    size_t skip = (size_t)(uintptr_t)ud; /* the length of "$JS.<domain>.API." */
+    (void)srv;
+    js *j = ud;
+    size_t skip = 4 + strlen(j->domain) + 5; /* the length of "$JS.<domain>.API." */
     if (mv->subject_len <= skip)
         return;
     msgview out = *mv;
@@ -297,26 +300,25 @@ static void on_domain_map(void *ud, server *srv, const msgview *mv)
     out.dsubj_len = 0;
     out.blk = NULL;
     out.blk_owned = false;
-    server_publish_internal(srv, &out);
+    acc_publish(j->acc, &out);
 }
 
 void js_api_subscribe_all(js *j);
 void js_api_subscribe_all(js *j)
 {
-    server *srv = j->srv;
-    j->subs[j->nsubs++] = server_isub(srv, "$JS.API.>", NULL, on_api, j, NULL);
+    account *acc = j->acc;
+    j->subs[j->nsubs++] = acc_isub(acc, "$JS.API.>", NULL, on_api, j, NULL);
     if (j->domain) {
         char subj[300];
         snprintf(subj, sizeof subj, "$JS.%s.API.>", j->domain);
-        j->subs[j->nsubs++] = server_isub(srv, subj, NULL, on_api, j, NULL);
-        size_t skip = strlen(subj) - 1;
+        j->subs[j->nsubs++] = acc_isub(acc, subj, NULL, on_api, j, NULL);
         snprintf(subj, sizeof subj, "$JS.%s.API.$KV.>", j->domain);
-        j->subs[j->nsubs++] = server_isub(srv, subj, NULL, on_domain_map, (void *)(uintptr_t)skip, NULL);
+        j->subs[j->nsubs++] = acc_isub(acc, subj, NULL, on_domain_map, j, NULL);
         snprintf(subj, sizeof subj, "$JS.%s.API.$OBJ.>", j->domain);
-        j->subs[j->nsubs++] = server_isub(srv, subj, NULL, on_domain_map, (void *)(uintptr_t)skip, NULL);
+        j->subs[j->nsubs++] = acc_isub(acc, subj, NULL, on_domain_map, j, NULL);
     }
-    j->subs[j->nsubs++] = server_isub(srv, "$JS.ACK.>", NULL, on_ack, j, NULL);
-    j->subs[j->nsubs++] = server_isub(srv, "$JS.FC.>", NULL, on_fc, j, NULL);
+    j->subs[j->nsubs++] = acc_isub(acc, "$JS.ACK.>", NULL, on_ack, j, NULL);
+    j->subs[j->nsubs++] = acc_isub(acc, "$JS.FC.>", NULL, on_fc, j, NULL);
     size_t k = 0;
     for (size_t i = 0; i < j->nsubs; i++)
         if (j->subs[i])

@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "js.h"
 #include "js_consumer.h"
 #include "js_stream.h"
@@ -183,7 +184,7 @@ static bool has_interest(js *j, const char *subj)
 {
     if (!subj || !*subj)
         return false;
-    sublist_result *r = sublist_match(j->srv->sl, subj, strlen(subj));
+    sublist_result *r = sublist_match(j->acc->sl, subj, strlen(subj));
     bool any = r->npsubs > 0;
     for (size_t i = 0; !any && i < r->nqsubs; i++)
         any = r->qsubs[i].n > 0;
@@ -2467,7 +2468,7 @@ static bool push_interest(const jconsumer *o)
 {
     const char *subj = o->cfg.deliver_subject, *grp = o->cfg.deliver_group;
     size_t sl = strlen(subj);
-    sublist_result *r = sublist_match(o->j->srv->sl, subj, sl);
+    sublist_result *r = sublist_match(o->j->acc->sl, subj, sl);
     bool any = false;
     if (!str_set(grp)) {
         for (size_t i = 0; !any && i < r->npsubs; i++) {

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "js_consumer.h"
 #include "js_stream.h"
 
@@ -210,7 +211,7 @@ void js_outbox_send(js *j, js_outbox *ob)
     js_outbox_init(ob);
     while (o) {
         js_out *next = o->next;
-        server_publish_internal(j->srv, &o->mv);
+        acc_publish(j->acc, &o->mv);
         free(o);
         o = next;
     }
@@ -378,7 +379,8 @@ static int mkdirs(const char *path)
 /* API entry points (js_api.c) */
 void js_api_subscribe_all(js *j);
 
-int js_start(server *srv, char *err, size_t errcap)
+/* The JetStream of one account, in <store_dir>/jetstream/<account>/streams. */
+static int js_start_acc(server *srv, account *acc, char *err, size_t errcap)
 {
     js *j = calloc(1, sizeof *j);
     if (!j) {
@@ -386,6 +388,7 @@ int js_start(server *srv, char *err, size_t errcap)
         return -1;
     }
     j->srv = srv;
+    j->acc = acc;
     pthread_mutex_init(&j->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -400,27 +403,32 @@ int js_start(server *srv, char *err, size_t errcap)
         base = tmp;
     }
     size_t bl = strlen(base);
+    size_t al = strlen(acc->name);
     j->store_dir = malloc(bl + 16);
-    j->streams_dir = malloc(bl + 32);
+    j->streams_dir = malloc(bl + al + 32);
     j->domain = srv->opts.jetstream_domain ? strdup(srv->opts.jetstream_domain) : NULL;
     if (!j->store_dir || !j->streams_dir) {
         snprintf(err, errcap, "out of memory");
         goto fail;
     }
     snprintf(j->store_dir, bl + 16, "%s/jetstream", base);
-    snprintf(j->streams_dir, bl + 32, "%s/jetstream/$G/streams", base);
-    j->max_memory = srv->opts.jetstream_max_memory;
+    snprintf(j->streams_dir, bl + al + 32, "%s/jetstream/%s/streams", base, acc->name);
+    j->max_memory = acc->js_max_memory > 0 ? acc->js_max_memory : srv->opts.jetstream_max_memory;
     if (j->max_memory <= 0) {
         long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
         j->max_memory = pages > 0 && psz > 0 ? (int64_t)pages * psz / 4 * 3 : (1ll << 30);
     }
-    j->max_store = srv->opts.jetstream_max_store > 0 ? srv->opts.jetstream_max_store : (1ll << 40);
+    j->max_store = acc->js_max_store > 0 ? acc->js_max_store
+                   : srv->opts.jetstream_max_store > 0 ? srv->opts.jetstream_max_store : (1ll << 40);
     j->sync_interval_ms = srv->opts.jetstream_sync_interval_ms;
     if (mkdirs(j->streams_dir) != 0) {
         snprintf(err, errcap, "could not create storage directory - %s", strerror(errno));
         goto fail;
     }
-    srv_log(srv, EMBER_LOG_INFO, "Starting JetStream");
+    if (acc != srv->gacc)
+        srv_log(srv, EMBER_LOG_INFO, "Enabled JetStream for account \"%s\"", acc->name);
+    else
+        srv_log(srv, EMBER_LOG_INFO, "Starting JetStream");
     srv_log(srv, EMBER_LOG_INFO, "  Max Memory:      %lld B", (long long)j->max_memory);
     srv_log(srv, EMBER_LOG_INFO, "  Max Storage:     %lld B", (long long)j->max_store);
     srv_log(srv, EMBER_LOG_INFO, "  Store Directory: \"%s\"", j->store_dir);
@@ -429,12 +437,14 @@ int js_start(server *srv, char *err, size_t errcap)
     srv_log(srv, EMBER_LOG_INFO, "  API Level:       %d", JS_API_LEVEL);
     srv_log(srv, EMBER_LOG_INFO, "  Sync:            %s",
             j->sync_interval_ms ? "interval" : "always (acks after fsync)");
-    srv->js = j;
+    acc->js = j;
+    if (acc == srv->gacc)
+        srv->js = j;
     pthread_mutex_lock(&j->mu);
     int rc = js_streams_recover(j, err, errcap);
     pthread_mutex_unlock(&j->mu);
     if (rc != 0) {
-        srv->js = NULL;
+        srv->js = acc->js = NULL;
         pthread_mutex_lock(&j->mu);
         js_streams_close_all(j);
         pthread_mutex_unlock(&j->mu);
@@ -442,7 +452,7 @@ int js_start(server *srv, char *err, size_t errcap)
     }
     if (pthread_create(&j->thread, NULL, js_thread, j) != 0) {
         snprintf(err, errcap, "could not start the JetStream thread");
-        srv->js = NULL;
+        srv->js = acc->js = NULL;
         pthread_mutex_lock(&j->mu);
         js_streams_close_all(j);
         pthread_mutex_unlock(&j->mu);
@@ -461,9 +471,19 @@ fail:
     return -1;
 }
 
-void js_stop(server *srv)
+int js_start(server *srv, char *err, size_t errcap)
 {
-    js *j = srv->js;
+    for (size_t i = 0; i < srv->naccs; i++)
+        if (srv->accs[i]->js_enabled && js_start_acc(srv, srv->accs[i], err, errcap) != 0) {
+            js_stop(srv);
+            return -1;
+        }
+    return 0;
+}
+
+static void js_stop_acc(server *srv, account *acc)
+{
+    js *j = acc->js;
     if (!j)
         return;
     for (size_t i = 0; i < j->nsubs; i++)
@@ -478,14 +498,23 @@ void js_stop(server *srv)
     pthread_mutex_lock(&j->mu);
     js_streams_close_all(j);
     pthread_mutex_unlock(&j->mu);
-    srv->js = NULL;
-    srv_log(srv, EMBER_LOG_INFO, "JetStream stopped");
+    acc->js = NULL;
+    if (acc == srv->gacc) {
+        srv->js = NULL;
+        srv_log(srv, EMBER_LOG_INFO, "JetStream stopped");
+    }
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j->store_dir);
     free(j->streams_dir);
     free(j->domain);
     free(j);
+}
+
+void js_stop(server *srv)
+{
+    for (size_t i = 0; i < srv->naccs; i++)
+        js_stop_acc(srv, srv->accs[i]);
 }
 
 /* ------------------------------------------------------------------ monitoring */

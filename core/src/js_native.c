@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "account.h"
 #include "js.h"
 #include "js_consumer.h"
 #include "js_stream.h"
@@ -18,7 +19,7 @@ static js *conn_js(ember_conn *c, int *rc)
     *rc = conn_check(c);
     if (*rc)
         return NULL;
-    js *j = conn_server(c)->js;
+    js *j = conn_account(c)->js;
     if (!j)
         *rc = err_set(EMBER_ESTATE, "JetStream not enabled");
     return j;

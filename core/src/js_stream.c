@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "js_consumer.h"
 #include "js_stream.h"
 
@@ -2937,7 +2938,7 @@ static void wire_ack(void *ud, const js_puback *a)
         mv.subject_len = strlen(w->reply);
         mv.data = txt;
         mv.data_len = strlen(txt);
-        server_publish_internal(w->j->srv, &mv);
+        acc_publish(w->j->acc, &mv);
         free(txt);
     }
     free(w);
@@ -2968,7 +2969,7 @@ static void synced_reply_cb(void *ud, uint64_t seq, int status)
     mv.subject_len = strlen(r->to);
     mv.data = r->text;
     mv.data_len = strlen(r->text);
-    server_publish_internal(r->j->srv, &mv);
+    acc_publish(r->j->acc, &mv);
     free(r->to);
     free(r->text);
     free(r);
@@ -3314,7 +3315,7 @@ static void route_republish(jstream *s, pubres *r)
     mv.hdr_len = r->rp_hl;
     mv.data = r->rp_data ? r->rp_data : "";
     mv.data_len = r->rp_dl;
-    server_publish_internal(s->j->srv, &mv);
+    acc_publish(s->j->acc, &mv);
 }
 
 static void call_ack(jstream *s, js_puback_fn fn, void *ud, const pubres *r)
@@ -3473,7 +3474,7 @@ static int stream_subscribe(jstream *s)
         return -1;
     for (size_t i = 0; i < s->cfg.nsubjects; i++) {
         js_stream_retain(s);
-        sub *x = server_isub(s->j->srv, s->cfg.subjects[i], NULL, on_stream_msg, s,
+        sub *x = acc_isub(s->j->acc, s->cfg.subjects[i], NULL, on_stream_msg, s,
                              sub_release_stream);
         if (!x) {
             js_stream_release(s);
@@ -4022,7 +4023,7 @@ static int resubscribe(jstream *s, char **old, size_t nold)
             }
         if (!x) {
             js_stream_retain(s);
-            x = server_isub(s->j->srv, s->cfg.subjects[i], NULL, on_stream_msg, s,
+            x = acc_isub(s->j->acc, s->cfg.subjects[i], NULL, on_stream_msg, s,
                             sub_release_stream);
             if (!x) {
                 js_stream_release(s);
@@ -5772,7 +5773,7 @@ static sub *xsrc_sub(js *j, jstream *s, const char *subject, const char *dsubj, 
     cx->j = j;
     cx->stream = xstrdup(s->cfg.name);
     snprintf(cx->dsubj, sizeof cx->dsubj, "%s", dsubj);
-    sub *x = server_isub(j->srv, subject, NULL, fn, cx, xsrc_ctx_free);
+    sub *x = acc_isub(j->acc, subject, NULL, fn, cx, xsrc_ctx_free);
     if (!x)
         xsrc_ctx_free(cx);
     return x;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "js.h"
 #include "js_stream.h"
 #include "msg.h"
@@ -641,7 +642,7 @@ EMBER_API int ember_kv_watch(ember_kv *kv, const char *keys, ember_delivery mode
         watcher_release(w);
         return rc;
     }
-    js *j = conn_server(kv->conn)->js;
+    js *j = conn_account(kv->conn)->js;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "stream_name", kv->stream);
     cJSON *cc = cJSON_AddObjectToObject(o, "config");
@@ -705,7 +706,7 @@ EMBER_API int ember_kv_watch(ember_kv *kv, const char *keys, ember_delivery mode
         mv.hdr_len = sizeof h - 1;
         mv.data = "";
         /* from the server itself: also reaches a no_echo connection */
-        server_publish_internal(conn_server(kv->conn), &mv);
+        acc_publish(conn_account(kv->conn), &mv);
     }
     pthread_mutex_lock(&w->mu);
     w->handle_done = false;
@@ -728,7 +729,7 @@ EMBER_API void ember_kv_watch_stop(ember_kv_watcher *w)
         pthread_mutex_unlock(&w->mu);
     if (sub)
         ember_sub_unsubscribe(sub);
-    js *j = conn_check(w->conn) == 0 ? conn_server(w->conn)->js : NULL;
+    js *j = conn_check(w->conn) == 0 ? conn_account(w->conn)->js : NULL;
     if (j && w->consumer[0]) {
         char subj[600];
         snprintf(subj, sizeof subj, "$JS.API.CONSUMER.DELETE.%s.%s", w->stream, w->consumer);

@@ -36,6 +36,7 @@
 #include "js.h"
 #include <openssl/crypto.h>
 
+#include "account.h"
 #include "auth.h"
 #include "nkeys.h"
 #include "tlsio.h"
@@ -51,6 +52,7 @@ typedef struct lent {
     struct lent *next;
     char *subj;
     char *queue; /* NULL: plain interest */
+    account *acc; /* whose interest (links of that account see it); NULL: every account */
     int local;   /* local (non-leaf) subscriptions */
     client **own; /* links holding this interest */
     size_t nown, capown;
@@ -260,10 +262,12 @@ int leaf_check_options(const ember_server_options *o)
             OPENSSL_cleanse(seed, strlen(seed));
             free(seed);
         }
-        if (r->account && strcmp(r->account, "$G") != 0)
-            return err_set(EMBER_EINVAL,
-                           "leafnode remote %zu: account \"%s\" not found (Ember has the global "
-                           "account \"$G\" only)", i, r->account);
+        bool known = !r->account || !*r->account || !strcmp(r->account, "$G");
+        for (size_t k = 0; !known && o->accounts && k < o->accounts_count; k++)
+            known = o->accounts[k].name && !strcmp(o->accounts[k].name, r->account);
+        if (!known)
+            return err_set(EMBER_EINVAL, "leafnode remote %zu: account \"%s\" not found", i,
+                           r->account);
         char **urls;
         size_t n;
         if (split_list(r->urls, &urls, &n))
@@ -327,7 +331,8 @@ static void lm_free_remotes(struct leaf_mgr *lm)
     free(lm->rems);
 }
 
-static lent *lent_get(struct leaf_mgr *lm, const char *subj, const char *queue, bool create);
+static lent *lent_get(struct leaf_mgr *lm, account *acc, const char *subj, const char *queue,
+                      bool create);
 
 int leaf_init(server *s, const ember_server_options *o)
 {
@@ -407,7 +412,7 @@ int leaf_init(server *s, const ember_server_options *o)
         }
     }
     /* our loop-detection subject is interest of our own, on every link */
-    lent *e = lent_get(lm, lm->lds, NULL, true);
+    lent *e = lent_get(lm, NULL, lm->lds, NULL, true);
     if (!e)
         return err_set(EMBER_ENOMEM, "out of memory");
     e->local = 1;
@@ -431,11 +436,12 @@ static size_t key_hash(const char *subj, const char *queue)
 
 static bool qeq(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }
 
-static lent *lent_get(struct leaf_mgr *lm, const char *subj, const char *queue, bool create)
+static lent *lent_get(struct leaf_mgr *lm, account *acc, const char *subj, const char *queue,
+                      bool create)
 {
     if (lm->cap) {
         for (lent *e = lm->tab[key_hash(subj, queue) & (lm->cap - 1)]; e; e = e->next)
-            if (!strcmp(e->subj, subj) && qeq(e->queue, queue))
+            if (e->acc == acc && !strcmp(e->subj, subj) && qeq(e->queue, queue))
                 return e;
     }
     if (!create)
@@ -461,6 +467,7 @@ static lent *lent_get(struct leaf_mgr *lm, const char *subj, const char *queue, 
         return NULL;
     e->subj = strdup(subj);
     e->queue = queue ? strdup(queue) : NULL;
+    e->acc = acc;
     if (!e->subj || (queue && !e->queue)) {
         free(e->subj);
         free(e->queue);
@@ -552,7 +559,7 @@ void leaf_sub_changed(server *s, sub *x, int delta)
         return;
     client *owner = x->cl && x->cl->kind == CK_LEAF ? x->cl : NULL;
     pthread_mutex_lock(&lm->mu);
-    lent *e = lent_get(lm, x->subject, x->queue, delta > 0);
+    lent *e = lent_get(lm, x->cl->acc, x->subject, x->queue, delta > 0);
     if (!e) {
         pthread_mutex_unlock(&lm->mu);
         return;
@@ -587,7 +594,7 @@ void leaf_sub_changed(server *s, sub *x, int delta)
     }
     for (size_t i = 0; i < nl; i++) {
         client *c = lm->links[i];
-        if (c == owner)
+        if (c == owner || (e->acc && c->acc != e->acc))
             continue;
         emit_interest(c, e, before[i], lent_adv(lm, e, c));
     }
@@ -617,6 +624,8 @@ static void link_register(client *c)
     atomic_store(&c->leaf->registered, true);
     for (size_t i = 0; i < lm->cap; i++)
         for (lent *e = lm->tab[i]; e; e = e->next) {
+            if (e->acc && e->acc != c->acc)
+                continue;
             int n = lent_adv(lm, e, c);
             if (n > 0)
                 emit_interest(c, e, 0, n);
@@ -936,7 +945,7 @@ static void solicited_ready(client *c)
     lremote *r = L->rem;
     r->attempts = 0;
     r->reason[0] = 0;
-    LLOG(c, EMBER_LOG_INFO, "Leafnode connection created for account: $G");
+    LLOG(c, EMBER_LOG_INFO, "Leafnode connection created for account: %s", c->acc->name);
     LLOG(c, EMBER_LOG_INFO, "Connected leafnode to \"%s\"", r->host);
     note_domains(c);
     emit_event(c->srv->leaf, r->url, true, NULL);
@@ -993,6 +1002,8 @@ static int on_leaf_connect(client *c, const proto_op *op)
             client_err_close(c, "Authorization Violation", CR_AUTH);
             return 1;
         }
+        account *ua = au ? server_account(s, auth_user_account(au)) : NULL;
+        c->acc = ua ? ua : s->gacc;
     }
     L->headers = jtrue(j, "headers") && !s->opts.no_header_support;
     const char *id = jstr(j, "server_id"), *name = jstr(j, "name"), *dom = jstr(j, "domain");
@@ -1005,14 +1016,14 @@ static int on_leaf_connect(client *c, const proto_op *op)
     /* the INFO with connect_info (a Go leaf waits for it), then our interest */
     cJSON *info = hub_info(c);
     cJSON_AddBoolToObject(info, "connect_info", true);
-    cJSON_AddStringToObject(info, "remote_account", "$G");
+    cJSON_AddStringToObject(info, "remote_account", c->acc->name);
     cJSON_AddBoolToObject(info, "acc_is_sys", false);
     send_json_op(c, "INFO", info);
     cJSON_Delete(info);
     link_register(c);
     client_send(c, "PING\r\n", 6);
     c->pings_out++;
-    LLOG(c, EMBER_LOG_INFO, "Leafnode connection created for account: $G");
+    LLOG(c, EMBER_LOG_INFO, "Leafnode connection created for account: %s", c->acc->name);
     note_domains(c);
     char url[128];
     snprintf(url, sizeof url, "nats-leaf://%s:%d", c->ip, c->port);
@@ -1036,8 +1047,8 @@ static void loop_detected(client *c)
 {
     char txt[160];
     snprintf(txt, sizeof txt,
-             "Loop detected for leafnode account=\"$G\". Delaying attempt to reconnect for %ds",
-             LEAF_LOOP_DELAY_MS / 1000);
+             "Loop detected for leafnode account=\"%s\". Delaying attempt to reconnect for %ds",
+             c->acc->name, LEAF_LOOP_DELAY_MS / 1000);
     LLOG(c, EMBER_LOG_ERROR, "%s", txt);
     if (c->leaf->rem) {
         c->leaf->rem->next_delay_ms = LEAF_LOOP_DELAY_MS;
@@ -1099,7 +1110,7 @@ static int on_lsub(client *c, const proto_op *op)
         sub_release(x);
         return 0;
     }
-    if (sublist_insert(s->sl, x->subject, x->queue, x) != 0) {
+    if (sublist_insert(c->acc->sl, x->subject, x->queue, x) != 0) {
         sub **link;
         if (client_stab_find(c, key, kl, &link))
             client_stab_unlink(c, link);
@@ -1390,6 +1401,7 @@ static void remote_dial(lremote *r, const struct sockaddr *addr)
         remote_schedule(r, lm->reconnect_ms);
         return;
     }
+    c->acc = server_account(s, r->account);
     c->echo = false;
     c->leaf = link_new(r);
     snprintf(c->ip, sizeof c->ip, "%.63s", r->host);
@@ -1540,8 +1552,8 @@ void leaf_closed(client *c, int reason)
         return;
     bool was_up = link_unregister(c);
     const char *why = close_reason_text(reason);
-    LLOG(c, was_up ? EMBER_LOG_INFO : EMBER_LOG_DEBUG, "Leafnode connection closed: %s account: $G",
-         why);
+    LLOG(c, was_up ? EMBER_LOG_INFO : EMBER_LOG_DEBUG, "Leafnode connection closed: %s account: %s",
+         why, c->acc->name);
     lremote *r = L->rem;
     if (r && !r->reason[0]) {
         const char *te = xport_tls_error(c);
@@ -1700,7 +1712,7 @@ void leaf_fill_leafz(server *s, cJSON *leafs, bool with_subs)
         cJSON_AddNumberToObject(o, "id", (double)c->cid);
         cJSON_AddStringToObject(o, "name", L->rname ? L->rname : "");
         cJSON_AddBoolToObject(o, "is_spoke", L->solicited);
-        cJSON_AddStringToObject(o, "account", "$G");
+        cJSON_AddStringToObject(o, "account", c->acc->name);
         cJSON_AddStringToObject(o, "ip", c->ip);
         cJSON_AddNumberToObject(o, "port", c->port);
         cJSON_AddStringToObject(o, "rtt", "0s");

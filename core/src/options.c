@@ -10,8 +10,8 @@
  *     ignored with an INFO note;
  *   - nats-server features Ember does not have (cluster, gateways, HTTPS
  *     monitoring, ...): ignored with a WARN line;
- *   - security features Ember does not have (accounts, multi-user authorization,
- *     operators, encryption at rest): an error, because running without them would
+ *   - security features Ember does not have (operators and JWT resolvers, account
+ *     mappings/limits, encryption at rest): an error, because running without them would
  *     quietly weaken what the file asks for.
  * Anything else is reported as `unknown field "x"` at WARN (nats-server makes that an
  * error), except keys used as $variables, as in nats-server.
@@ -33,6 +33,8 @@ struct ember_config {
     ember_leaf_remote *remotes; /* leafnodes { remotes } stored into options */
     size_t nremotes;
     ember_user *users;          /* authorization { users } stored into options */
+    void **blocks;              /* accounts {}: arrays stored into options */
+    size_t nblocks;
 };
 
 typedef struct loader {
@@ -138,6 +140,25 @@ static int cfg_keep(loader *l, const char *s, size_t n, const char **out)
     return 0;
 }
 
+/* A zeroed array owned by the config (freed by ember_config_free); NULL on ENOMEM. */
+static void *cfg_alloc(loader *l, size_t n, size_t size)
+{
+    ember_config *c = l->cfg;
+    void **nb = realloc(c->blocks, (c->nblocks + 1) * sizeof *nb);
+    if (!nb) {
+        nomem(l);
+        return NULL;
+    }
+    c->blocks = nb;
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        nomem(l);
+        return NULL;
+    }
+    c->blocks[c->nblocks++] = p;
+    return p;
+}
+
 static int get_str(loader *l, const conf_entry *e, const char **out)
 {
     const conf_value *v = e->value;
@@ -238,7 +259,7 @@ static const char *const top_unsupported[] = {
     "proxies", "default_sentinel", NULL};
 /* Security features Ember does not have: an error. */
 static const char *const top_refused[] = {
-    "accounts", "operator", "operators", "roots", "root", "root_operators",
+    "operator", "operators", "roots", "root", "root_operators",
     "root_operator", "trusted", "trusted_keys", "resolver", "account_resolver",
     "accounts_resolver", "resolver_tls", "resolver_preload", "resolver_pinned_accounts", NULL};
 
@@ -347,6 +368,8 @@ static int do_permissions(loader *l, const conf_entry *top, ember_user *u)
     return 0;
 }
 
+static int parse_users(loader *l, const conf_value *a, ember_user *us);
+
 static int do_users(loader *l, const conf_entry *top)
 {
     const conf_value *a = top->value;
@@ -361,6 +384,12 @@ static int do_users(loader *l, const conf_entry *top)
     l->cfg->users = us;
     l->o->users = us;
     l->o->users_count = a->u.arr.n;
+    return parse_users(l, a, us);
+}
+
+/* The users of an array (maps) into us (a->u.arr.n entries). */
+static int parse_users(loader *l, const conf_value *a, ember_user *us)
+{
     for (size_t i = 0; i < a->u.arr.n; i++) {
         const conf_value *m = a->u.arr.v[i];
         if (m->type != CONF_MAP)
@@ -405,21 +434,26 @@ static int apply_default_permissions(loader *l, const conf_entry *e)
     return 0;
 }
 
-static void finish_users(loader *l)
+static void apply_defaults(ember_user *us, size_t n, const ember_user *defaults)
 {
-    ember_user *us = l->cfg->users;
-    for (size_t i = 0; us && i < l->o->users_count; i++) {
+    for (size_t i = 0; us && i < n; i++) {
         if (us[i].responses_max != -1)
             continue;
         const char *user = us[i].user, *pass = us[i].password, *nkey = us[i].nkey;
-        if (l->have_default_perms)
-            us[i] = l->default_perms;
+        if (defaults)
+            us[i] = *defaults;
         else
             memset(&us[i], 0, sizeof us[i]);
         us[i].user = user;
         us[i].password = pass;
         us[i].nkey = nkey;
     }
+}
+
+static void finish_users(loader *l)
+{
+    apply_defaults(l->cfg->users, l->o->users_count,
+                   l->have_default_perms ? &l->default_perms : NULL);
 }
 
 static int do_authorization(loader *l, const conf_entry *top)
@@ -532,6 +566,7 @@ static int get_storage_size(loader *l, const conf_entry *e, const char *what, in
 }
 
 static int do_leafnodes(loader *l, const conf_entry *top);
+static int do_accounts(loader *l, const conf_entry *top);
 static int do_jetstream(loader *l, const conf_entry *top)
 {
     const conf_value *v = top->value;
@@ -901,6 +936,8 @@ static int do_top(loader *l, const conf_entry *e)
         return do_authorization(l, e);
     if (!strcasecmp(k, "no_auth_user"))
         return get_str(l, e, &l->o->no_auth_user);
+    if (!strcasecmp(k, "accounts"))
+        return do_accounts(l, e);
     if (!strcasecmp(k, "tls"))
         return do_tls(l, e, false);
     if (!strcasecmp(k, "websocket") || !strcasecmp(k, "ws"))
@@ -939,6 +976,298 @@ static int do_top(loader *l, const conf_entry *e)
         return 0;
     }
     unknown(l, e);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ accounts */
+
+static int get_str_list(loader *l, const conf_entry *e, const char **out);
+
+/* exports: [ { stream: "a.>" }, { service: "q", accounts: [B], response_type: stream } ] */
+static int do_exports(loader *l, const conf_entry *top, ember_account *a)
+{
+    const conf_value *v = top->value;
+    if (v->type != CONF_ARRAY)
+        return lerr(l, v->pos, "Exports should be an array, got %s", a_type(v->type));
+    ember_export *xs = cfg_alloc(l, v->u.arr.n, sizeof *xs);
+    if (!xs)
+        return -1;
+    a->exports = xs;
+    a->exports_count = v->u.arr.n;
+    for (size_t i = 0; i < v->u.arr.n; i++) {
+        const conf_value *m = v->u.arr.v[i];
+        ember_export *x = &xs[i];
+        if (m->type != CONF_MAP)
+            return lerr(l, m->pos, "Export Items should be a map with type entry, got %s",
+                        a_type(m->type));
+        bool stream = false, service = false, rt = false;
+        for (size_t j = 0; j < m->u.map.n; j++) {
+            const conf_entry *e = &m->u.map.e[j];
+            const char *k = e->key;
+            if (!strcasecmp(k, "stream") || !strcasecmp(k, "service")) {
+                bool is_svc = !strcasecmp(k, "service");
+                if ((is_svc && stream) || (!is_svc && service))
+                    return lerr(l, e->key_pos, "Detected %s but already saw a %s", k,
+                                is_svc ? "stream" : "service");
+                if (e->value->type != CONF_STRING)
+                    return lerr(l, e->value->pos, "Expected %s name to be string, got %s", k,
+                                a_type(e->value->type));
+                if (get_str(l, e, &x->subject))
+                    return -1;
+                x->service = is_svc;
+                stream |= !is_svc;
+                service |= is_svc;
+            } else if (!strcasecmp(k, "accounts")) {
+                if (get_str_list(l, e, &x->accounts))
+                    return -1;
+            } else if (!strcasecmp(k, "response") || !strcasecmp(k, "response_type")) {
+                if (rt)
+                    return lerr(l, e->key_pos, "Duplicate response type definition");
+                rt = true;
+                const conf_value *t = e->value;
+                if (t->type != CONF_STRING)
+                    return lerr(l, t->pos, "Expected response type to be string, got %s",
+                                a_type(t->type));
+                if (!strcasecmp(t->u.str.s, "single") || !strcasecmp(t->u.str.s, "singleton"))
+                    x->response_type = EMBER_RESPONSE_SINGLETON;
+                else if (!strcasecmp(t->u.str.s, "stream"))
+                    x->response_type = EMBER_RESPONSE_STREAM;
+                else if (!strcasecmp(t->u.str.s, "chunk") || !strcasecmp(t->u.str.s, "chunked"))
+                    x->response_type = EMBER_RESPONSE_CHUNKED;
+                else
+                    return lerr(l, t->pos, "Unknown response type: \"%s\"", t->u.str.s);
+            } else if (!strcasecmp(k, "threshold") || !strcasecmp(k, "response_threshold") ||
+                       !strcasecmp(k, "response_max_time") || !strcasecmp(k, "response_time")) {
+                if (get_duration_ms(l, e, &x->response_threshold_ms))
+                    return -1;
+            } else if (!strcasecmp(k, "latency") || !strcasecmp(k, "allow_trace") ||
+                       !strcasecmp(k, "account_token_position")) {
+                lnote(l, EMBER_LOG_WARN, e->key_pos,
+                      "field \"%s\" is not supported by Ember, ignored", k);
+            } else {
+                unknown(l, e);
+            }
+        }
+        if (rt && !service)
+            return lerr(l, m->pos, "Detected response directive on non-service");
+        if (!x->subject)
+            return lerr(l, m->pos, "Export Items should be a map with type entry");
+    }
+    return 0;
+}
+
+/* {account: B, subject: "x"} of an import */
+static int import_source(loader *l, const conf_entry *e, ember_import *x)
+{
+    const conf_value *v = e->value;
+    if (v->type != CONF_MAP)
+        return lerr(l, v->pos, "%s entry should be an account map, got %s",
+                    x->service ? "Service" : "Stream", a_type(v->type));
+    for (size_t i = 0; i < v->u.map.n; i++) {
+        const conf_entry *f = &v->u.map.e[i];
+        if (!strcasecmp(f->key, "account")) {
+            if (get_str(l, f, &x->account))
+                return -1;
+        } else if (!strcasecmp(f->key, "subject")) {
+            if (get_str(l, f, &x->subject))
+                return -1;
+        } else {
+            unknown(l, f);
+        }
+    }
+    if (!x->account || !x->subject)
+        return lerr(l, v->pos, "Expect an account name and a subject");
+    return 0;
+}
+
+/* imports: [ { stream: {account: A, subject: "a.>"}, prefix: "x" },
+ *            { service: {account: A, subject: "q"}, to: "aq" } ] */
+static int do_imports(loader *l, const conf_entry *top, ember_account *a)
+{
+    const conf_value *v = top->value;
+    if (v->type != CONF_ARRAY)
+        return lerr(l, v->pos, "Imports should be an array, got %s", a_type(v->type));
+    ember_import *xs = cfg_alloc(l, v->u.arr.n, sizeof *xs);
+    if (!xs)
+        return -1;
+    a->imports = xs;
+    a->imports_count = v->u.arr.n;
+    for (size_t i = 0; i < v->u.arr.n; i++) {
+        const conf_value *m = v->u.arr.v[i];
+        ember_import *x = &xs[i];
+        if (m->type != CONF_MAP)
+            return lerr(l, m->pos, "Import Items should be a map with type entry, got %s",
+                        a_type(m->type));
+        bool stream = false, service = false;
+        for (size_t j = 0; j < m->u.map.n; j++) {
+            const conf_entry *e = &m->u.map.e[j];
+            const char *k = e->key;
+            if (!strcasecmp(k, "stream") || !strcasecmp(k, "service")) {
+                bool is_svc = !strcasecmp(k, "service");
+                if ((is_svc && stream) || (!is_svc && service))
+                    return lerr(l, e->key_pos, "Detected %s but already saw a %s", k,
+                                is_svc ? "stream" : "service");
+                x->service = is_svc;
+                stream |= !is_svc;
+                service |= is_svc;
+                if (import_source(l, e, x))
+                    return -1;
+            } else if (!strcasecmp(k, "prefix")) {
+                if (get_str(l, e, &x->prefix))
+                    return -1;
+            } else if (!strcasecmp(k, "to")) {
+                if (get_str(l, e, &x->to))
+                    return -1;
+            } else if (!strcasecmp(k, "share") || !strcasecmp(k, "allow_trace")) {
+                lnote(l, EMBER_LOG_WARN, e->key_pos,
+                      "field \"%s\" is not supported by Ember, ignored", k);
+            } else {
+                unknown(l, e);
+            }
+        }
+        if (stream && x->prefix && x->to)
+            return lerr(l, m->pos, "Stream import can not have a 'prefix' and a 'to' property");
+        if (!stream && !service)
+            return lerr(l, m->pos, "Import Items should be a map with type entry");
+    }
+    return 0;
+}
+
+/* jetstream: enabled | disabled | true | false | { max_mem, max_file, ... } */
+static int do_account_js(loader *l, const conf_entry *top, ember_account *a)
+{
+    const conf_value *v = top->value;
+    if (v->type == CONF_BOOL) {
+        a->jetstream = v->u.b;
+        return 0;
+    }
+    if (v->type == CONF_STRING) {
+        const char *s = v->u.str.s;
+        if (!strcasecmp(s, "enabled") || !strcasecmp(s, "enable"))
+            a->jetstream = true;
+        else if (!strcasecmp(s, "disabled") || !strcasecmp(s, "disable"))
+            a->jetstream = false;
+        else
+            return lerr(l, v->pos, "Expected 'enabled' or 'disabled' for string value, got '%s'", s);
+        return 0;
+    }
+    if (v->type != CONF_MAP)
+        return wrong_type(l, top, "a boolean, \"enabled\", \"disabled\" or a map");
+    a->jetstream = true;
+    for (size_t i = 0; i < v->u.map.n; i++) {
+        const conf_entry *e = &v->u.map.e[i];
+        const char *k = e->key;
+        if (!strcasecmp(k, "max_memory") || !strcasecmp(k, "max_mem") ||
+            !strcasecmp(k, "mem") || !strcasecmp(k, "memory")) {
+            if (get_storage_size(l, e, "max_mem", &a->jetstream_max_memory))
+                return -1;
+        } else if (!strcasecmp(k, "max_store") || !strcasecmp(k, "max_file") ||
+                   !strcasecmp(k, "max_disk") || !strcasecmp(k, "store") || !strcasecmp(k, "disk")) {
+            if (get_storage_size(l, e, "max_file", &a->jetstream_max_store))
+                return -1;
+        } else if (!strcasecmp(k, "max_streams") || !strcasecmp(k, "streams") ||
+                   !strcasecmp(k, "max_consumers") || !strcasecmp(k, "consumers") ||
+                   !strcasecmp(k, "max_bytes_required") || !strcasecmp(k, "max_ack_pending") ||
+                   !strcasecmp(k, "cluster_traffic")) {
+            lnote(l, EMBER_LOG_WARN, e->key_pos, "field \"%s\" is not supported by Ember, ignored",
+                  k);
+        } else {
+            unknown(l, e);
+        }
+    }
+    return 0;
+}
+
+static int do_accounts(loader *l, const conf_entry *top)
+{
+    const conf_value *v = top->value;
+    if (l->o->accounts_count)
+        return lerr(l, top->key_pos, "Duplicate 'accounts' configuration");
+    if (v->type == CONF_ARRAY) { /* accounts: [A, B] */
+        ember_account *as = cfg_alloc(l, v->u.arr.n, sizeof *as);
+        if (!as)
+            return -1;
+        for (size_t i = 0; i < v->u.arr.n; i++) {
+            const conf_value *n = v->u.arr.v[i];
+            if (n->type != CONF_STRING)
+                return lerr(l, n->pos, "Expected account names to be strings, got %s",
+                            a_type(n->type));
+            if (!strcmp(n->u.str.s, "$G"))
+                return lerr(l, n->pos, "\"%s\" is a Reserved Account", n->u.str.s);
+            for (size_t k = 0; k < i; k++)
+                if (!strcmp(as[k].name, n->u.str.s))
+                    return lerr(l, n->pos, "Duplicate Account Entry: %s", n->u.str.s);
+            if (cfg_keep(l, n->u.str.s, n->u.str.len, &as[i].name))
+                return -1;
+        }
+        l->o->accounts = as;
+        l->o->accounts_count = v->u.arr.n;
+        return 0;
+    }
+    if (v->type != CONF_MAP)
+        return wrong_type(l, top, "a map or an array of names");
+    ember_account *as = cfg_alloc(l, v->u.map.n, sizeof *as);
+    if (!as)
+        return -1;
+    size_t na = 0;
+    for (size_t i = 0; i < v->u.map.n; i++) {
+        const conf_entry *ae = &v->u.map.e[i];
+        if (ae->used) /* a $variable defined in the block */
+            continue;
+        if (ae->value->type != CONF_MAP)
+            return lerr(l, ae->value->pos, "Expected map entries for accounts");
+        if (!strcmp(ae->key, "$G"))
+            return lerr(l, ae->key_pos, "\"%s\" is a Reserved Account", ae->key);
+        ember_account *a = &as[na++];
+        if (cfg_keep(l, ae->key, strlen(ae->key), &a->name))
+            return -1;
+        ember_user defaults;
+        bool have_defaults = false;
+        const conf_entry *users_e = NULL;
+        const conf_value *m = ae->value;
+        for (size_t j = 0; j < m->u.map.n; j++) {
+            const conf_entry *e = &m->u.map.e[j];
+            const char *k = e->key;
+            int rc = 0;
+            if (!strcasecmp(k, "users")) {
+                if (e->value->type != CONF_ARRAY)
+                    return wrong_type(l, e, "an array");
+                ember_user *us = cfg_alloc(l, e->value->u.arr.n, sizeof *us);
+                if (!us)
+                    return -1;
+                a->users = us;
+                a->users_count = e->value->u.arr.n;
+                users_e = e;
+                rc = parse_users(l, e->value, us);
+            } else if (!strcasecmp(k, "exports")) {
+                rc = do_exports(l, e, a);
+            } else if (!strcasecmp(k, "imports")) {
+                rc = do_imports(l, e, a);
+            } else if (!strcasecmp(k, "jetstream")) {
+                rc = do_account_js(l, e, a);
+            } else if (!strcasecmp(k, "default_permissions") ||
+                       !strcasecmp(k, "default_permission")) {
+                memset(&defaults, 0, sizeof defaults);
+                rc = do_permissions(l, e, &defaults);
+                have_defaults = true;
+            } else if (!strcasecmp(k, "nkey") || !strcasecmp(k, "mappings") ||
+                       !strcasecmp(k, "maps") || !strcasecmp(k, "limits") ||
+                       !strcasecmp(k, "msg_trace") || !strcasecmp(k, "trace_dest")) {
+                rc = refuse(l, e);
+            } else if (!e->used) {
+                return lerr(l, e->key_pos, "unknown field \"%s\"", k);
+            }
+            if (rc)
+                return -1;
+        }
+        if (users_e && (l->o->username || l->o->auth_token))
+            return lerr(l, users_e->key_pos, l->o->username
+                                                 ? "Can not have a single user/pass and accounts"
+                                                 : "Can not have a token and accounts");
+        apply_defaults((ember_user *)a->users, a->users_count, have_defaults ? &defaults : NULL);
+    }
+    l->o->accounts = as;
+    l->o->accounts_count = na;
     return 0;
 }
 
@@ -1157,6 +1486,9 @@ EMBER_API void ember_config_free(ember_config *cfg)
         return;
     free(cfg->remotes);
     free(cfg->users);
+    for (size_t i = 0; i < cfg->nblocks; i++)
+        free(cfg->blocks[i]);
+    free(cfg->blocks);
     for (size_t i = 0; i < cfg->n; i++)
         free(cfg->strs[i]);
     free(cfg->strs);

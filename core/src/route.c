@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "leaf.h"
 #include "server.h"
 
@@ -19,7 +20,7 @@ void sub_unsubscribe(server *srv, sub *s)
 {
     if (atomic_exchange(&s->closed, true))
         return;
-    sublist_remove(srv->sl, s->subject, s->queue, s);
+    sublist_remove(s->cl->acc ? s->cl->acc->sl : srv->sl, s->subject, s->queue, s);
     atomic_fetch_sub(&srv->nsubs, 1);
     leaf_sub_changed(srv, s, -1);
     if (s->unsubscribed)
@@ -80,6 +81,12 @@ static bool isub_deliver(server *srv, sub *s, msgview *mv)
 sub *server_isub(server *srv, const char *subject, const char *queue, isub_fn fn, void *ud,
                  void (*ud_free)(void *ud))
 {
+    return server_isub_in(srv, srv->sys, subject, queue, fn, ud, ud_free);
+}
+
+sub *server_isub_in(server *srv, client *as, const char *subject, const char *queue, isub_fn fn,
+                    void *ud, void (*ud_free)(void *ud))
+{
     isub *is = calloc(1, sizeof *is);
     if (!is)
         return NULL;
@@ -90,14 +97,14 @@ sub *server_isub(server *srv, const char *subject, const char *queue, isub_fn fn
     is->s.destroy = isub_destroy;
     is->fn = fn;
     is->ud = ud;
-    client_retain(srv->sys);
-    is->s.cl = srv->sys;
+    client_retain(as);
+    is->s.cl = as;
     if (!is->s.subject || (queue && !is->s.queue)) {
         is->ud_free = NULL;
         isub_destroy(&is->s);
         return NULL;
     }
-    if (sublist_insert(srv->sl, is->s.subject, is->s.queue, &is->s) != 0) {
+    if (sublist_insert(as->acc->sl, is->s.subject, is->s.queue, &is->s) != 0) {
         is->ud_free = NULL;
         isub_destroy(&is->s);
         return NULL;
@@ -240,8 +247,11 @@ static bool leaf_target_add(server *srv, leaf_target *lt, size_t *nlt, sub *s, m
 
 int server_route(server *srv, client *from, msgview *mv)
 {
-    sublist_result *r = mv->dsubj ? sublist_match(srv->sl, mv->dsubj, mv->dsubj_len)
-                                  : sublist_match(srv->sl, mv->subject, mv->subject_len);
+    sublist *sl = likely(from != NULL) ? from->acc->sl : srv->sl;
+    if (!mv->origin)
+        mv->origin = from;
+    sublist_result *r = mv->dsubj ? sublist_match(sl, mv->dsubj, mv->dsubj_len)
+                                  : sublist_match(sl, mv->subject, mv->subject_len);
     int n = 0;
     leaf_target lt[LEAF_TARGETS];
     size_t nlt = 0;

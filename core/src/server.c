@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include "account.h"
 #include "auth.h"
 #include "leaf.h"
 #include "xport.h"
@@ -103,8 +104,6 @@ EMBER_API void ember_server_set_logger(ember_server *s, int level, ember_log_fn 
     pthread_mutex_unlock(&s->log_mu);
 }
 
-static void sub_retain_v(void *p) { sub_retain(p); }
-static void sub_release_v(void *p) { sub_release(p); }
 
 EMBER_API int ember_server_new(ember_server **out, const ember_server_options *opts)
 {
@@ -183,24 +182,24 @@ EMBER_API int ember_server_new(ember_server **out, const ember_server_options *o
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->fmu, NULL);
-    s->sl = sublist_new(sub_retain_v, sub_release_v);
     s->read_buf_len = 64 * 1024;
     s->read_buf = malloc(s->read_buf_len);
     atomic_init(&s->next_cid, 1);
-    s->sys = calloc(1, sizeof *s->sys);
-    if (s->sys) {
-        /* the internal publisher: holds no server reference (freed by server_destroy) */
-        atomic_init(&s->sys->refs, 1);
-        s->sys->srv = s;
-        s->sys->kind = CK_INTERNAL;
-        s->sys->echo = s->sys->headers = s->sys->connected = true;
-        s->sys->protocol = 1;
-        pthread_mutex_init(&s->sys->mu, NULL);
-    }
-    if (!s->o_host || !s->o_name || !s->sl || !s->read_buf || !s->sys || !s->o_http_host) {
+    if (!s->o_host || !s->o_name || !s->read_buf || !s->o_http_host) {
         server_release(s);
         return err_set(EMBER_ENOMEM, "out of memory");
     }
+    /* the accounts: "$G" (whose sublist and internal publisher are s->sl and s->sys) and
+     * the configured ones */
+    int acrc = accounts_new(s, &o); /* err_set by accounts_new */
+    if (acrc != 0) {
+        server_release(s);
+        return acrc;
+    }
+    s->sl = s->gacc->sl;
+    s->sys = s->gacc->sys;
+    s->opts.accounts = NULL; /* the host's array is not kept: s->accs holds them */
+    s->opts.accounts_count = 0;
     int arc = auth_users_new(&s->users, &o); /* err_set by auth_users_new */
     if (arc != 0) {
         server_release(s);
@@ -224,13 +223,8 @@ void server_retain(server *s) { atomic_fetch_add(&s->refs, 1); }
 
 static void server_destroy(server *s)
 {
-    if (s->sys) {
-        s->sys->srv = NULL;
-        client_release(s->sys);
-    }
-    if (s->sl)
-        sublist_free(s->sl);
     leaf_free(s);
+    accounts_free(s);
     auth_users_free(s->users);
     auth_users_free_retired(s->retired_users);
     xport_free(s);
@@ -347,6 +341,7 @@ static void on_housekeeping(uv_timer_t *t)
 {
     server *s = t->data;
     uint64_t now = time_mono_ms();
+    accounts_tick(s, now);
     /* collect TCP clients under the lock, then act without it */
     client *list[256];
     size_t n = 0;
@@ -447,6 +442,8 @@ static void *server_thread(void *arg)
     char err[256] = "";
     if (monitor_start(s, err, sizeof err) != 0)
         failed = true;
+    if (!failed && accounts_start(s, err, sizeof err) != 0)
+        failed = true;
     if (!failed && s->opts.jetstream && js_start(s, err, sizeof err) != 0)
         failed = true;
     if (!failed && !s->opts.dont_listen) {
@@ -508,6 +505,7 @@ static void *server_thread(void *arg)
     leaf_stop(s);
     xport_stop(s);
     js_stop(s);
+    accounts_stop(s);
     server_process_pending(s);
     close_all_clients(s);
     uv_timer_stop(&s->housekeeping);
@@ -735,6 +733,14 @@ static int reload_refuse(const char *field)
     return err_set(EMBER_EINVAL, "config reload not supported for %s", field);
 }
 
+static bool auth_users_any_in(const ember_server_options *o)
+{
+    for (size_t i = 0; o->accounts && i < o->accounts_count; i++)
+        if (o->accounts[i].users_count)
+            return true;
+    return false;
+}
+
 static bool user_still_there(const auth_users *u, const auth_user *old)
 {
     return auth_has_same(u, old);
@@ -824,7 +830,9 @@ EMBER_API int ember_server_reload(ember_server *s, const ember_server_options *o
         return reload_refuse("tls");
     if (n.ws_port != o->ws_port)
         return reload_refuse("websocket");
-    if ((s->users == NULL) != (n.users_count == 0))
+    if (!accounts_same(s, &n))
+        return reload_refuse("accounts");
+    if ((s->users == NULL) != (n.users_count == 0 && !auth_users_any_in(&n)))
         return reload_refuse("authorization users (adding or removing all of them)");
     struct reload_req r;
     memset(&r, 0, sizeof r);

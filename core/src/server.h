@@ -18,6 +18,7 @@
 typedef struct ember_server server;
 typedef struct client client;
 typedef struct sub sub;
+typedef struct account account; /* account.h */
 
 enum { CK_TCP = 0, CK_INPROC = 1, CK_INTERNAL = 2, CK_LEAF = 3 };
 /* TCP-based kinds (a uv_tcp_t, outbound buffers, the protocol parser) */
@@ -71,6 +72,10 @@ typedef struct msgview {
     bool no_queues;
     const char *qlist;
     size_t qlist_len;
+    /* accounts: how many imports the message crossed (account.c stops loops), and the
+     * client that published it first (set by server_route; for no-responders) */
+    uint8_t hops;
+    const client *origin;
 } msgview;
 
 /* The 503 no-responders status for a request that reached nobody (as nats-server 2.12+,
@@ -84,6 +89,7 @@ ember_msg *msgview_block(msgview *mv);
 struct client {
     atomic_int refs;
     server *srv;
+    account *acc;           /* the account it works in (set before it subscribes/publishes) */
     uint64_t cid;
     int kind;
     pthread_mutex_t mu;     /* outbound buffers, closing */
@@ -154,7 +160,10 @@ struct ember_server {
     char id[57];
     pthread_mutex_t log_mu;
     logger lg;
-    sublist *sl;
+    sublist *sl;            /* the global account's (gacc->sl) */
+    account *gacc;          /* "$G" (account.c) */
+    account **accs;         /* every account, gacc first */
+    size_t naccs;
     /* loop (owned by the server thread) */
     uv_loop_t loop;
     uv_tcp_t listener;
@@ -185,7 +194,7 @@ struct ember_server {
     char *read_buf;
     size_t read_buf_len;
     /* internal publisher (CK_INTERNAL; not in the client list) */
-    client *sys;
+    client *sys;            /* the global account's internal client (gacc->sys) */
     struct js *js;          /* JetStream engine, NULL when disabled (js.h) */
     struct leaf_mgr *leaf;  /* leaf nodes (leaf.c), NULL when none is configured */
     struct auth_users *users; /* users (auth.c), NULL when none is configured */
@@ -296,6 +305,9 @@ const char *close_reason_text(int r);
 typedef void (*isub_fn)(void *ud, server *srv, const msgview *mv);
 sub *server_isub(server *srv, const char *subject, const char *queue, isub_fn fn, void *ud,
                  void (*ud_free)(void *ud));
+/* The same in the account of the internal client `as` (account.c acc_isub). */
+sub *server_isub_in(server *srv, client *as, const char *subject, const char *queue, isub_fn fn,
+                    void *ud, void (*ud_free)(void *ud));
 /* Unsubscribe and drop the caller's reference (s may be NULL). */
 void server_isub_close(server *srv, sub *s);
 /* Route a message published by the server itself (JetStream replies and deliveries). */
@@ -303,6 +315,7 @@ int server_publish_internal(server *srv, msgview *mv);
 
 /* in-process (conn.c) */
 server *conn_server(struct ember_conn *c);
+account *conn_account(struct ember_conn *c);
 /* 0, or EMBER_EINVAL / EMBER_ECLOSED (with err_set) when c is not usable. */
 int conn_check(struct ember_conn *c);
 /* Publish a view from c (validates, counts, routes); *delivered may be NULL. */

@@ -530,7 +530,8 @@ class Server:
                 pending_bytes_limit: Optional[int] = None,
                 error_cb: Optional[Callable[[BaseException], Any]] = None, *,
                 user: Optional[str] = None, password: Optional[str] = None,
-                token: Optional[str] = None, nkey_seed: Optional[str] = None) -> Connection:
+                token: Optional[str] = None, nkey_seed: Optional[str] = None,
+                account: Optional[str] = None) -> Connection:
         """Open an in-process connection: no socket, works with ``dont_listen``.
 
         Args:
@@ -544,6 +545,11 @@ class Server:
                 whose permissions then apply (:class:`ember.AuthorizationError` when refused,
                 :class:`ember.PermissionsError` on a refused publish/subscribe). Without
                 them the connection is the host's own and is not checked.
+            account: the account the connection works in (accounts come from the
+                server's ``config_file``; default ``"$G"``). With credentials the user's
+                account is used and ``account`` must name it if given
+                (:class:`ember.AuthorizationError` otherwise); an unknown account raises
+                :class:`ember.NotFoundError`.
         """
         core = self._core
         if not self._started:
@@ -555,7 +561,7 @@ class Server:
         opts.no_echo = bool(no_echo)
         creds = []
         for field, val in (("user", user), ("password", password), ("auth_token", token),
-                           ("nkey_seed", nkey_seed)):
+                           ("nkey_seed", nkey_seed), ("account", account)):
             if val is not None:
                 b = ffi.new("char[]", val.encode())
                 creds.append(b)

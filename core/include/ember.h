@@ -287,6 +287,15 @@ typedef struct ember_server_options {
     /* Accounts (see ember_account above); NULL: only the global account "$G". */
     const ember_account *accounts; /* array of accounts_count */
     size_t accounts_count;
+    /* Operator mode (nats-server's operator + resolver: MEMORY + resolver_preload; see
+     * docs/accounts.md): the operator JWT (the token, or a file holding it) is the trust
+     * root; account_jwts (tokens or files) are the accounts, each signed by the operator or
+     * one of its signing keys, named by their public keys; clients authenticate with a
+     * user JWT signed by an account (.creds files) and the nonce signed by the user's key.
+     * Not combined with users, accounts, username or auth_token. */
+    const char *operator_jwt;
+    const char *const *account_jwts; /* array of account_jwts_count */
+    size_t account_jwts_count;
 } ember_server_options;
 
 /* Fill with nats-server's defaults. Strings in the struct are borrowed: they must stay

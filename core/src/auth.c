@@ -131,6 +131,49 @@ void auth_users_free(auth_users *u)
     free(u);
 }
 
+/* The permissions of src into a. 0, or an EMBER_* error with err_set. */
+static int user_perms(auth_user *a, const ember_user *src, const char *who)
+{
+    int rc = plist_parse(&a->pub_allow, src->publish_allow, who, "publish allow");
+    if (!rc)
+        rc = plist_parse(&a->pub_deny, src->publish_deny, who, "publish deny");
+    if (!rc)
+        rc = plist_parse(&a->sub_allow, src->subscribe_allow, who, "subscribe allow");
+    if (!rc)
+        rc = plist_parse(&a->sub_deny, src->subscribe_deny, who, "subscribe deny");
+    a->allow_responses = src->allow_responses;
+    a->rmax = src->responses_max > 0 ? src->responses_max : 1;
+    a->rexp_ms = src->responses_expires_ms > 0 ? src->responses_expires_ms : 0;
+    /* responses without publish rules: nothing else may be published */
+    if (a->allow_responses && !a->pub_allow.set && !a->pub_deny.set)
+        a->pub_allow.set = true;
+    a->has_perms = a->pub_allow.set || a->pub_deny.set || a->sub_allow.set ||
+                   a->sub_deny.set || a->allow_responses;
+    return rc;
+}
+
+auth_user *auth_user_new(const ember_user *src, const char *account, const char *desc)
+{
+    auth_user *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    snprintf(a->desc, sizeof a->desc, "%s", desc);
+    if ((src->nkey && !(a->nkey = strdup(src->nkey))) || (account && !(a->account = strdup(account))) ||
+        user_perms(a, src, desc) != 0) {
+        auth_user_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void auth_user_free(auth_user *a)
+{
+    if (!a)
+        return;
+    user_free(a);
+    free(a);
+}
+
 int auth_users_new(auth_users **out, const ember_server_options *o)
 {
     *out = NULL;
@@ -211,21 +254,7 @@ int auth_users_new(auth_users **out, const ember_server_options *o)
             snprintf(a->desc, sizeof a->desc, "User \"%.100s\"", src->user);
         }
         if (!rc)
-            rc = plist_parse(&a->pub_allow, src->publish_allow, who, "publish allow");
-        if (!rc)
-            rc = plist_parse(&a->pub_deny, src->publish_deny, who, "publish deny");
-        if (!rc)
-            rc = plist_parse(&a->sub_allow, src->subscribe_allow, who, "subscribe allow");
-        if (!rc)
-            rc = plist_parse(&a->sub_deny, src->subscribe_deny, who, "subscribe deny");
-        a->allow_responses = src->allow_responses;
-        a->rmax = src->responses_max > 0 ? src->responses_max : 1;
-        a->rexp_ms = src->responses_expires_ms > 0 ? src->responses_expires_ms : 0;
-        /* responses without publish rules: nothing else may be published */
-        if (a->allow_responses && !a->pub_allow.set && !a->pub_deny.set)
-            a->pub_allow.set = true;
-        a->has_perms = a->pub_allow.set || a->pub_deny.set || a->sub_allow.set ||
-                       a->sub_deny.set || a->allow_responses;
+            rc = user_perms(a, src, who);
     }
     if (!rc && o->no_auth_user) {
         for (size_t i = 0; i < u->n; i++)
@@ -311,38 +340,6 @@ static bool password_ok(const char *stored, const char *given)
     return ok;
 }
 
-/* base64url or standard base64, padding optional. Returns the length or -1. */
-static long b64_any_decode(const char *s, uint8_t *out, size_t cap)
-{
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (; *s && *s != '='; s++) {
-        int v;
-        char c = *s;
-        if (c >= 'A' && c <= 'Z')
-            v = c - 'A';
-        else if (c >= 'a' && c <= 'z')
-            v = c - 'a' + 26;
-        else if (c >= '0' && c <= '9')
-            v = c - '0' + 52;
-        else if (c == '-' || c == '+')
-            v = 62;
-        else if (c == '_' || c == '/')
-            v = 63;
-        else
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            if (o == cap)
-                return -1;
-            out[o++] = (uint8_t)(acc >> (bits - 8));
-            bits -= 8;
-        }
-    }
-    return (long)o;
-}
 
 const auth_user *auth_find_user(const auth_users *u, const char *user)
 {
@@ -371,7 +368,7 @@ const auth_user *auth_check(const auth_users *u, const char *user, const char *p
             if (!a->nkey || strcmp(a->nkey, nkey) != 0)
                 continue;
             uint8_t raw[80];
-            long n = sig && nonce ? b64_any_decode(sig, raw, sizeof raw) : -1;
+            long n = sig && nonce ? nkey_b64_decode(sig, strlen(sig), raw, sizeof raw) : -1;
             if (n == 64 && nkey_verify(nkey, nonce, strlen(nonce), raw, 64) == 1)
                 return a;
             return NULL;

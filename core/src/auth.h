@@ -41,6 +41,11 @@ void auth_users_retire(auth_users *u, auth_users **list);
 void auth_users_free_retired(auth_users *list);
 /* The user no_auth_user names (NULL when none). */
 const auth_user *auth_no_auth_user(const auth_users *u);
+/* A user of its own (a JWT user: not in any users set), with src's nkey and permissions,
+ * in account (NULL: global), described as desc in logs. NULL on ENOMEM or bad
+ * permission subjects. Freed with auth_user_free once no permission state uses it. */
+auth_user *auth_user_new(const ember_user *src, const char *account, const char *desc);
+void auth_user_free(auth_user *a);
 /* The user's account name; NULL for the global account. */
 const char *auth_user_account(const auth_user *au);
 /* nats-server's getAuthUser text: `User "alice"` or `Nkey "UAB..."`. */

@@ -1,12 +1,14 @@
 /* client: TCP clients speaking the NATS client protocol, on the server's loop thread. */
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "account.h"
 #include "auth.h"
+#include "jwt.h"
 #include "leaf.h"
 #include "nkeys.h"
 #include "server.h"
@@ -30,6 +32,7 @@ void client_release(client *c)
     if (c->leaf)
         leaf_link_free(c);
     auth_perm_free(c->perm);
+    auth_user_free(c->own_user);
     bytebuf_free(&c->held);
     if (c->xp)
         xport_client_free(c);
@@ -529,7 +532,7 @@ void client_err_close(client *c, const char *text, int reason)
 
 /* ------------------------------------------------------------------ INFO / CONNECT */
 
-static bool auth_required(server *s) { return s->o_user || s->o_token || s->users; }
+static bool auth_required(server *s) { return server_auth_required(s); }
 
 static void send_info(client *c)
 {
@@ -555,7 +558,7 @@ static void send_info(client *c)
     if (s->opts.jetstream)
         cJSON_AddNumberToObject(j, "api_lvl", JS_API_LEVEL);
     cJSON_AddStringToObject(j, "client_ip", c->ip);
-    if (auth_users_need_nonce(s->users)) /* nkey users sign it in CONNECT */
+    if (server_needs_nonce(s)) /* nkey and JWT users sign it in CONNECT */
         cJSON_AddStringToObject(j, "nonce", client_nonce(c));
     if (unlikely(s->xs))
         xport_info(c, j); /* tls_required, tls_verify; websocket host and port */
@@ -621,6 +624,8 @@ bool server_credentials_ok(server *s, const char *user, const char *pass, const 
                            const struct auth_user **au)
 {
     *au = NULL;
+    if (s->trust) /* operator mode: only user JWTs (client_jwt_auth) */
+        return false;
     if (s->users) {
         *au = auth_check(s->users, user, pass, nkey, sig, nonce);
         if (!*au && !user && !nkey && !token)
@@ -634,6 +639,38 @@ bool server_credentials_ok(server *s, const char *user, const char *pass, const 
     return true;
 }
 
+int client_jwt_auth(client *c, const char *ujwt, const char *sig, char *why, size_t cap)
+{
+    server *s = c->srv;
+    if (!ujwt) {
+        snprintf(why, cap, "no user JWT in CONNECT");
+        return -1;
+    }
+    jwt_user ju;
+    if (jwt_user_check(s->trust, ujwt, sig, c->nonce, (int64_t)time(NULL), &ju, why, cap) != 0)
+        return -1;
+    char desc[100];
+    snprintf(desc, sizeof desc, "User \"%s\"", ju.pub);
+    auth_user *au = auth_user_new(&ju.perms, ju.account, desc);
+    account *acc = server_account(s, ju.account);
+    int64_t exp = ju.expires;
+    jwt_user_free(&ju);
+    if (!au || !acc) {
+        auth_user_free(au);
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    auth_perm_free(c->perm);
+    auth_user_free(c->own_user);
+    c->own_user = au;
+    c->auth_user = au;
+    c->perm = auth_perm_new(au);
+    if (!c->connected)
+        c->acc = acc;
+    c->auth_expires = exp;
+    return 0;
+}
+
 static int process_connect(client *c, const char *arg, size_t len)
 {
     server *s = c->srv;
@@ -642,7 +679,7 @@ static int process_connect(client *c, const char *arg, size_t len)
     bool verbose = c->verbose, pedantic = c->pedantic, echo = c->echo, headers = c->headers,
          nr = c->no_responders;
     const char *name = NULL, *lang = NULL, *version = NULL, *user = NULL, *pass = NULL,
-               *token = NULL, *nkey = NULL, *sig = NULL;
+               *token = NULL, *nkey = NULL, *sig = NULL, *ujwt = NULL;
     int protocol = c->protocol;
     if (ok) {
         ok = jbool(j, "verbose", &verbose) && jbool(j, "pedantic", &pedantic) &&
@@ -650,7 +687,7 @@ static int process_connect(client *c, const char *arg, size_t len)
              jbool(j, "no_responders", &nr) && jstr(j, "name", &name) &&
              jstr(j, "lang", &lang) && jstr(j, "version", &version) &&
              jstr(j, "user", &user) && jstr(j, "pass", &pass) && jstr(j, "auth_token", &token) &&
-             jstr(j, "nkey", &nkey) && jstr(j, "sig", &sig);
+             jstr(j, "nkey", &nkey) && jstr(j, "sig", &sig) && jstr(j, "jwt", &ujwt);
         cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "protocol");
         if (p && cJSON_IsNumber(p))
             protocol = p->valueint;
@@ -677,7 +714,15 @@ static int process_connect(client *c, const char *arg, size_t len)
     c->version = version ? strdup(version) : NULL;
     /* authentication */
     bool authed = true;
-    if (s->users && c->bcrypt_state == 0 && user && !nkey) {
+    if (s->trust) { /* operator mode: a user JWT and the nonce signed by its key */
+        char why[256];
+        if (client_jwt_auth(c, ujwt, sig, why, sizeof why) != 0) {
+            CLOG(c, EMBER_LOG_ERROR, "authentication error - %s", why);
+            cJSON_Delete(j);
+            client_err_close(c, "Authorization Violation", CR_AUTH);
+            return -1;
+        }
+    } else if (s->users && c->bcrypt_state == 0 && user && !nkey) {
         const char *hash = auth_bcrypt_hash(s->users, user);
         if (hash) { /* slow: check it on the thread pool, read nothing meanwhile */
             int rc = bcrypt_start(c, arg, len, hash, pass);
@@ -689,7 +734,9 @@ static int process_connect(client *c, const char *arg, size_t len)
             return 1;
         }
     }
-    if (s->users) {
+    if (s->trust) {
+        /* done above */
+    } else if (s->users) {
         const auth_user *au = c->bcrypt_state >= 2
                                   ? (c->bcrypt_state == 2 ? auth_find_user(s->users, user) : NULL)
                                   : auth_check(s->users, user, pass, nkey, sig, c->nonce);
@@ -1207,6 +1254,11 @@ void client_tcp_housekeeping(client *c, uint64_t now)
             CLOG(c, EMBER_LOG_ERROR, "Authentication Timeout");
             client_err_close(c, "Authentication Timeout", CR_AUTH_TIMEOUT);
         }
+        return;
+    }
+    if (unlikely(c->auth_expires) && (int64_t)time(NULL) >= c->auth_expires) {
+        CLOG(c, EMBER_LOG_DEBUG, "User JWT expired");
+        client_err_close(c, "User Authentication Expired", CR_AUTH_EXPIRED);
         return;
     }
     if (s->opts.ping_interval_ms > 0 &&

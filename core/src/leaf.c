@@ -774,7 +774,7 @@ static cJSON *hub_info(client *c)
     snprintf(hp, sizeof hp, strchr(h, ':') ? "[%s]:%d" : "%s:%d", h, lm->bound_port);
     cJSON_AddItemToArray(urls, cJSON_CreateString(hp));
     cJSON_AddBoolToObject(j, "info_on_connect", true);
-    if (!lm->user && auth_users_need_nonce(s->users)) /* nkey users sign it in CONNECT */
+    if (!lm->user && server_needs_nonce(s)) /* nkey and JWT users sign it in CONNECT */
         cJSON_AddStringToObject(j, "nonce", client_nonce(c));
     if (lm->tls_ctx) {
         cJSON_AddBoolToObject(j, "tls_required", true);
@@ -984,6 +984,14 @@ static int on_leaf_connect(client *c, const proto_op *op)
         const char *u = jstr(j, "user"), *pw = jstr(j, "pass");
         if (!u || !pw || !str_eq_ct(u, lm->user) || !str_eq_ct(pw, lm->pass)) {
             LLOG(c, EMBER_LOG_ERROR, "authentication error - User \"%s\"", u ? u : "");
+            cJSON_Delete(j);
+            client_err_close(c, "Authorization Violation", CR_AUTH);
+            return 1;
+        }
+    } else if (s->trust) { /* operator mode: the leaf's .creds */
+        char why[256];
+        if (client_jwt_auth(c, jstr(j, "jwt"), jstr(j, "sig"), why, sizeof why) != 0) {
+            LLOG(c, EMBER_LOG_ERROR, "authentication error - %s", why);
             cJSON_Delete(j);
             client_err_close(c, "Authorization Violation", CR_AUTH);
             return 1;

@@ -198,6 +198,39 @@ int nkey_verify(const char *pub, const void *msg, size_t n, const uint8_t *sig, 
     return ok;
 }
 
+/* base64url or standard base64, padding optional. Returns the length or -1. */
+long nkey_b64_decode(const char *s, size_t len, uint8_t *out, size_t cap)
+{
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (const char *end = s + len; s < end && *s && *s != '='; s++) {
+        int v;
+        char c = *s;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '-' || c == '+')
+            v = 62;
+        else if (c == '_' || c == '/')
+            v = 63;
+        else
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            if (o == cap)
+                return -1;
+            out[o++] = (uint8_t)(acc >> (bits - 8));
+            bits -= 8;
+        }
+    }
+    return (long)o;
+}
+
 char *nkey_b64url(const uint8_t *p, size_t n)
 {
     static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -33,6 +33,9 @@ int nkey_public_encode(uint8_t type_prefix, const uint8_t raw[32], char out[57])
 /* Encode a raw seed with its key type prefix (out: 59 bytes). 0 or -1. */
 int nkey_seed_encode(uint8_t type_prefix, const uint8_t raw[32], char out[59]);
 
+/* Decode base64url or standard base64 (padding optional) of len bytes: the decoded
+ * length, or -1 (a bad character, or more than cap bytes). */
+long nkey_b64_decode(const char *s, size_t len, uint8_t *out, size_t cap);
 /* base64url without padding (JWT and nonce signatures); malloc'd, NULL on ENOMEM. */
 char *nkey_b64url(const uint8_t *p, size_t n);
 

@@ -259,9 +259,8 @@ static const char *const top_unsupported[] = {
     "proxies", "default_sentinel", NULL};
 /* Security features Ember does not have: an error. */
 static const char *const top_refused[] = {
-    "operator", "operators", "roots", "root", "root_operators",
-    "root_operator", "trusted", "trusted_keys", "resolver", "account_resolver",
-    "accounts_resolver", "resolver_tls", "resolver_preload", "resolver_pinned_accounts", NULL};
+    "trusted", "trusted_keys", "account_resolver", "accounts_resolver", "resolver_tls",
+    "resolver_pinned_accounts", NULL};
 
 static const char *const auth_refused[] = {
     "permissions", "auth_callout", "auth_hook", "proxy_required", NULL};
@@ -567,6 +566,7 @@ static int get_storage_size(loader *l, const conf_entry *e, const char *what, in
 
 static int do_leafnodes(loader *l, const conf_entry *top);
 static int do_accounts(loader *l, const conf_entry *top);
+static int do_resolver_preload(loader *l, const conf_entry *top);
 static int do_jetstream(loader *l, const conf_entry *top)
 {
     const conf_value *v = top->value;
@@ -938,6 +938,25 @@ static int do_top(loader *l, const conf_entry *e)
         return get_str(l, e, &l->o->no_auth_user);
     if (!strcasecmp(k, "accounts"))
         return do_accounts(l, e);
+    if (!strcasecmp(k, "operator") || !strcasecmp(k, "operators") || !strcasecmp(k, "root") ||
+        !strcasecmp(k, "roots") || !strcasecmp(k, "root_operator") ||
+        !strcasecmp(k, "root_operators") || !strcasecmp(k, "trusted_operators")) {
+        const conf_value *v = e->value;
+        if (v->type == CONF_ARRAY && v->u.arr.n == 1 && v->u.arr.v[0]->type == CONF_STRING)
+            return cfg_keep(l, v->u.arr.v[0]->u.str.s, v->u.arr.v[0]->u.str.len, &o->operator_jwt);
+        if (v->type == CONF_ARRAY)
+            return lerr(l, v->pos, "field \"%s\": Ember takes one operator", k);
+        return get_str(l, e, &o->operator_jwt);
+    }
+    if (!strcasecmp(k, "resolver")) {
+        const conf_value *v = e->value;
+        if (v->type == CONF_STRING && !strcasecmp(v->u.str.s, "MEMORY"))
+            return 0;
+        return lerr(l, v->pos, "resolver: Ember has the MEMORY resolver only (accounts from "
+                    "resolver_preload)");
+    }
+    if (!strcasecmp(k, "resolver_preload"))
+        return do_resolver_preload(l, e);
     if (!strcasecmp(k, "tls"))
         return do_tls(l, e, false);
     if (!strcasecmp(k, "websocket") || !strcasecmp(k, "ws"))
@@ -1175,6 +1194,23 @@ static int do_account_js(loader *l, const conf_entry *top, ember_account *a)
             unknown(l, e);
         }
     }
+    return 0;
+}
+
+/* resolver_preload: { <account public key>: <account JWT> } */
+static int do_resolver_preload(loader *l, const conf_entry *top)
+{
+    const conf_value *v = top->value;
+    if (v->type != CONF_MAP)
+        return wrong_type(l, top, "a map of account public keys to JWTs");
+    const char **jwts = cfg_alloc(l, v->u.map.n, sizeof *jwts);
+    if (!jwts)
+        return -1;
+    for (size_t i = 0; i < v->u.map.n; i++)
+        if (get_str(l, &v->u.map.e[i], &jwts[i]))
+            return -1;
+    l->o->account_jwts = jwts;
+    l->o->account_jwts_count = v->u.map.n;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "account.h"
 #include "auth.h"
+#include "jwt.h"
 #include "leaf.h"
 #include "xport.h"
 #include "monitor.h"
@@ -191,7 +192,20 @@ EMBER_API int ember_server_new(ember_server **out, const ember_server_options *o
     }
     /* the accounts: "$G" (whose sublist and internal publisher are s->sl and s->sys) and
      * the configured ones */
-    int acrc = accounts_new(s, &o); /* err_set by accounts_new */
+    /* operator mode: the accounts come from their JWTs */
+    const ember_account *jaccs = NULL;
+    size_t njaccs = 0;
+    int jrc = jwt_trust_new(&s->trust, &o, &jaccs, &njaccs); /* err_set by jwt_trust_new */
+    if (jrc != 0) {
+        server_release(s);
+        return jrc;
+    }
+    ember_server_options ao = o;
+    if (s->trust) {
+        ao.accounts = jaccs;
+        ao.accounts_count = njaccs;
+    }
+    int acrc = accounts_new(s, &ao); /* err_set by accounts_new */
     if (acrc != 0) {
         server_release(s);
         return acrc;
@@ -200,6 +214,9 @@ EMBER_API int ember_server_new(ember_server **out, const ember_server_options *o
     s->sys = s->gacc->sys;
     s->opts.accounts = NULL; /* the host's array is not kept: s->accs holds them */
     s->opts.accounts_count = 0;
+    s->o_operator = dup_or_null(o.operator_jwt);
+    s->opts.operator_jwt = s->o_operator;
+    s->opts.account_jwts = NULL; /* checked and copied by jwt_trust_new */
     int arc = auth_users_new(&s->users, &o); /* err_set by auth_users_new */
     if (arc != 0) {
         server_release(s);
@@ -225,6 +242,8 @@ static void server_destroy(server *s)
 {
     leaf_free(s);
     accounts_free(s);
+    jwt_trust_free(s->trust);
+    free(s->o_operator);
     auth_users_free(s->users);
     auth_users_free_retired(s->retired_users);
     xport_free(s);
@@ -733,6 +752,13 @@ static int reload_refuse(const char *field)
     return err_set(EMBER_EINVAL, "config reload not supported for %s", field);
 }
 
+bool server_auth_required(const server *s)
+{
+    return s->o_user || s->o_token || s->users || s->trust;
+}
+
+bool server_needs_nonce(const server *s) { return s->trust || auth_users_need_nonce(s->users); }
+
 static bool auth_users_any_in(const ember_server_options *o)
 {
     for (size_t i = 0; o->accounts && i < o->accounts_count; i++)
@@ -830,7 +856,9 @@ EMBER_API int ember_server_reload(ember_server *s, const ember_server_options *o
         return reload_refuse("tls");
     if (n.ws_port != o->ws_port)
         return reload_refuse("websocket");
-    if (!accounts_same(s, &n))
+    if (!str_same(n.operator_jwt, o->operator_jwt) || n.account_jwts_count != o->account_jwts_count)
+        return reload_refuse("operator");
+    if (!s->trust && !accounts_same(s, &n))
         return reload_refuse("accounts");
     if ((s->users == NULL) != (n.users_count == 0 && !auth_users_any_in(&n)))
         return reload_refuse("authorization users (adding or removing all of them)");
@@ -916,6 +944,7 @@ const char *close_reason_text(int r)
     case CR_WRITE_ERROR: return "Write Error";
     case CR_READ_ERROR: return "Read Error";
     case CR_TLS_HANDSHAKE: return "TLS Handshake Failure";
+    case CR_AUTH_EXPIRED: return "Authentication Expired";
     default: return "Unknown";
     }
 }

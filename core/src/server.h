@@ -134,6 +134,8 @@ struct client {
     /* authentication (auth.c): the user matched, its permission state, the INFO nonce */
     const struct auth_user *auth_user;
     struct auth_perm *perm;
+    struct auth_user *own_user; /* a JWT user's (owned), NULL otherwise */
+    int64_t auth_expires;       /* unix seconds when its JWT expires; 0: never */
     char nonce[24];
     /* a bcrypt check running off the loop (loop thread): 1 pending, 2 passed, 3 failed;
      * what the client sent meanwhile waits in held */
@@ -198,12 +200,14 @@ struct ember_server {
     struct js *js;          /* JetStream engine, NULL when disabled (js.h) */
     struct leaf_mgr *leaf;  /* leaf nodes (leaf.c), NULL when none is configured */
     struct auth_users *users; /* users (auth.c), NULL when none is configured */
+    struct jwt_trust *trust;  /* operator mode (jwt.c), NULL when no operator is configured */
     struct auth_users *retired_users; /* replaced by reloads, freed with the server */
     struct reload_req *reload_next;   /* a reload for the loop to apply (fmu) */
     struct xport_srv *xs;   /* client TLS and the websocket listener (xport.c), or NULL */
     /* monitoring (monitor.c): the HTTP port and ember_server_monitor */
     struct monitor *mon;    /* set on the loop thread at start (mu), freed by destroy */
     char *o_http_host;      /* owned copy of opts.http_host */
+    char *o_operator;       /* owned copy of opts.operator_jwt */
 };
 
 /* A reload waiting for the loop thread (server.c ember_server_reload). */
@@ -228,6 +232,15 @@ bool srv_on_loop(server *s);
 
 void server_retain(server *s);
 void server_release(server *s);
+
+/* Operator mode (client.c): authenticate c (TCP client or accepted leaf) with a user JWT
+ * and its signature of c's nonce; sets its user, permissions, account and expiry. 0, or
+ * -1 with the reason in why. Loop thread. */
+int client_jwt_auth(client *c, const char *ujwt, const char *sig, char *why, size_t cap);
+/* Must clients authenticate / does INFO carry a nonce to sign? (users, tokens, nkeys,
+ * operator mode) */
+bool server_auth_required(const server *s);
+bool server_needs_nonce(const server *s);
 
 /* Register/unregister a client in the server's list (counts connections). */
 int server_add_client(server *s, client *c);
@@ -293,6 +306,7 @@ enum close_reason {
     CR_AUTH, CR_AUTH_TIMEOUT, CR_STALE, CR_MAX_PAYLOAD, CR_MAX_CONNECTIONS, CR_SHUTDOWN,
     CR_WRITE_ERROR, CR_READ_ERROR,
     CR_TLS_HANDSHAKE, /* "TLS Handshake Failure" */
+    CR_AUTH_EXPIRED,  /* "Authentication Expired" */
 };
 const char *close_reason_text(int r);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../interop/jwtmint.h"
 #include "testutil.h"
 
 static ember_conn *conn_in(ember_server *s, const char *account)
@@ -372,6 +373,106 @@ static void test_config_file(void)
     CHECK(strstr(ember_last_error(), "Reserved Account") != NULL);
 }
 
+static void test_operator(void)
+{
+    key op, a1, a2, other;
+    new_key(&op, NKEY_PREFIX_OPERATOR);
+    new_key(&a1, NKEY_PREFIX_ACCOUNT);
+    new_key(&a2, NKEY_PREFIX_ACCOUNT);
+    new_key(&other, NKEY_PREFIX_OPERATOR);
+    char *opj = mint(claims(op.pub, op.pub, "OP", "operator"), &op);
+    cJSON *c1 = claims(op.pub, a1.pub, "A1", "account");
+    cJSON *lim = cJSON_AddObjectToObject(cJSON_GetObjectItem(c1, "nats"), "limits");
+    cJSON_AddNumberToObject(lim, "mem_storage", -1);
+    cJSON_AddNumberToObject(lim, "disk_storage", -1);
+    char *a1j = mint(c1, &op);
+    char *a2j = mint(claims(op.pub, a2.pub, "A2", "account"), &op);
+    char *badj = mint(claims(other.pub, a2.pub, "A2", "account"), &other);
+    const char *jwts[2] = {a1j, a2j};
+    ember_server_options o;
+    ember_server_options_init(&o);
+    o.dont_listen = true;
+    o.jetstream = true;
+    char sd[128];
+    snprintf(sd, sizeof sd, "%s/op", dir);
+    o.store_dir = sd;
+    o.operator_jwt = opj;
+    o.account_jwts = jwts;
+    o.account_jwts_count = 2;
+    ember_server *s = NULL;
+    /* errors */
+    o.operator_jwt = "eyJnot.a.jwt";
+    CHECK(ember_server_new(&s, &o) == EMBER_EINVAL);
+    CHECK(strstr(ember_last_error(), "error parsing operator JWT") != NULL);
+    o.operator_jwt = opj;
+    jwts[1] = badj;
+    CHECK(ember_server_new(&s, &o) == EMBER_EINVAL);
+    CHECK(strstr(ember_last_error(), "not signed by the trusted operator") != NULL);
+    jwts[1] = a2j;
+    o.username = "u";
+    o.password = "p";
+    CHECK(ember_server_new(&s, &o) == EMBER_EINVAL);
+    CHECK(strstr(ember_last_error(), "operator mode does not combine") != NULL);
+    o.username = o.password = NULL;
+    /* running: accounts named by their public keys, JetStream where the JWT grants it */
+    REQUIRE(ember_server_new(&s, &o) == EMBER_OK);
+    REQUIRE(ember_server_start(s) == EMBER_OK);
+    REQUIRE(ember_server_ready_for_connections(s, 5000));
+    ember_conn *c1c = conn_in(s, a1.pub), *c2c = conn_in(s, a2.pub);
+    CHECK(c1c && c2c);
+    ember_conn_options co;
+    ember_conn_options_init(&co);
+    co.user = "x";
+    co.password = "y";
+    ember_conn *bad = NULL;
+    CHECK(ember_conn_connect(&bad, s, &co) == EMBER_EAUTH); /* only JWT users */
+    if (c1c && c2c) {
+        ember_kv_config kc;
+        ember_kv_config_init(&kc);
+        kc.bucket = "b";
+        ember_kv *kv = NULL;
+        CHECK(ember_kv_bucket_create(c1c, &kc, &kv) == EMBER_OK);
+        ember_kv_close(kv);
+        kv = NULL;
+        CHECK(ember_kv_bucket_create(c2c, &kc, &kv) == EMBER_ESTATE);
+        ember_sub *sb = NULL;
+        CHECK(ember_conn_subscribe(&sb, c2c, "z", NULL, EMBER_DELIVER_POLL, NULL, NULL, NULL) == 0);
+        CHECK(ember_conn_publish(c1c, "z", NULL, "x", 1) == 0);
+        CHECK(nothing(sb, 100));
+    }
+    ember_conn_close(c1c);
+    ember_conn_close(c2c);
+    ember_server_free(s);
+
+    /* the same from a config file */
+    char conf[160];
+    snprintf(conf, sizeof conf, "%s/op.conf", dir);
+    FILE *f = fopen(conf, "w");
+    REQUIRE(f);
+    fprintf(f, "operator: \"%s\"\nresolver: MEMORY\nresolver_preload: {\n  %s: \"%s\"\n}\n"
+               "system_account: %s\n", opj, a1.pub, a1j, a1.pub);
+    fclose(f);
+    ember_server_options_init(&o);
+    ember_config *cfg = NULL;
+    CHECK(ember_config_load(&cfg, conf, &o) == EMBER_OK);
+    CHECK(o.operator_jwt && !strcmp(o.operator_jwt, opj) && o.account_jwts_count == 1);
+    o.dont_listen = true;
+    CHECK(ember_server_new(&s, &o) == EMBER_OK);
+    ember_server_free(s);
+    ember_config_free(cfg);
+    f = fopen(conf, "w");
+    REQUIRE(f);
+    fprintf(f, "operator: \"%s\"\nresolver: URL(http://localhost:9090/jwt/v1/accounts/)\n", opj);
+    fclose(f);
+    ember_server_options_init(&o);
+    CHECK(ember_config_load(&cfg, conf, &o) == EMBER_EINVAL);
+    CHECK(strstr(ember_last_error(), "MEMORY resolver only") != NULL);
+    free(opj);
+    free(a1j);
+    free(a2j);
+    free(badj);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/ember-acct-XXXXXX");
@@ -380,6 +481,7 @@ int main(void)
     test_option_errors();
     test_running();
     test_config_file();
+    test_operator();
     char rm[128];
     snprintf(rm, sizeof rm, "rm -rf %s", dir);
     if (system(rm) != 0)

@@ -5,6 +5,7 @@
 #include <crypt.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,7 +278,7 @@ int auth_users_new(auth_users **out, const ember_server_options *o)
 
 bool auth_users_need_nonce(const auth_users *u) { return u && u->need_nonce; }
 
-bool auth_has_same(const auth_users *u, const auth_user *old)
+const auth_user *auth_find_same(const auth_users *u, const auth_user *old)
 {
     for (size_t i = 0; u && old && i < u->n; i++) {
         const auth_user *a = &u->u[i];
@@ -285,9 +286,9 @@ bool auth_has_same(const auth_users *u, const auth_user *old)
                         (a->account && old->account && !strcmp(a->account, old->account));
         if (same_acc && ((a->user && old->user && !strcmp(a->user, old->user)) ||
                          (a->nkey && old->nkey && !strcmp(a->nkey, old->nkey))))
-            return true;
+            return a;
     }
-    return false;
+    return NULL;
 }
 
 void auth_users_retire(auth_users *u, auth_users **list)
@@ -396,7 +397,7 @@ typedef struct resp {
 #define RESP_MAX 4096
 
 struct auth_perm {
-    const auth_user *u;
+    _Atomic(const auth_user *) u; /* swapped by a reload (auth_perm_rebind) */
     pthread_mutex_t mu;
     resp *r; /* a ring of the replies seen (oldest dropped when full) */
     size_t head, n;
@@ -404,14 +405,25 @@ struct auth_perm {
 
 auth_perm *auth_perm_new(const auth_user *au)
 {
-    if (!au || !au->has_perms)
+    if (!au) /* a user without permissions still gets one: a reload may give it some */
         return NULL;
     auth_perm *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->u = au;
+    atomic_init(&p->u, au);
     pthread_mutex_init(&p->mu, NULL);
     return p;
+}
+
+void auth_perm_rebind(auth_perm *p, const auth_user *au)
+{
+    if (p && au)
+        atomic_store_explicit(&p->u, au, memory_order_release);
+}
+
+static inline const auth_user *perm_user(const auth_perm *p)
+{
+    return atomic_load_explicit(&((auth_perm *)p)->u, memory_order_acquire);
 }
 
 void auth_perm_free(auth_perm *p)
@@ -456,7 +468,7 @@ static bool plist_queue_match(const plist *l, const char *subj, size_t len, cons
 
 static bool use_response(auth_perm *p, const char *subj, size_t len)
 {
-    if (!p->u->allow_responses)
+    if (!perm_user(p)->allow_responses)
         return false;
     bool ok = false;
     int64_t now = (int64_t)time_mono_ms();
@@ -479,7 +491,9 @@ bool auth_can_publish(auth_perm *p, const char *subj, size_t len)
 {
     if (!p)
         return true;
-    const auth_user *u = p->u;
+    const auth_user *u = perm_user(p);
+    if (!u->has_perms)
+        return true;
     bool ok = (!u->pub_allow.set || plist_match(&u->pub_allow, subj, len)) &&
               !plist_match(&u->pub_deny, subj, len);
     return ok || use_response(p, subj, len);
@@ -490,7 +504,7 @@ bool auth_can_subscribe(const auth_perm *p, const char *subj, size_t len, const 
 {
     if (!p)
         return true;
-    const auth_user *u = p->u;
+    const auth_user *u = perm_user(p);
     bool any, allowed = true;
     if (u->sub_allow.set) { /* as nats-server's canSubscribe */
         allowed = plist_match(&u->sub_allow, subj, len);
@@ -513,12 +527,16 @@ bool auth_can_subscribe(const auth_perm *p, const char *subj, size_t len, const 
 
 bool auth_deny_delivery(const auth_perm *p, const char *subj, size_t len)
 {
-    return p && p->u->sub_deny.n && plist_match(&p->u->sub_deny, subj, len);
+    if (!p)
+        return false;
+    const auth_user *u = perm_user(p);
+    return u->sub_deny.n && plist_match(&u->sub_deny, subj, len);
 }
 
 void auth_note_reply(auth_perm *p, const char *reply, size_t len)
 {
-    if (!p || !p->u->allow_responses || !reply || !len)
+    const auth_user *u = p ? perm_user(p) : NULL;
+    if (!u || !u->allow_responses || !reply || !len)
         return;
     char *s = strndup(reply, len);
     if (!s)
@@ -537,8 +555,8 @@ void auth_note_reply(auth_perm *p, const char *reply, size_t len)
     }
     resp *r = &p->r[(p->head + p->n) % RESP_MAX];
     r->subj = s;
-    r->left = p->u->rmax;
-    r->until_ms = p->u->rexp_ms ? (int64_t)time_mono_ms() + p->u->rexp_ms : 0;
+    r->left = u->rmax;
+    r->until_ms = u->rexp_ms ? (int64_t)time_mono_ms() + u->rexp_ms : 0;
     p->n++;
     pthread_mutex_unlock(&p->mu);
 }

@@ -36,7 +36,7 @@ bool auth_bcrypt_ok(const char *hash, const char *pass);
 const auth_user *auth_find_user(const auth_users *u, const char *user);
 /* Reload: is there a user with old's name or nkey in u? Keep a replaced set alive (its
  * users are still referenced by connected clients) until auth_users_free_retired. */
-bool auth_has_same(const auth_users *u, const auth_user *old);
+const auth_user *auth_find_same(const auth_users *u, const auth_user *old);
 void auth_users_retire(auth_users *u, auth_users **list);
 void auth_users_free_retired(auth_users *list);
 /* The user no_auth_user names (NULL when none). */
@@ -55,6 +55,9 @@ const char *auth_user_desc(const auth_user *au);
 typedef struct auth_perm auth_perm;
 auth_perm *auth_perm_new(const auth_user *au);
 void auth_perm_free(auth_perm *p);
+/* A reload: the permissions of au from now on (any thread may be checking meanwhile;
+ * the old user must stay alive: auth_users_retire). */
+void auth_perm_rebind(auth_perm *p, const auth_user *au);
 /* May the client publish to subject? Consumes one allowed response when the subject is a
  * reply subject it received. Thread: the client's reading thread. */
 bool auth_can_publish(auth_perm *p, const char *subj, size_t len);

@@ -767,10 +767,6 @@ static bool auth_users_any_in(const ember_server_options *o)
     return false;
 }
 
-static bool user_still_there(const auth_users *u, const auth_user *old)
-{
-    return auth_has_same(u, old);
-}
 
 /* On the loop thread: swap in what a reload brings (s->reload_next), close the clients
  * whose user is gone, wake the caller. */
@@ -796,14 +792,22 @@ static void apply_reload(server *s)
     r->users = NULL;
     if (old) /* clients may still point at its users: kept until the server goes */
         auth_users_retire(old, &s->retired_users);
-    /* clients authenticated as a user that is gone: closed as nats-server does */
+    /* clients of a user that is still there get its new permissions; TCP clients of a
+     * user that is gone are closed, as nats-server does */
     int closed = 0;
     pthread_mutex_lock(&s->mu);
     for (client *c = s->clients; c; c = c->next) {
-        if (c->kind != CK_TCP || !c->auth_user || user_still_there(s->users, c->auth_user))
+        if (!c->auth_user || c->own_user) /* JWT users are not in the users */
             continue;
-        client_schedule_close(c, CR_AUTH);
-        closed++;
+        const auth_user *nu = auth_find_same(s->users, c->auth_user);
+        if (nu) {
+            auth_perm_rebind(c->perm, nu);
+            if (c->kind == CK_TCP) /* read on this thread only (logs) */
+                c->auth_user = nu;
+        } else if (c->kind == CK_TCP) {
+            client_schedule_close(c, CR_AUTH);
+            closed++;
+        }
     }
     pthread_mutex_unlock(&s->mu);
     srv_log(s, EMBER_LOG_INFO, "Reloaded server configuration%s",

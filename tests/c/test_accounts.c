@@ -297,7 +297,15 @@ static void test_running(void)
     ember_server_options n;
     fill(&n, acc, ex, im, users);
     users[0].password = "new";
+    users[0].publish_deny = "x.>";
+    if (ua)
+        CHECK(ember_conn_publish(ua, "x.y", NULL, "1", 1) == EMBER_OK);
     CHECK(ember_server_reload(s, &n) == EMBER_OK);
+    /* the connected user's permissions change with the reload */
+    if (ua) {
+        CHECK(ember_conn_publish(ua, "x.y", NULL, "1", 1) == EMBER_EPERM);
+        CHECK(ember_conn_publish(ua, "z.y", NULL, "1", 1) == EMBER_OK);
+    }
     ember_conn *again = NULL;
     co.password = "pa";
     CHECK(ember_conn_connect(&again, s, &co) == EMBER_EAUTH);

@@ -110,8 +110,14 @@ static void test_checks(void)
     CHECK(auth_deny_delivery(p, "x.private", 9));
     CHECK(!auth_deny_delivery(p, "x.public", 8));
     auth_perm_free(p);
-    /* a user with no permissions has no state: everything allowed */
-    CHECK(auth_perm_new(auth_check(us, "hashed", "hunter2", NULL, NULL, NULL)) == NULL);
+    /* a user with no permissions: everything allowed (the state exists for reloads) */
+    p = auth_perm_new(auth_check(us, "hashed", "hunter2", NULL, NULL, NULL));
+    CHECK(p && auth_can_publish(p, "anything", 8) && auth_can_subscribe(p, ">", 1, NULL, 0));
+    CHECK(!auth_deny_delivery(p, "anything", 8));
+    /* rebound to a user with permissions (a reload), they apply at once */
+    auth_perm_rebind(p, auth_check(us, "svc", "svc", NULL, NULL, NULL));
+    CHECK(!auth_can_publish(p, "anything", 8));
+    auth_perm_free(p);
     CHECK(auth_can_publish(NULL, "anything", 8));
     /* allow_responses without publish rules: only replies, each twice */
     p = auth_perm_new(auth_check(us, "svc", "svc", NULL, NULL, NULL));

@@ -298,12 +298,23 @@ int main(void)
         th_buf_free(&b);
     }
 
-    /* SIGHUP reloads the configuration file: bob removed, then refused (both servers) */
+    /* SIGHUP reloads the configuration file: bob removed, then refused; alice's publish
+     * permissions narrowed, which her open connection feels at once (both servers) */
     {
+        th_buf ab;
+        th_buf_init(&ab);
+        int alice = session("{\"verbose\":false,\"user\":\"alice\",\"pass\":\"s3cret\"}", &ab, NULL, 0);
+        CHECK(alice >= 0);
+        exchange(alice, "PUB pub.x 2\r\nhi\r\n", &ab);
+        CHECK(strstr(ab.data, "-ERR") == NULL);
         char *cut = strstr(text, "    { user: bob");
         char *eol = cut ? strchr(cut, '\n') : NULL;
         if (cut && eol)
             memmove(cut, eol + 1, strlen(eol + 1) + 1);
+        char *pa = strstr(text, "allow: [\"pub.>\", \"req.>\"]");
+        if (pa) /* the same length: allow req.> and rep.> only */
+            memcpy(pa, "allow: [\"rep.>\", \"req.>\"]", strlen("allow: [\"rep.>\", \"req.>\"]"));
+        CHECK(pa != NULL);
         FILE *f2 = fopen(conf, "w");
         fputs(text, f2);
         fclose(f2);
@@ -324,6 +335,14 @@ int main(void)
         }
         CHECK(refused);
         CHECK(connect_ok("{\"verbose\":false,\"user\":\"alice\",\"pass\":\"s3cret\"}"));
+        if (alice >= 0) {
+            exchange(alice, "PUB pub.x 2\r\nhi\r\n", &ab);
+            CHECK(strstr(ab.data, "-ERR 'Permissions Violation for Publish to \"pub.x\"'") != NULL);
+            exchange(alice, "PUB rep.x 2\r\nhi\r\n", &ab);
+            CHECK(strstr(ab.data, "-ERR") == NULL);
+            close(alice);
+        }
+        th_buf_free(&ab);
     }
 
     th_server_stop(&srv);

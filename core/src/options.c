@@ -1002,6 +1002,20 @@ static int do_top(loader *l, const conf_entry *e)
 
 static int get_str_list(loader *l, const conf_entry *e, const char **out);
 
+/* The "stream" or "service" key of an export or import item: at most one kind per item
+ * (nats-server's "Detected service but already saw a stream"). 0 or -1. */
+static int stream_or_service(loader *l, const conf_entry *e, bool *stream, bool *service,
+                             bool *is_svc)
+{
+    *is_svc = !strcasecmp(e->key, "service");
+    if ((*is_svc && *stream) || (!*is_svc && *service))
+        return lerr(l, e->key_pos, "Detected %s but already saw a %s", e->key,
+                    *is_svc ? "stream" : "service");
+    *stream |= !*is_svc;
+    *service |= *is_svc;
+    return 0;
+}
+
 /* exports: [ { stream: "a.>" }, { service: "q", accounts: [B], response_type: stream } ] */
 static int do_exports(loader *l, const conf_entry *top, ember_account *a)
 {
@@ -1024,18 +1038,15 @@ static int do_exports(loader *l, const conf_entry *top, ember_account *a)
             const conf_entry *e = &m->u.map.e[j];
             const char *k = e->key;
             if (!strcasecmp(k, "stream") || !strcasecmp(k, "service")) {
-                bool is_svc = !strcasecmp(k, "service");
-                if ((is_svc && stream) || (!is_svc && service))
-                    return lerr(l, e->key_pos, "Detected %s but already saw a %s", k,
-                                is_svc ? "stream" : "service");
+                bool is_svc;
+                if (stream_or_service(l, e, &stream, &service, &is_svc))
+                    return -1;
                 if (e->value->type != CONF_STRING)
                     return lerr(l, e->value->pos, "Expected %s name to be string, got %s", k,
                                 a_type(e->value->type));
                 if (get_str(l, e, &x->subject))
                     return -1;
                 x->service = is_svc;
-                stream |= !is_svc;
-                service |= is_svc;
             } else if (!strcasecmp(k, "accounts")) {
                 if (get_str_list(l, e, &x->accounts))
                     return -1;
@@ -1122,13 +1133,10 @@ static int do_imports(loader *l, const conf_entry *top, ember_account *a)
             const conf_entry *e = &m->u.map.e[j];
             const char *k = e->key;
             if (!strcasecmp(k, "stream") || !strcasecmp(k, "service")) {
-                bool is_svc = !strcasecmp(k, "service");
-                if ((is_svc && stream) || (!is_svc && service))
-                    return lerr(l, e->key_pos, "Detected %s but already saw a %s", k,
-                                is_svc ? "stream" : "service");
+                bool is_svc;
+                if (stream_or_service(l, e, &stream, &service, &is_svc))
+                    return -1;
                 x->service = is_svc;
-                stream |= !is_svc;
-                service |= is_svc;
                 if (import_source(l, e, x))
                     return -1;
             } else if (!strcasecmp(k, "prefix")) {

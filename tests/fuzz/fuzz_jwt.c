@@ -26,6 +26,18 @@ static key op, acc, user;
 static jwt_trust *trust;
 static char *op_jwt;
 
+/* The trust of our operator and one account JWT. */
+static int trust_of(const char *aj, jwt_trust **t, const ember_account **accs, size_t *n)
+{
+    ember_server_options o;
+    ember_server_options_init(&o);
+    const char *list[1] = {aj};
+    o.operator_jwt = op_jwt;
+    o.account_jwts = list;
+    o.account_jwts_count = 1;
+    return jwt_trust_new(t, &o, accs, n);
+}
+
 static void setup(void)
 {
     if (trust)
@@ -35,15 +47,9 @@ static void setup(void)
     new_key(&user, NKEY_PREFIX_USER);
     op_jwt = mint(claims(op.pub, op.pub, "OP", "operator"), &op);
     char *aj = mint(claims(op.pub, acc.pub, "A", "account"), &op);
-    ember_server_options o;
-    ember_server_options_init(&o);
-    const char *list[1] = {aj};
-    o.operator_jwt = op_jwt;
-    o.account_jwts = list;
-    o.account_jwts_count = 1;
     const ember_account *accs;
     size_t n;
-    if (jwt_trust_new(&trust, &o, &accs, &n) != 0 || n != 1)
+    if (trust_of(aj, &trust, &accs, &n) != 0 || n != 1)
         abort();
     free(aj);
 }
@@ -77,16 +83,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     char *aj = mint_raw(data, size, &op);
-    ember_server_options o;
-    ember_server_options_init(&o);
-    const char *list[1] = {aj};
-    o.operator_jwt = op_jwt;
-    o.account_jwts = list;
-    o.account_jwts_count = 1;
     jwt_trust *t = NULL;
     const ember_account *accs;
     size_t n;
-    int rc = jwt_trust_new(&t, &o, &accs, &n);
+    int rc = trust_of(aj, &t, &accs, &n);
     if (rc == 0) {
         if (n != 1 || !accs || !accs[0].name)
             abort();

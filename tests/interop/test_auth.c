@@ -14,18 +14,9 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "th_check.h"
 #include "nkeys.h"
 
-static int passed, failed;
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (cond)                                                                              \
-            passed++;                                                                          \
-        else {                                                                                 \
-            failed++;                                                                          \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);           \
-        }                                                                                      \
-    } while (0)
 
 static th_server srv;
 static char seed[59], pub[57], wrong_seed[59], wrong_pub[57];
@@ -350,6 +341,5 @@ int main(void)
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
-    printf("auth: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return th_check_summary("auth");
 }

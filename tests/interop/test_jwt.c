@@ -16,19 +16,10 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "th_check.h"
 #include "jwtmint.h"
 #include "nkeys.h"
 
-static int passed, failed;
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (cond)                                                                              \
-            passed++;                                                                          \
-        else {                                                                                 \
-            failed++;                                                                          \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);           \
-        }                                                                                      \
-    } while (0)
 
 static th_server srv;
 static char dir[64];
@@ -360,6 +351,5 @@ int main(void)
     snprintf(rm, sizeof rm, "rm -rf %s", dir);
     if (system(rm) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
-    printf("jwt: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return th_check_summary("jwt");
 }

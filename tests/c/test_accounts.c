@@ -322,6 +322,31 @@ static void test_running(void)
     ember_conn_close(c);
     ember_conn_close(g);
     ember_server_free(s);
+
+    /* a restart recovers each account's streams from its own directory */
+    fill(&o, acc, ex, im, users);
+    REQUIRE(ember_server_new(&s, &o) == EMBER_OK);
+    REQUIRE(ember_server_start(s) == EMBER_OK);
+    REQUIRE(ember_server_ready_for_connections(s, 5000));
+    a = conn_in(s, "A");
+    b = conn_in(s, "B");
+    REQUIRE(a && b);
+    ka = kb = NULL;
+    CHECK(ember_kv_bucket_open(a, "state", &ka) == EMBER_OK);
+    CHECK(ember_kv_bucket_open(b, "state", &kb) == EMBER_OK);
+    if (ka && kb) {
+        ember_kv_entry *e = NULL;
+        CHECK(ember_kv_get(ka, "k", &e) == EMBER_OK && e && e->len == 2 && !memcmp(e->value, "va", 2));
+        ember_kv_entry_free(e);
+        e = NULL;
+        CHECK(ember_kv_get(kb, "k", &e) == EMBER_OK && e && e->len == 2 && !memcmp(e->value, "vb", 2));
+        ember_kv_entry_free(e);
+    }
+    ember_kv_close(ka);
+    ember_kv_close(kb);
+    ember_conn_close(a);
+    ember_conn_close(b);
+    ember_server_free(s);
 }
 
 static void test_config_file(void)

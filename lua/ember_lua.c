@@ -83,6 +83,7 @@ typedef struct lserver {
     ember_server *s; /* NULL once freed */
     lconn *conns;    /* connections not yet closed */
     bool free_pending; /* close requested while one of its conns was polling */
+    bool accounts;   /* configured with accounts (imports may rename requests) */
 } lserver;
 
 typedef struct waiter {
@@ -454,8 +455,17 @@ static int l_server(lua_State *L)
     ember_server_options_init(&o);
     int log_level = -1;
     int ready_ms = 5000;
+    ember_config *cfg = NULL;
     if (!lua_isnoneornil(L, 1)) {
         luaL_checktype(L, 1, LUA_TTABLE);
+        /* config_file first: the other keys override what it sets */
+        if (lua_getfield(L, 1, "config_file") != LUA_TNIL) {
+            const char *path = opt_str(L, "config_file");
+            int crc = ember_config_load(&cfg, path, &o);
+            if (crc)
+                return raise_rc(L, crc);
+        }
+        lua_pop(L, 1);
         lua_pushnil(L);
         while (lua_next(L, 1)) {
             if (lua_type(L, -2) != LUA_TSTRING)
@@ -484,14 +494,20 @@ static int l_server(lua_State *L)
                 o.jetstream_sync_interval_ms = opt_int(L, k);
             else if (strcmp(k, "http_port") == 0) o.http_port = (int)opt_int(L, k);
             else if (strcmp(k, "http_host") == 0) o.http_host = opt_str(L, k);
-            else return luaL_error(L, "ember: unknown server option \"%s\"", k);
+            else if (strcmp(k, "config_file") == 0) { /* loaded above */ }
+            else {
+                ember_config_free(cfg);
+                return luaL_error(L, "ember: unknown server option \"%s\"", k);
+            }
             lua_pop(L, 1);
         }
     }
     lserver *u = lua_newuserdatauv(L, sizeof *u, 0);
     memset(u, 0, sizeof *u);
     luaL_setmetatable(L, MT_SERVER);
+    u->accounts = o.accounts_count > 0 || o.operator_jwt;
     int rc = ember_server_new(&u->s, &o);
+    ember_config_free(cfg); /* the server copied what it keeps */
     if (rc)
         return raise_rc(L, rc);
     if (log_level >= 0)
@@ -728,7 +744,8 @@ static void slow_fn(void *ud, ember_sub *sub, int status)
     atomic_store(&c->slow, 1);
 }
 
-/* srv:connect{ name=, no_echo=, pending_msgs_limit=, pending_bytes_limit= } */
+/* srv:connect{ name=, no_echo=, pending_msgs_limit=, pending_bytes_limit=, user=, password=,
+ * token=, nkey_seed=, account= } */
 static int server_connect(lua_State *L)
 {
     lserver *s = check_server(L, 1);
@@ -743,6 +760,11 @@ static int server_connect(lua_State *L)
             else if (strcmp(k, "no_echo") == 0) opt_bool(L, k, &o.no_echo);
             else if (strcmp(k, "pending_msgs_limit") == 0) o.pending_msgs_limit = opt_int(L, k);
             else if (strcmp(k, "pending_bytes_limit") == 0) o.pending_bytes_limit = opt_int(L, k);
+            else if (strcmp(k, "user") == 0) o.user = opt_str(L, k);
+            else if (strcmp(k, "password") == 0) o.password = opt_str(L, k);
+            else if (strcmp(k, "token") == 0) o.auth_token = opt_str(L, k);
+            else if (strcmp(k, "nkey_seed") == 0) o.nkey_seed = opt_str(L, k);
+            else if (strcmp(k, "account") == 0) o.account = opt_str(L, k);
             else return luaL_error(L, "ember: unknown connection option \"%s\"", k);
             lua_pop(L, 1);
         }
@@ -1272,8 +1294,11 @@ static bool subject_matches(const char *pat, const char *subj)
     }
 }
 
-/* Does a Lua callback subscription of this state match subject? */
-static bool local_responder(lua_State *L, const char *subject)
+/* Could a Lua callback subscription of this state answer subject? One whose subject
+ * matches, or, when the server has accounts (a service import may rename the subject on
+ * its way), any callback subscription at all: the request then polls this state's
+ * connections while it waits, since their callbacks run only when polled. */
+static bool local_responder(lua_State *L, const char *subject, bool any)
 {
     int top = lua_gettop(L);
     bool found = false;
@@ -1284,7 +1309,7 @@ static bool local_responder(lua_State *L, const char *subject)
         if (c && c->c)
             for (lsub *s = c->subs; s; s = s->next)
                 if (s->active && s->fn_ref != LUA_NOREF &&
-                    subject_matches(ember_sub_subject(s->s), subject)) {
+                    (any || subject_matches(ember_sub_subject(s->s), subject))) {
                     found = true;
                     break;
                 }
@@ -1454,7 +1479,7 @@ static int conn_request(lua_State *L)
     int hdr_idx = lua_isnoneornil(L, 5) ? 0 : 5;
     if (hdr_idx)
         luaL_checktype(L, 5, LUA_TTABLE);
-    if (local_responder(L, subject))
+    if (local_responder(L, subject, c->srv && c->srv->accounts))
         return request_pumped(L, c, subject, data, len, ms, hdr_idx);
     ember_msg *m = hdr_idx ? build_msg(L, subject, NULL, data, len, hdr_idx) : NULL;
     lmsg *reply = new_msg(L, 1);

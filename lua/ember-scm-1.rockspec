@@ -5,7 +5,7 @@
 -- From the repository root, `luarocks --lua-version 5.4 make lua/ember-scm-1.rockspec`
 -- builds through the top-level CMakeLists.txt instead (which includes lua/).
 -- Needs CMake, a C compiler, pkg-config, libuv, libcjson and OpenSSL (libcrypto) development
--- files (Debian: cmake pkg-config libuv1-dev libcjson-dev libssl-dev libcrypt-dev liblua5.4-dev).
+-- files (Debian: cmake pkg-config libuv1-dev libcjson-dev libssl-dev libcrypt-dev zlib1g-dev liblua5.4-dev).
 rockspec_format = "3.0"
 package = "ember"
 version = "scm-1"

@@ -1097,7 +1097,7 @@ static int emberpy_obj_delete(ember_obj *obj, const char *name)
 def _pkg_config(*args: str) -> list[str]:
     try:
         out = subprocess.run(
-            ["pkg-config", *args, "libuv", "libcjson", "libssl", "libcrypto", "libcrypt"],
+            ["pkg-config", *args, "libuv", "libcjson", "libssl", "libcrypto", "libcrypt", "zlib"],
             check=True, capture_output=True, text=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
@@ -1121,7 +1121,7 @@ def _flags():
     if san:
         extra_compile += [f"-fsanitize={san}", "-fno-omit-frame-pointer", "-g", "-O1"]
         extra_link.append(f"-fsanitize={san}")
-    libs = _pkg_config("--libs") or ["-luv", "-lcjson", "-lssl", "-lcrypto", "-lcrypt"]
+    libs = _pkg_config("--libs") or ["-luv", "-lcjson", "-lssl", "-lcrypto", "-lcrypt", "-lz"]
     for f in libs + ["-lpthread"]:
         if f.startswith("-l"):
             if f[2:] not in libraries:

@@ -2,7 +2,7 @@
 # Installs what a fresh Debian 12 machine lacks to build and test Ember.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
-      libuv1-dev libcjson-dev libssl-dev libcrypt-dev
+      libuv1-dev libcjson-dev libssl-dev libcrypt-dev zlib1g-dev
       libnats-dev nats-server
       liblua5.4-dev lua5.4 lua-busted luarocks
       python3 python3-dev python3-cffi python3-setuptools python3-pytest python3-pip python3-venv

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 JOBS=${JOBS:-2}
 
-PKGS=(build-essential cmake pkg-config libuv1-dev libcjson-dev libssl-dev libcrypt-dev
+PKGS=(build-essential cmake pkg-config libuv1-dev libcjson-dev libssl-dev libcrypt-dev zlib1g-dev
       liblua5.4-dev lua5.4 lua-busted luarocks python3)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -58,8 +58,8 @@ if [ "${EMBER_LUA_ASAN:-1}" != 0 ]; then
     # shellcheck disable=SC2046
     gcc -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
       -fno-omit-frame-pointer -shared -fPIC -Icore/include -Icore/src \
-      lua/ember_lua.c core/src/*.c $(pkg-config --cflags lua5.4 libuv libcjson libssl libcrypto libcrypt) \
-      $(pkg-config --libs libuv libcjson libssl libcrypto libcrypt) -lpthread -o build-lua-asan/ember.so
+      lua/ember_lua.c core/src/*.c $(pkg-config --cflags lua5.4 libuv libcjson libssl libcrypto libcrypt zlib) \
+      $(pkg-config --libs libuv libcjson libssl libcrypto libcrypt zlib) -lpthread -o build-lua-asan/ember.so
     export LD_PRELOAD="$ASAN_RT:$UBSAN_RT"
     # leaks of the shell and python3 children are not ours: leak checks run below,
     # on Lua processes alone

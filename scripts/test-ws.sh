@@ -43,7 +43,7 @@ trap cleanup EXIT
 
 echo "== build the C host"
 ${CC:-cc} -O1 -g tests/ws/browser_host.c -Icore/include "$LIB" \
-  $(pkg-config --libs libuv libcjson libssl libcrypto libcrypt) -lpthread -o "$work/browser_host" \
+  $(pkg-config --libs libuv libcjson libssl libcrypto libcrypt zlib) -lpthread -o "$work/browser_host" \
   || fail "cannot build tests/ws/browser_host.c"
 
 "$work/browser_host" "$TIMEOUT" >"$work/host.out" 2>"$work/host.err" &

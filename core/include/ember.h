@@ -282,7 +282,9 @@ typedef struct ember_server_options {
     bool ws_no_tls;               /* plain ws:// (nats-server warns: not for production) */
     const char *ws_tls_cert_file;
     const char *ws_tls_key_file;
-    bool ws_compression;          /* accepted for compatibility; Ember never compresses */
+    bool ws_compression;          /* permessage-deflate (RFC 7692, zlib) with the clients that
+                                   * offer it, as nats-server: no context takeover, writes
+                                   * over 64 bytes compressed, compressed frames inflated */
     int64_t ws_handshake_timeout_ms; /* HTTP upgrade (and TLS) must finish within: 2 s */
     /* Accounts (see ember_account above); NULL: only the global account "$G". */
     const ember_account *accounts; /* array of accounts_count */
@@ -296,6 +298,28 @@ typedef struct ember_server_options {
     const char *operator_jwt;
     const char *const *account_jwts; /* array of account_jwts_count */
     size_t account_jwts_count;
+    /* WebSocket origin checks (nats-server's websocket { same_origin, allowed_origins }):
+     * a request whose Origin header fails them is answered "403 Forbidden" (a request
+     * without Origin, i.e. not from a browser, is accepted). ws_same_origin: the Origin's
+     * scheme, host and port must be those of the request (Host header; https with wss).
+     * ws_allowed_origins: "scheme://host[:port]" strings (default port: 80, 443 for
+     * https); the Origin must match one. Strings borrowed as the others (copied by
+     * ember_server_new). NULL / false (default): any origin. */
+    bool ws_same_origin;
+    const char *const *ws_allowed_origins; /* array of ws_allowed_origins_count */
+    size_t ws_allowed_origins_count;
+    /* WebSocket-specific authorization (nats-server's websocket { authorization { user,
+     * password, token, timeout }, no_auth_user }). When ws_username, ws_auth_token or
+     * ws_no_auth_user is set, websocket clients must use these instead of the server's
+     * username/password/auth_token/no_auth_user (TCP clients are unaffected): the users
+     * (users, accounts) still authenticate on both; ws_no_auth_user names the user (of
+     * users) a websocket client without credentials becomes. ws_username/ws_auth_token are
+     * not combined with users. NULL (default): websocket clients authenticate as TCP ones. */
+    const char *ws_username;      /* with ws_password */
+    const char *ws_password;
+    const char *ws_auth_token;
+    const char *ws_no_auth_user;
+    int64_t ws_auth_timeout_ms;   /* websocket clients' auth timeout; 0: auth_timeout_ms */
 } ember_server_options;
 
 /* Fill with nats-server's defaults. Strings in the struct are borrowed: they must stay

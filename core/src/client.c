@@ -533,6 +533,12 @@ void client_err_close(client *c, const char *text, int reason)
 /* ------------------------------------------------------------------ INFO / CONNECT */
 
 static bool auth_required(server *s) { return server_auth_required(s); }
+/* For c: websocket clients may need credentials of their own (xport_ws_auth) */
+static bool client_auth_required(client *c)
+{
+    return server_auth_required(c->srv) || (unlikely(c->xp) && xport_ws_auth_override(c->srv) &&
+                                            xport_ws_auth_of(c));
+}
 
 static void send_info(client *c)
 {
@@ -547,7 +553,7 @@ static void send_info(client *c)
     cJSON_AddStringToObject(j, "host", s->o_host);
     cJSON_AddNumberToObject(j, "port", s->bound_port);
     cJSON_AddBoolToObject(j, "headers", !s->opts.no_header_support);
-    if (auth_required(s))
+    if (client_auth_required(c))
         cJSON_AddBoolToObject(j, "auth_required", true);
     cJSON_AddNumberToObject(j, "max_payload", (double)s->opts.max_payload);
     if (s->opts.jetstream)
@@ -740,8 +746,13 @@ static int process_connect(client *c, const char *arg, size_t len)
         const auth_user *au = c->bcrypt_state >= 2
                                   ? (c->bcrypt_state == 2 ? auth_find_user(s->users, user) : NULL)
                                   : auth_check(s->users, user, pass, nkey, sig, c->nonce);
-        if (!au && !user && !nkey && !token)
-            au = auth_no_auth_user(s->users);
+        if (!au && !user && !nkey && !token) {
+            /* a websocket override brings its own no_auth_user (xport_check_options) */
+            const xport_ws_auth *wa = unlikely(c->xp) ? xport_ws_auth_of(c) : NULL;
+            au = wa && wa->override
+                     ? (wa->no_auth_user ? auth_find_user(s->users, wa->no_auth_user) : NULL)
+                     : auth_no_auth_user(s->users);
+        }
         authed = au != NULL;
         if (!authed) { /* nats-server 2.9's authViolation log line */
             if (auth_users_need_nonce(s->users))
@@ -759,6 +770,14 @@ static int process_connect(client *c, const char *arg, size_t len)
             account *acc = server_account(s, auth_user_account(au));
             c->acc = acc ? acc : s->gacc;
         }
+    } else if (unlikely(c->xp) && xport_ws_auth_override(s) && xport_ws_auth_of(c)) {
+        const xport_ws_auth *wa = xport_ws_auth_of(c); /* websocket { authorization {} } */
+        if (wa->token)
+            authed = token && str_eq_ct(token, wa->token);
+        else if (wa->user)
+            authed = user && pass && str_eq_ct(user, wa->user) && str_eq_ct(pass, wa->pass);
+        else
+            authed = false;
     } else if (s->o_user)
         authed = user && pass && str_eq_ct(user, s->o_user) && str_eq_ct(pass, s->o_pass);
     else if (s->o_token)
@@ -945,10 +964,9 @@ static void process_unsub(client *c, const proto_op *op)
 static int on_op(void *ctx, const proto_op *op)
 {
     client *c = ctx;
-    server *s = c->srv;
     if (atomic_load_explicit(&c->closing, memory_order_relaxed))
         return 1;
-    if (!c->connected && op->kind != PROTO_OP_CONNECT && auth_required(s)) {
+    if (!c->connected && op->kind != PROTO_OP_CONNECT && client_auth_required(c)) {
         CLOG(c, EMBER_LOG_ERROR, "Authorization Error");
         client_err_close(c, "Authorization Violation", CR_AUTH);
         return 1;
@@ -1200,7 +1218,7 @@ void client_accept_from(server *s, uv_stream_t *l, bool ws)
     client_tcp_peer(c);
     c->parser = proto_parser_new(PROTO_MODE_CLIENT, (size_t)s->opts.max_control_line,
                                  (size_t)s->opts.max_payload);
-    if (c->parser && auth_required(s))
+    if (c->parser && (auth_required(s) || (ws && xport_ws_auth_override(s))))
         proto_parser_require_connect(c->parser, 1); /* nats-server's first-byte rule */
     if (!c->parser || server_add_client(s, c) != 0) {
         c->handle_closed = true;
@@ -1250,7 +1268,9 @@ void client_tcp_housekeeping(client *c, uint64_t now)
             leaf_housekeeping_unconnected(c, now);
             return;
         }
-        if (auth_required(s) && now - c->start_ms >= (uint64_t)s->opts.auth_timeout_ms) {
+        const xport_ws_auth *wa = unlikely(c->xp) ? xport_ws_auth_of(c) : NULL;
+        int64_t ato = wa && wa->timeout_ms > 0 ? wa->timeout_ms : s->opts.auth_timeout_ms;
+        if (client_auth_required(c) && now - c->start_ms >= (uint64_t)ato) {
             CLOG(c, EMBER_LOG_ERROR, "Authentication Timeout");
             client_err_close(c, "Authentication Timeout", CR_AUTH_TIMEOUT);
         }

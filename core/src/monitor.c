@@ -1120,6 +1120,7 @@ static int ep_varz(monitor *m, mon_answer *a)
             cJSON_AddBoolToObject(ws, "no_tls", true);
         if (op->ws_compression)
             cJSON_AddBoolToObject(ws, "compression", true);
+        xport_ws_varz(s, ws); /* origins, websocket authorization */
     }
     cJSON *jsv = cJSON_AddObjectToObject(o, "jetstream");
     if (jsv && s->js) {

@@ -20,6 +20,7 @@
 #include "conf.h"
 #include "util.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,6 +50,8 @@ typedef struct loader {
     ember_user default_perms;   /* authorization { default_permissions } */
     bool have_default_perms;
     int debug, trace; /* -1: not in the file */
+    const char **seen_users;    /* user names and nkeys so far (authorization and accounts) */
+    size_t nseen;
 } loader;
 
 /* ------------------------------------------------------------------ reporting */
@@ -279,6 +282,23 @@ static int refuse(loader *l, const conf_entry *e)
                 e->key);
 }
 
+/* strerror as Go words it ("no such file or directory"). */
+static void go_strerror(char *buf, size_t cap, int e)
+{
+    snprintf(buf, cap, "%s", strerror(e));
+    if (buf[0] >= 'A' && buf[0] <= 'Z')
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+}
+
+/* An unknown field where a typo would silently weaken security (users, permissions,
+ * authorization): an error, as nats-server makes every unknown field. */
+static int unknown_err(loader *l, const conf_entry *e)
+{
+    if (e->used)
+        return 0;
+    return lerr(l, e->key_pos, "unknown field \"%s\"", e->key);
+}
+
 static void unknown(loader *l, const conf_entry *e)
 {
     if (!e->used) /* a key used as a $variable is fine, as in nats-server */
@@ -411,12 +431,25 @@ static int parse_users(loader *l, const conf_value *a, ember_user *us)
                        !strcasecmp(k, "connection_types") || !strcasecmp(k, "clients"))
                 rc = refuse(l, e);
             else
-                unknown(l, e);
+                rc = unknown_err(l, e);
             if (rc)
                 return -1;
         }
         if (!perms)
             us[i].responses_max = -1; /* mark: default_permissions apply */
+        /* unique across authorization {} and every account, as nats-server checks */
+        const char *id = us[i].nkey ? us[i].nkey : us[i].user;
+        if (id) {
+            for (size_t k = 0; k < l->nseen; k++)
+                if (!strcmp(l->seen_users[k], id))
+                    return lerr(l, m->pos, "Duplicate %s \"%s\" detected",
+                                us[i].nkey ? "nkey" : "user", id);
+            const char **nv = realloc(l->seen_users, (l->nseen + 1) * sizeof *nv);
+            if (!nv)
+                return nomem(l);
+            l->seen_users = nv;
+            nv[l->nseen++] = id;
+        }
     }
     return 0;
 }
@@ -514,8 +547,8 @@ static int do_authorization(loader *l, const conf_entry *top)
                 return -1;
         } else if (key_in(k, auth_refused)) {
             return refuse(l, e);
-        } else {
-            unknown(l, e);
+        } else if (unknown_err(l, e)) {
+            return -1;
         }
     }
     if (have_user && have_token)
@@ -793,15 +826,95 @@ static int do_tls(loader *l, const conf_entry *top, bool ws)
             unknown(l, e);
         }
     }
+    /* nats-server loads the key pair while parsing: a missing file is an error here, at
+     * the tls block (the certificate itself is checked by ember_server_new) */
+    const char *files[2] = {ws ? o->ws_tls_cert_file : o->tls_cert_file,
+                            ws ? o->ws_tls_key_file : o->tls_key_file};
+    for (int i = 0; i < 2; i++) {
+        if (!files[i] || !*files[i])
+            continue;
+        FILE *f = fopen(files[i], "r");
+        if (!f) {
+            char why[128];
+            go_strerror(why, sizeof why, errno);
+            return lerr(l, top->key_pos, "error parsing X509 certificate/key pair: open %s: %s",
+                        files[i], why);
+        }
+        fclose(f);
+    }
+    return 0;
+}
+
+/* A string or an array of strings (nats-server's parseStringArray) into an array owned by
+ * the config. */
+static int get_str_array(loader *l, const conf_entry *e, const char *const **out, size_t *n)
+{
+    const conf_value *v = e->value;
+    size_t cnt = v->type == CONF_ARRAY ? v->u.arr.n : 1;
+    if (v->type != CONF_ARRAY && v->type != CONF_STRING)
+        return lerr(l, v->pos, "error parsing %s: unsupported type %s", e->key, a_type(v->type));
+    const char **a = cfg_alloc(l, cnt, sizeof *a);
+    if (!a)
+        return -1;
+    for (size_t i = 0; i < cnt; i++) {
+        const conf_value *x = v->type == CONF_ARRAY ? v->u.arr.v[i] : v;
+        if (x->type != CONF_STRING)
+            return lerr(l, x->pos, "error parsing %s: unsupported type in array %s", e->key,
+                        a_type(x->type));
+        if (memchr(x->u.str.s, 0, x->u.str.len))
+            return lerr(l, x->pos, "field \"%s\": the string contains a NUL byte", e->key);
+        if (cfg_keep(l, x->u.str.s, x->u.str.len, &a[i]))
+            return -1;
+    }
+    *out = a;
+    *n = cnt;
     return 0;
 }
 
 static const char *const ws_ignored[] = {
-    "advertise", "same_origin", "allowed_origins", "allowed_origin", "allow_origins",
-    "allow_origin", "origins", "origin", "jwt_cookie", "user_cookie", "pass_cookie",
-    "token_cookie", "headers", "ping_interval", NULL};
-static const char *const ws_refused[] = {
-    "authorization", "authentication", "no_auth_user", NULL};
+    "advertise", "jwt_cookie", "user_cookie", "pass_cookie", "token_cookie", "headers",
+    "ping_interval", NULL};
+static const char *const ws_origins[] = {
+    "allowed_origins", "allowed_origin", "allow_origins", "allow_origin", "origins", "origin",
+    NULL};
+
+/* websocket { authorization { user, password, token, timeout } } (nats-server's
+ * parseSimpleAuth) */
+static int do_ws_authorization(loader *l, const conf_entry *top)
+{
+    const conf_value *m = top->value;
+    if (m->type != CONF_MAP)
+        return wrong_type(l, top, "a map");
+    ember_server_options *o = l->o;
+    for (size_t i = 0; i < m->u.map.n; i++) {
+        const conf_entry *e = &m->u.map.e[i];
+        const char *k = e->key;
+        if (!strcasecmp(k, "user") || !strcasecmp(k, "username")) {
+            if (get_str(l, e, &o->ws_username))
+                return -1;
+        } else if (!strcasecmp(k, "pass") || !strcasecmp(k, "password")) {
+            if (get_str(l, e, &o->ws_password))
+                return -1;
+        } else if (!strcasecmp(k, "token")) {
+            if (get_str(l, e, &o->ws_auth_token))
+                return -1;
+        } else if (!strcasecmp(k, "timeout")) {
+            /* seconds; nats-server takes any other type as 1 second */
+            const conf_value *v = e->value;
+            double secs = v->type == CONF_INT ? (double)v->u.i : v->type == CONF_FLOAT ? v->u.f : 1;
+            if (!(secs >= 0) || secs > 1e9)
+                return lerr(l, v->pos, "field \"timeout\": %g seconds is out of range", secs);
+            int64_t ms = (int64_t)(secs * 1000 + 0.5);
+            o->ws_auth_timeout_ms = secs > 0 && ms == 0 ? 1 : ms;
+        } else if (!strcasecmp(k, "users") || !strcasecmp(k, "nkeys")) {
+            /* nats-server: an unknown field (an error); ignoring it would open the door */
+            return lerr(l, e->key_pos, "unknown field \"%s\"", k);
+        } else {
+            unknown(l, e);
+        }
+    }
+    return 0;
+}
 
 static int do_websocket(loader *l, const conf_entry *top)
 {
@@ -839,14 +952,21 @@ static int do_websocket(loader *l, const conf_entry *top)
         } else if (!strcasecmp(k, "compress") || !strcasecmp(k, "compression")) {
             if (get_bool(l, e, &o->ws_compression))
                 return -1;
-            if (o->ws_compression)
-                lnote(l, EMBER_LOG_WARN, e->key_pos,
-                      "field \"%s\": Ember does not compress websocket frames, ignored", k);
         } else if (!strcasecmp(k, "handshake_timeout")) {
             if (get_duration_ms(l, e, &o->ws_handshake_timeout_ms))
                 return -1;
-        } else if (key_in(k, ws_refused)) {
-            return refuse(l, e);
+        } else if (!strcasecmp(k, "same_origin")) {
+            if (get_bool(l, e, &o->ws_same_origin))
+                return -1;
+        } else if (key_in(k, ws_origins)) {
+            if (get_str_array(l, e, &o->ws_allowed_origins, &o->ws_allowed_origins_count))
+                return -1;
+        } else if (!strcasecmp(k, "authorization") || !strcasecmp(k, "authentication")) {
+            if (do_ws_authorization(l, e))
+                return -1;
+        } else if (!strcasecmp(k, "no_auth_user")) {
+            if (get_str(l, e, &o->ws_no_auth_user))
+                return -1;
         } else if (key_in(k, ws_ignored)) {
             lnote(l, EMBER_LOG_WARN, e->key_pos, "field \"%s\" is not supported by Ember, ignored",
                   k);
@@ -1572,6 +1692,7 @@ EMBER_API int ember_config_load(ember_config **out, const char *path, ember_serv
         if (do_top(&l, &root->u.map.e[i]))
             break;
     conf_doc_free(doc);
+    free(l.seen_users);
     if (l.code) {
         ember_config_free(l.cfg);
         return err_set(l.code, "%s", l.err);

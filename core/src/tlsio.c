@@ -114,6 +114,20 @@ SSL_CTX *tlsio_ctx_new(bool server, const tlsio_config *cfg, char *err, size_t e
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     if (cfg->cert_file && *cfg->cert_file) {
         char why[160];
+        /* an unreadable file: Go's words (nats-server 2.9) rather than OpenSSL's */
+        const char *files[2] = {cfg->cert_file, cfg->key_file};
+        for (int i = 0; i < 2; i++) {
+            FILE *f = fopen(files[i], "r");
+            if (!f) {
+                snprintf(why, sizeof why, "%s", strerror(errno));
+                if (why[0] >= 'A' && why[0] <= 'Z')
+                    why[0] = (char)(why[0] - 'A' + 'a');
+                snprintf(err, errlen, "error parsing X509 certificate/key pair: open %s: %s",
+                         files[i], why);
+                goto fail;
+            }
+            fclose(f);
+        }
         if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
             openssl_errtext(why, sizeof why, "cannot read the certificate");
             snprintf(err, errlen, "error parsing X509 certificate/key pair: %s: %s", cfg->cert_file,

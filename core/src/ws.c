@@ -4,10 +4,12 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <openssl/evp.h>
+#include <zlib.h>
 
 /* ------------------------------------------------------------------ upgrade request */
 
@@ -122,6 +124,9 @@ size_t ws_upgrade_parse(const char *p, size_t n, ws_upgrade *u)
         return end;
     }
     bool get = (size_t)(sp1 - line) == 3 && memcmp(line, "GET", 3) == 0;
+    bool have_origin = false, have_sorigin = false;
+    const char *sorigin = NULL;
+    size_t sorigin_len = 0;
     bool host = false, upgrade = false, connection = false, version = false, have_key = false,
          key_ok = false, have_ua = false, have_nm = false, have_xff = false;
     for (const char *h = le + 1; h < p + end;) {
@@ -148,7 +153,23 @@ size_t ws_upgrade_parse(const char *p, size_t n, ws_upgrade *u)
             ve--;
         size_t vl = (size_t)(ve - v);
         if (hname_is(h, nl, "host")) {
+            if (!host && vl > 0) {
+                u->host = v;
+                u->host_len = vl;
+            }
             host = host || vl > 0;
+        } else if (hname_is(h, nl, "origin")) {
+            if (!have_origin && vl > 0) {
+                u->origin = v;
+                u->origin_len = vl;
+            }
+            have_origin = true;
+        } else if (hname_is(h, nl, "sec-websocket-origin")) {
+            if (!have_sorigin && vl > 0) {
+                sorigin = v;
+                sorigin_len = vl;
+            }
+            have_sorigin = true;
         } else if (hname_is(h, nl, "upgrade")) {
             upgrade = upgrade || list_has(v, vl, "websocket");
         } else if (hname_is(h, nl, "connection")) {
@@ -167,8 +188,11 @@ size_t ws_upgrade_parse(const char *p, size_t n, ws_upgrade *u)
         } else if (hname_is(h, nl, "sec-websocket-extensions")) {
             u->compress = u->compress || ext_has_pmd(v, vl);
         } else if (hname_is(h, nl, "user-agent")) {
-            if (!have_ua)
+            if (!have_ua) {
                 u->browser = vl >= 8 && memcmp(v, "Mozilla/", 8) == 0;
+                u->safari = u->browser && memmem(v, vl, "Version/", 8) &&
+                            memmem(v, vl, "Safari/", 7);
+            }
             have_ua = true;
         } else if (hname_is(h, nl, "nats-no-masking")) {
             if (!have_nm)
@@ -186,6 +210,10 @@ size_t ws_upgrade_parse(const char *p, size_t n, ws_upgrade *u)
             have_xff = true;
         }
         h = next;
+    }
+    if (!u->origin && sorigin) { /* Go's Header.Get("Origin") is "" when absent or empty */
+        u->origin = sorigin;
+        u->origin_len = sorigin_len;
     }
     /* nats-server's checks, in its order (RFC 6455 section 4.2.1) */
     if (!get) {
@@ -213,6 +241,212 @@ size_t ws_upgrade_parse(const char *p, size_t n, ws_upgrade *u)
     return end;
 }
 
+/* ------------------------------------------------------------------ origin checks */
+
+static bool is_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+static void lower_copy(char *dst, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+    dst[n] = 0;
+}
+
+/* nats-server's wsGetHostAndPort: net.SplitHostPort, a missing port becoming the scheme's
+ * default (and the host the whole string, brackets included), the host in lower case */
+static int host_and_port(bool tls, const char *hp, size_t n, ws_origin *o, char *err,
+                         size_t errlen)
+{
+    const char *host = hp, *port = NULL;
+    size_t hl = n, pl = 0;
+    const char *colon = NULL;
+    for (size_t i = n; i > 0; i--)
+        if (hp[i - 1] == ':') {
+            colon = hp + i - 1;
+            break;
+        }
+    const char *msg = NULL;
+    size_t j = 0, k = 0;
+    if (!colon) {
+        port = NULL; /* missing port */
+    } else if (n && hp[0] == '[') {
+        const char *end = memchr(hp, ']', n);
+        if (!end) {
+            msg = "missing ']' in address";
+        } else if ((size_t)(end + 1 - hp) == n) {
+            port = NULL;
+        } else if (end + 1 == colon) {
+            host = hp + 1;
+            hl = (size_t)(end - hp - 1);
+            j = 1;
+            k = (size_t)(end + 1 - hp);
+            port = colon + 1;
+        } else if (end[1] == ':') {
+            msg = "too many colons in address";
+        } else {
+            port = NULL;
+        }
+    } else {
+        hl = (size_t)(colon - hp);
+        if (memchr(hp, ':', hl))
+            msg = "too many colons in address";
+        port = colon + 1;
+    }
+    if (!msg && port) {
+        if (memchr(hp + j, '[', n - j))
+            msg = "unexpected '[' in address";
+        else if (memchr(hp + k, ']', n - k))
+            msg = "unexpected ']' in address";
+    }
+    if (msg) {
+        snprintf(err, errlen, "address %.*s: %s", (int)(n > 300 ? 300 : n), hp, msg);
+        return -1;
+    }
+    if (port) {
+        pl = (size_t)(hp + n - port);
+    } else {
+        host = hp;
+        hl = n;
+        port = tls ? "443" : "80";
+        pl = strlen(port);
+    }
+    if (hl >= sizeof o->host || pl >= sizeof o->port) {
+        snprintf(err, errlen, "address %.*s: too long", (int)(n > 300 ? 300 : n), hp);
+        return -1;
+    }
+    lower_copy(o->host, host, hl);
+    memcpy(o->port, port, pl);
+    o->port[pl] = 0;
+    return 0;
+}
+
+int ws_origin_parse(const char *s, size_t n, ws_origin *o, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof *o);
+    int pn = (int)(n > 300 ? 300 : n);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+            snprintf(err, errlen, "parse \"%.*s\": net/url: invalid control character in URL",
+                     pn, s);
+            return -1;
+        }
+    /* Go's getScheme: a letter, then letters, digits, '+', '-', '.', up to ':' */
+    size_t sl = 0;
+    bool scheme = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+            continue;
+        if ((c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.') {
+            if (i == 0)
+                break;
+            continue;
+        }
+        if (c == ':') {
+            if (i == 0) {
+                snprintf(err, errlen, "parse \"%.*s\": missing protocol scheme", pn, s);
+                return -1;
+            }
+            sl = i;
+            scheme = true;
+        }
+        break;
+    }
+    const char *rest = s + (scheme ? sl + 1 : 0);
+    size_t rl = n - (size_t)(rest - s);
+    if (scheme) {
+        if (sl >= sizeof o->scheme) {
+            snprintf(err, errlen, "parse \"%.*s\": scheme too long", pn, s);
+            return -1;
+        }
+        lower_copy(o->scheme, s, sl);
+    }
+    const char *q = memchr(rest, '?', rl); /* the query is not part of the authority */
+    if (q)
+        rl = (size_t)(q - rest);
+    const char *host = "";
+    size_t hl = 0;
+    if (rl == 0 || rest[0] != '/') {
+        if (!scheme) {
+            snprintf(err, errlen, "parse \"%.*s\": invalid URI for request", pn, s);
+            return -1;
+        }
+        /* opaque ("http:x"): no host */
+    } else if (scheme && rl >= 2 && rest[1] == '/') {
+        const char *a = rest + 2, *ae = memchr(a, '/', rl - 2);
+        if (!ae)
+            ae = rest + rl;
+        for (const char *p = ae; p > a; p--) /* userinfo@ */
+            if (p[-1] == '@') {
+                a = p;
+                break;
+            }
+        host = a;
+        hl = (size_t)(ae - a);
+        /* Go's parseHost: what follows the host's last ':' must be a port */
+        const char *cp = NULL;
+        if (hl && host[0] == '[') {
+            const char *rb = memchr(host, ']', hl);
+            if (!rb) {
+                snprintf(err, errlen, "parse \"%.*s\": missing ']' in host", pn, s);
+                return -1;
+            }
+            if (rb + 1 < host + hl)
+                cp = rb + 1; /* must be ":port" */
+        } else {
+            for (size_t i = hl; i > 0; i--)
+                if (host[i - 1] == ':') {
+                    cp = host + i - 1;
+                    break;
+                }
+        }
+        if (cp && (cp[0] != ':' || !is_digits(cp + 1, (size_t)(host + hl - cp - 1)))) {
+            snprintf(err, errlen, "parse \"%.*s\": invalid port \"%.*s\" after host", pn, s,
+                     (int)(host + hl - cp), cp);
+            return -1;
+        }
+    }
+    return host_and_port(strcmp(o->scheme, "https") == 0, host, hl, o, err, errlen);
+}
+
+int ws_origin_check(const ws_upgrade *u, bool tls, bool same_origin, const ws_origin *allowed,
+                    size_t n, char *err, size_t errlen)
+{
+    if (!same_origin && n == 0)
+        return 0;
+    if (!u->origin || !u->origin_len) /* no Origin: not a browser, accepted (RFC 6455 1.6) */
+        return 0;
+    ws_origin o;
+    if (ws_origin_parse(u->origin, u->origin_len, &o, err, errlen) != 0)
+        return -1;
+    if (same_origin) {
+        ws_origin r;
+        if (host_and_port(tls, u->host ? u->host : "", u->host ? u->host_len : 0, &r, err,
+                          errlen) != 0)
+            return -1;
+        if (strcmp(o.host, r.host) != 0 || strcmp(o.port, r.port) != 0 ||
+            strcmp(o.scheme, tls ? "https" : "http") != 0) {
+            snprintf(err, errlen, "not same origin");
+            return -1;
+        }
+    }
+    if (n) {
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(allowed[i].host, o.host) && !strcmp(allowed[i].scheme, o.scheme) &&
+                !strcmp(allowed[i].port, o.port))
+                return 0;
+        snprintf(err, errlen, "not in the allowed list");
+        return -1;
+    }
+    return 0;
+}
+
 void ws_accept_key(const char *key, char out[32])
 {
     unsigned char in[64 + sizeof ws_guid], md[EVP_MAX_MD_SIZE];
@@ -230,8 +464,12 @@ size_t ws_upgrade_response(const ws_upgrade *u, char *out, size_t cap)
     ws_accept_key(u->key, acc);
     int n = snprintf(out, cap,
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
-                     "Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
-                     acc, u->no_masking ? "Nats-No-Masking: true\r\n" : "");
+                     "Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s\r\n",
+                     acc,
+                     u->compress ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                   "server_no_context_takeover; client_no_context_takeover\r\n"
+                                 : "",
+                     u->no_masking ? "Nats-No-Masking: true\r\n" : "");
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
@@ -261,16 +499,75 @@ size_t ws_http_error(int status, char *out, size_t cap)
 
 /* ------------------------------------------------------------------ frames */
 
+static int perr(char *err, size_t cap, const char *msg)
+{
+    snprintf(err, cap, "%s", msg);
+    return -1;
+}
+
 void ws_reader_init(ws_reader *r, bool mask_required)
 {
     memset(r, 0, sizeof *r);
     r->mask_required = mask_required;
 }
 
-static int perr(char *err, size_t cap, const char *msg)
+void ws_reader_inflate_on(ws_reader *r) { r->inflate = true; }
+
+void ws_reader_free(ws_reader *r)
 {
-    snprintf(err, cap, "%s", msg);
-    return -1;
+    if (r->z) {
+        inflateEnd(r->z);
+        free(r->z);
+        r->z = NULL;
+    }
+}
+
+/* Inflate p[0..n) of the current compressed message into h->data, in chunks. */
+static int inflate_feed(ws_reader *r, const unsigned char *p, size_t n, const ws_handler *h,
+                        char *err, size_t errlen)
+{
+    z_stream *z = r->z;
+    if (r->z_end || n == 0)
+        return 0; /* bytes after the final deflate block are ignored */
+    unsigned char out[16384];
+    z->next_in = (unsigned char *)p;
+    z->avail_in = (uInt)n;
+    for (;;) {
+        z->next_out = out;
+        z->avail_out = sizeof out;
+        int zr = inflate(z, Z_SYNC_FLUSH);
+        if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
+            snprintf(err, errlen, "flate: %s", z->msg ? z->msg : "corrupt input");
+            return -1;
+        }
+        size_t got = sizeof out - z->avail_out;
+        if (got) {
+            int rc = h->data(h->ud, (char *)out, got);
+            if (rc)
+                return rc;
+        }
+        if (zr == Z_STREAM_END) {
+            r->z_end = true;
+            return 0;
+        }
+        if (zr == Z_BUF_ERROR || (z->avail_in == 0 && z->avail_out != 0))
+            return 0;
+    }
+}
+
+/* A compressed message starts: a fresh inflater (no context takeover). */
+static int inflate_start(ws_reader *r, char *err, size_t errlen)
+{
+    r->z_end = false;
+    if (r->z)
+        return inflateReset(r->z) == Z_OK ? 0 : perr(err, errlen, "flate: reset failed");
+    z_stream *z = calloc(1, sizeof *z);
+    if (!z || inflateInit2(z, -15) != Z_OK) {
+        free(z);
+        return perr(err, errlen, "flate: out of memory");
+    }
+    r->z = z;
+    return 0;
 }
 
 static bool is_control(int op) { return op >= WS_OP_CLOSE; }
@@ -293,6 +590,21 @@ static size_t header_need(const ws_reader *r)
     return need;
 }
 
+/* The current frame's payload is complete: a control frame is handled; the final frame of
+ * a compressed message gets the deflate tail RFC 7692 has the sender remove. */
+static int frame_end(ws_reader *r, const ws_handler *h, char *err, size_t errlen)
+{
+    r->in_payload = false;
+    if (is_control(r->op))
+        return h->control(h->ud, r->op, r->cbuf, r->clen);
+    if (r->msg_compressed && r->fin) {
+        static const unsigned char tail[4] = {0x00, 0x00, 0xff, 0xff};
+        r->msg_compressed = false;
+        return inflate_feed(r, tail, sizeof tail, h, err, errlen);
+    }
+    return 0;
+}
+
 int ws_read(ws_reader *r, char *buf, size_t n, const ws_handler *h, char *err, size_t errlen)
 {
     size_t pos = 0;
@@ -303,7 +615,7 @@ int ws_read(ws_reader *r, char *buf, size_t n, const ws_handler *h, char *err, s
                 unsigned char b0 = r->hdr[0];
                 if (b0 & 0x30)
                     return perr(err, errlen, "RSV2 and RSV3 must be clear");
-                if (b0 & 0x40)
+                if ((b0 & 0x40) && !r->inflate)
                     return perr(err, errlen,
                                 "compressed frame received without negotiated permessage-deflate");
                 continue;
@@ -332,9 +644,13 @@ int ws_read(ws_reader *r, char *buf, size_t n, const ws_handler *h, char *err, s
                                     "new message started before final frame for previous message "
                                     "was received");
                     r->in_message = !fin;
+                    r->msg_compressed = (b0 & 0x40) != 0;
+                    if (r->msg_compressed && inflate_start(r, err, errlen))
+                        return -1;
                     break;
                 case WS_OP_CONT:
-                    if (!r->in_message)
+                    /* RSV1 (compressed) only on a message's first frame */
+                    if (!r->in_message || (b0 & 0x40))
                         return perr(err, errlen, "invalid continuation frame");
                     r->in_message = !fin;
                     break;
@@ -385,7 +701,8 @@ int ws_read(ws_reader *r, char *buf, size_t n, const ws_handler *h, char *err, s
                 memcpy(r->cbuf + r->clen, p, take); /* rem <= 125 checked above */
                 r->clen += take;
             } else if (take) {
-                int rc = h->data(h->ud, (char *)p, take);
+                int rc = r->msg_compressed ? inflate_feed(r, p, take, h, err, errlen)
+                                           : h->data(h->ud, (char *)p, take);
                 if (rc) {
                     if (r->rem == 0)
                         r->in_payload = false;
@@ -394,20 +711,14 @@ int ws_read(ws_reader *r, char *buf, size_t n, const ws_handler *h, char *err, s
             }
         }
         if (r->in_payload && r->rem == 0) {
-            r->in_payload = false;
-            if (is_control(r->op)) {
-                int rc = h->control(h->ud, r->op, r->cbuf, r->clen);
-                if (rc)
-                    return rc;
-            }
+            int rc = frame_end(r, h, err, errlen);
+            if (rc)
+                return rc;
         }
     }
     /* a frame whose header just completed with an empty payload */
-    if (r->in_payload && r->rem == 0) {
-        r->in_payload = false;
-        if (is_control(r->op))
-            return h->control(h->ud, r->op, r->cbuf, 0);
-    }
+    if (r->in_payload && r->rem == 0)
+        return frame_end(r, h, err, errlen);
     return 0;
 }
 

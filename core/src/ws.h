@@ -33,8 +33,18 @@ typedef struct ws_upgrade {
     char key[64];               /* Sec-WebSocket-Key (valid when status == 0) */
     bool browser;               /* User-Agent starts with "Mozilla/" */
     bool no_masking;            /* "Nats-No-Masking: true" */
-    bool compress;              /* permessage-deflate offered */
+    bool compress;              /* permessage-deflate offered; the caller clears it when
+                                 * compression is off (ws_upgrade_response then accepts it
+                                 * when still set) */
+    bool safari;                /* browser with "Version/" and "Safari/": no fragmented
+                                 * compressed frames (nats-server's nocompfrag) */
     char forwarded_for[64];     /* X-Forwarded-For's first value when it is an IP, or "" */
+    /* Origin (else Sec-WebSocket-Origin) and Host: first values, pointing into the request
+     * given to ws_upgrade_parse (NULL when absent) */
+    const char *origin;
+    size_t origin_len;
+    const char *host;
+    size_t host_len;
 } ws_upgrade;
 
 /* Parse the HTTP/1.1 Upgrade request at the start of p[0..n). Returns 0 when the request
@@ -44,11 +54,32 @@ typedef struct ws_upgrade {
  * WS_MAX_UPGRADE_REQUEST returns n with status 431. */
 size_t ws_upgrade_parse(const char *p, size_t n, ws_upgrade *u);
 
+/* ------------------------------------------------------------------ origin checks */
+
+/* An origin ("scheme://host[:port]") as nats-server compares them: scheme and host in
+ * lower case, the port with the scheme's default (443 for https, else 80). */
+typedef struct ws_origin {
+    char scheme[16];
+    char host[256];
+    char port[16];
+} ws_origin;
+
+/* Parse an origin (as Go's url.ParseRequestURI then net.SplitHostPort). 0, or -1 with
+ * Go's error text in err. */
+int ws_origin_parse(const char *s, size_t n, ws_origin *o, char *err, size_t errlen);
+/* nats-server's checkOrigin: with same_origin the request's Origin must have the scheme
+ * (https when tls), host and port of its Host header; with allowed (n entries) it must
+ * match one of them. No Origin header: accepted. 0 when accepted, else -1 with the reason
+ * ("not same origin", "not in the allowed list", a parse error) in err. */
+int ws_origin_check(const ws_upgrade *u, bool tls, bool same_origin, const ws_origin *allowed,
+                    size_t n, char *err, size_t errlen);
+
 /* Sec-WebSocket-Accept for key: base64(SHA-1(key + GUID)), NUL-terminated (28 chars). */
 void ws_accept_key(const char *key, char out[32]);
 
 /* The "101 Switching Protocols" response for u into out (cap bytes); its length, or 0
- * when cap is too small. */
+ * when cap is too small. With u->compress it accepts permessage-deflate with
+ * server_no_context_takeover and client_no_context_takeover, as nats-server. */
 size_t ws_upgrade_response(const ws_upgrade *u, char *out, size_t cap);
 /* An HTTP error response as Go's http.Error (status text body, Sec-Websocket-Version). */
 size_t ws_http_error(int status, char *out, size_t cap);
@@ -71,9 +102,19 @@ typedef struct ws_reader {
     /* a control frame's payload (collected, at most 125 bytes) */
     unsigned char cbuf[WS_MAX_CONTROL_PAYLOAD];
     size_t clen;
+    /* permessage-deflate (ws_reader_inflate_on): compressed messages are inflated */
+    bool inflate;
+    bool msg_compressed;        /* the current message is compressed (RSV1 on its first frame) */
+    bool z_end;                 /* the deflate stream of the current message ended */
+    void *z;                    /* z_stream, allocated on the first compressed message */
 } ws_reader;
 
 void ws_reader_init(ws_reader *r, bool mask_required);
+/* Accept compressed messages (permessage-deflate was negotiated; no context takeover:
+ * each message is inflated on its own). */
+void ws_reader_inflate_on(ws_reader *r);
+/* Free what the reader allocated (the inflater). */
+void ws_reader_free(ws_reader *r);
 
 typedef struct ws_handler {
     /* Unmasked payload bytes of data frames, in order (p points into the caller's
@@ -85,7 +126,8 @@ typedef struct ws_handler {
     void *ud;
 } ws_handler;
 
-/* Decode frames from buf[0..n) (modified: payloads are unmasked in place). Returns 0
+/* Decode frames from buf[0..n) (modified: payloads are unmasked in place; compressed
+ * messages reach h->data inflated, from a buffer of the reader's). Returns 0
  * when all was consumed, a handler's nonzero value, or -1 on a protocol error with
  * nats-server's message in err (the peer is owed a close frame with status 1002). */
 int ws_read(ws_reader *r, char *buf, size_t n, const ws_handler *h, char *err, size_t errlen);

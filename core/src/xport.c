@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
+#include "auth.h"
 #include "tlsio.h"
 #include "ws.h"
 
@@ -27,6 +29,15 @@ struct xport_srv {
     uv_tcp_t ws_listener;
     bool ws_listening;
     atomic_int ws_bound_port;
+    bool ws_compression;
+    bool ws_same_origin;
+    ws_origin *ws_allowed;     /* the parsed allowed origins */
+    size_t ws_allowed_n;
+    char **ws_bad_origins;     /* allowed origins that do not parse (logged at start) */
+    char **ws_origins_cfg;     /* the allowed origins as configured (for /varz) */
+    size_t ws_origins_cfg_n;
+    size_t ws_bad_n;
+    xport_ws_auth ws_auth;     /* strings owned */
 };
 
 enum { WSS_HTTP = 0, WSS_OPEN, WSS_CLOSED };
@@ -47,6 +58,10 @@ struct xport {
     bytebuf http;               /* the upgrade request so far */
     ws_reader wr;
     bool ws_browser;
+    bool ws_compress;           /* permessage-deflate negotiated */
+    bool ws_nocompfrag;         /* no fragmented compressed frames (Safari) */
+    z_stream *def;              /* the deflater, reset for each write (no context takeover) */
+    bytebuf zbuf;               /* compressed output scratch */
     bool ws_close_sent;
     uint64_t ws_start_ms;
     int64_t ws_timeout_ms;
@@ -80,8 +95,58 @@ int xport_check_options(const ember_server_options *o)
                            o->ws_tls_cert_file ? "key_file" : "cert_file");
         if (!o->ws_tls_cert_file && !o->ws_no_tls)
             return err_set(EMBER_EINVAL, "websocket requires TLS configuration");
+        if (o->ws_allowed_origins_count && !o->ws_allowed_origins)
+            return err_set(EMBER_EINVAL, "ws_allowed_origins is NULL with ws_allowed_origins_count %zu",
+                           o->ws_allowed_origins_count);
+        for (size_t i = 0; i < o->ws_allowed_origins_count; i++)
+            if (!o->ws_allowed_origins[i])
+                return err_set(EMBER_EINVAL, "ws_allowed_origins[%zu] is NULL", i);
+        if (o->ws_auth_timeout_ms < 0)
+            return err_set(EMBER_EINVAL, "invalid websocket authorization timeout %lld",
+                           (long long)o->ws_auth_timeout_ms);
+        /* nats-server's validateWebsocketOptions (validateNoAuthUser for no_auth_user) */
+        bool users = o->users_count > 0;
+        for (size_t i = 0; o->accounts && i < o->accounts_count; i++)
+            users = users || o->accounts[i].users_count > 0;
+        if (o->ws_no_auth_user) {
+            if (o->operator_jwt)
+                return err_set(EMBER_EINVAL, "no_auth_user not compatible with Trusted Operator");
+            if (!users)
+                return err_set(EMBER_EINVAL, "no_auth_user: \"%s\" present, but users are not defined",
+                               o->ws_no_auth_user);
+            bool found = false;
+            for (size_t i = 0; !found && o->users && i < o->users_count; i++)
+                found = o->users[i].user && !strcmp(o->users[i].user, o->ws_no_auth_user);
+            for (size_t i = 0; !found && o->accounts && i < o->accounts_count; i++)
+                for (size_t k = 0; !found && o->accounts[i].users && k < o->accounts[i].users_count; k++)
+                    found = o->accounts[i].users[k].user &&
+                            !strcmp(o->accounts[i].users[k].user, o->ws_no_auth_user);
+            if (!found)
+                return err_set(EMBER_EINVAL, "no_auth_user: \"%s\" not present as user in "
+                               "authorization block or account configuration", o->ws_no_auth_user);
+        }
+        if (users && o->ws_username)
+            return err_set(EMBER_EINVAL, "websocket authentication username not compatible with "
+                           "presence of users/nkeys");
+        if (users && o->ws_auth_token)
+            return err_set(EMBER_EINVAL, "websocket authentication token not compatible with "
+                           "presence of users/nkeys");
     }
     return 0;
+}
+
+static char *dup0(const char *s) { return s ? strdup(s) : NULL; }
+
+const xport_ws_auth *xport_ws_auth_of(const client *c)
+{
+    const struct xport_srv *xs = c->srv->xs;
+    return xs && c->xp && c->xp->ws ? &xs->ws_auth : NULL;
+}
+
+bool xport_ws_auth_override(const server *s)
+{
+    const struct xport_srv *xs = s->xs;
+    return xs && xs->ws_auth.override;
 }
 
 int xport_init(server *s, const ember_server_options *o)
@@ -116,6 +181,39 @@ int xport_init(server *s, const ember_server_options *o)
             if (!xs->ws_ctx)
                 return err_set(EMBER_EINVAL, "websocket: %s", err);
         }
+        xs->ws_compression = o->ws_compression;
+        xs->ws_same_origin = o->ws_same_origin;
+        if (o->ws_allowed_origins_count) {
+            xs->ws_allowed = calloc(o->ws_allowed_origins_count, sizeof *xs->ws_allowed);
+            xs->ws_bad_origins = calloc(o->ws_allowed_origins_count, sizeof *xs->ws_bad_origins);
+            xs->ws_origins_cfg = calloc(o->ws_allowed_origins_count, sizeof *xs->ws_origins_cfg);
+            if (!xs->ws_allowed || !xs->ws_bad_origins || !xs->ws_origins_cfg)
+                return err_set(EMBER_ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < o->ws_allowed_origins_count; i++) {
+            const char *ao = o->ws_allowed_origins[i];
+            if (!(xs->ws_origins_cfg[xs->ws_origins_cfg_n++] = strdup(ao)))
+                return err_set(EMBER_ENOMEM, "out of memory");
+            ws_origin org;
+            if (ws_origin_parse(ao, strlen(ao), &org, err, sizeof err) != 0) {
+                /* nats-server logs "error parsing allowed origin" and skips it */
+                if (!(xs->ws_bad_origins[xs->ws_bad_n++] = strdup(err)))
+                    return err_set(EMBER_ENOMEM, "out of memory");
+                continue;
+            }
+            /* several per host: any may match (nats-server 2.10; 2.9 kept the last) */
+            xs->ws_allowed[xs->ws_allowed_n++] = org;
+        }
+        xport_ws_auth *wa = &xs->ws_auth;
+        wa->user = dup0(o->ws_username);
+        wa->pass = dup0(o->ws_username ? (o->ws_password ? o->ws_password : "") : NULL);
+        wa->token = dup0(o->ws_auth_token);
+        wa->no_auth_user = dup0(o->ws_no_auth_user);
+        wa->timeout_ms = o->ws_auth_timeout_ms;
+        wa->override = o->ws_username || o->ws_auth_token || o->ws_no_auth_user;
+        if ((o->ws_username && (!wa->user || !wa->pass)) || (o->ws_auth_token && !wa->token) ||
+            (o->ws_no_auth_user && !wa->no_auth_user))
+            return err_set(EMBER_ENOMEM, "out of memory");
     }
     return 0;
 }
@@ -128,6 +226,17 @@ void xport_free(server *s)
     tlsio_ctx_free(xs->tls_ctx);
     tlsio_ctx_free(xs->ws_ctx);
     free(xs->ws_host);
+    free(xs->ws_allowed);
+    for (size_t i = 0; i < xs->ws_bad_n; i++)
+        free(xs->ws_bad_origins[i]);
+    free(xs->ws_bad_origins);
+    for (size_t i = 0; i < xs->ws_origins_cfg_n; i++)
+        free(xs->ws_origins_cfg[i]);
+    free(xs->ws_origins_cfg);
+    free((char *)xs->ws_auth.user);
+    free((char *)xs->ws_auth.pass);
+    free((char *)xs->ws_auth.token);
+    free((char *)xs->ws_auth.no_auth_user);
     free(xs);
     s->xs = NULL;
 }
@@ -170,6 +279,8 @@ int xport_start(server *s, char *err, size_t errlen)
         return -1;
     }
     atomic_store(&xs->ws_bound_port, bp);
+    for (size_t i = 0; i < xs->ws_bad_n; i++)
+        srv_log(s, EMBER_LOG_ERROR, "error parsing allowed origin: %s", xs->ws_bad_origins[i]);
     srv_log(s, EMBER_LOG_INFO, "Listening for websocket clients on %s://%s:%d",
             xs->ws_ctx ? "wss" : "ws", xs->ws_host, bp);
     if (!xs->ws_ctx)
@@ -215,6 +326,13 @@ void xport_client_free(client *c)
     if (!x)
         return;
     tlsio_free(x->tls);
+    if (x->ws)
+        ws_reader_free(&x->wr);
+    if (x->def) {
+        deflateEnd(x->def);
+        free(x->def);
+    }
+    bytebuf_free(&x->zbuf);
     bytebuf_free(&x->http);
     bytebuf_free(&x->ctl);
     bytebuf_free(&x->frames);
@@ -394,14 +512,26 @@ static void ws_http_input(client *c, const char *p, size_t n)
     size_t used = ws_upgrade_parse(x->http.p, x->http.len, &u);
     if (used == 0)
         return;
+    struct xport_srv *xs = c->srv->xs;
+    char oerr[400];
+    if (u.status == 0 && ws_origin_check(&u, xs->ws_ctx != NULL, xs->ws_same_origin, xs->ws_allowed,
+                                         xs->ws_allowed_n, oerr, sizeof oerr) != 0) {
+        u.status = 403; /* nats-server's point 7, before its "data before handshake" check */
+        u.reason = NULL;
+    }
     if (u.status == 0 && used < x->http.len) {
         u.status = 400;
         u.reason = "client sent data before handshake is complete";
     }
     char resp[512];
     if (u.status) {
-        srv_log(c->srv, EMBER_LOG_ERROR, "%s:%d - websocket handshake error: %s", c->ip, c->port,
-                u.reason);
+        if (u.status == 403)
+            srv_log(c->srv, EMBER_LOG_ERROR,
+                    "%s:%d - websocket handshake error: origin not allowed: %s", c->ip, c->port,
+                    oerr);
+        else
+            srv_log(c->srv, EMBER_LOG_ERROR, "%s:%d - websocket handshake error: %s", c->ip,
+                    c->port, u.reason);
         size_t rl = ws_http_error(u.status, resp, sizeof resp);
         bytebuf_append(&x->ctl, resp, rl);
         x->ws_state = WSS_CLOSED;
@@ -409,15 +539,19 @@ static void ws_http_input(client *c, const char *p, size_t n)
         client_err_close(c, NULL, CR_PROTOCOL);
         return;
     }
+    u.compress = u.compress && xs->ws_compression; /* negotiated when offered and on */
     size_t rl = ws_upgrade_response(&u, resp, sizeof resp);
     bytebuf_append(&x->ctl, resp, rl);
-    bytebuf_free(&x->http);
     x->ws_state = WSS_OPEN;
     x->ws_browser = u.browser;
+    x->ws_compress = u.compress;
+    x->ws_nocompfrag = u.compress && u.safari;
     ws_reader_init(&x->wr, !u.no_masking);
-    XLOG(c, EMBER_LOG_DEBUG, "Websocket connection upgraded%s", u.browser ? " (browser)" : "");
-    if (u.compress && c->srv->opts.ws_compression)
-        XLOG(c, EMBER_LOG_DEBUG, "Websocket compression requested: not supported, not negotiated");
+    if (u.compress)
+        ws_reader_inflate_on(&x->wr);
+    XLOG(c, EMBER_LOG_DEBUG, "Websocket connection upgraded%s%s", u.browser ? " (browser)" : "",
+         u.compress ? " with compression" : "");
+    bytebuf_free(&x->http); /* u points into it */
     client_send_info(c);
 }
 
@@ -515,9 +649,86 @@ bool xport_pending(const client *c)
     return x->ctl.len > 0 || (x->tls && tlsio_pending_out(x->tls) > 0);
 }
 
+#define WS_COMPRESS_THRESHOLD 64 /* nats-server: smaller writes are not compressed */
+
+/* permessage-deflate: p[0..n) as one compressed message (a fresh deflate stream, no
+ * context takeover, sync-flushed without its 00 00 ff ff tail), fragmented in 4 KiB frames
+ * for browsers other than Safari, as nats-server's wsCollapsePtoNB. */
+static int ws_frame_compressed(xport *x, const char *p, size_t n)
+{
+    if (!x->def) {
+        x->def = calloc(1, sizeof *x->def);
+        if (!x->def || deflateInit2(x->def, Z_BEST_SPEED, Z_DEFLATED, -15, 8,
+                                    Z_DEFAULT_STRATEGY) != Z_OK) {
+            free(x->def);
+            x->def = NULL;
+            return -1;
+        }
+    } else if (deflateReset(x->def) != Z_OK) {
+        return -1;
+    }
+    z_stream *z = x->def;
+    x->zbuf.len = 0;
+    if (bytebuf_reserve(&x->zbuf, deflateBound(z, n > 1u << 30 ? 1u << 30 : n) + 64))
+        return -1;
+    size_t left = n;
+    const char *in = p;
+    for (;;) {
+        if (z->avail_in == 0 && left) {
+            size_t k = left > (1u << 30) ? (1u << 30) : left;
+            z->next_in = (Bytef *)in;
+            z->avail_in = (uInt)k;
+            in += k;
+            left -= k;
+        }
+        if (x->zbuf.cap - x->zbuf.len < 64 && bytebuf_reserve(&x->zbuf, x->zbuf.cap))
+            return -1;
+        size_t room = x->zbuf.cap - x->zbuf.len;
+        if (room > (1u << 30))
+            room = 1u << 30;
+        z->next_out = (Bytef *)x->zbuf.p + x->zbuf.len;
+        z->avail_out = (uInt)room;
+        int zr = deflate(z, left ? Z_NO_FLUSH : Z_SYNC_FLUSH);
+        if (zr != Z_OK && zr != Z_BUF_ERROR)
+            return -1;
+        x->zbuf.len += room - z->avail_out;
+        if (!left && z->avail_in == 0 && z->avail_out != 0)
+            break;
+    }
+    size_t cl = x->zbuf.len;
+    const unsigned char *cp = (const unsigned char *)x->zbuf.p;
+    if (cl >= 4 && !memcmp(cp + cl - 4, "\x00\x00\xff\xff", 4))
+        cl -= 4;
+    size_t max = x->ws_browser && !x->ws_nocompfrag ? WS_FRAME_SIZE_BROWSERS : 0;
+    if (max == 0 || cl <= max)
+        max = cl ? cl : 1;
+    size_t nframes = (cl + max - 1) / max;
+    if (nframes == 0)
+        nframes = 1;
+    if (bytebuf_reserve(&x->frames, cl + nframes * 10))
+        return -1;
+    size_t off = 0;
+    do {
+        size_t k = cl - off < max ? cl - off : max;
+        unsigned char *h = (unsigned char *)x->frames.p + x->frames.len;
+        size_t hl = ws_frame_header(h, WS_OP_BINARY, off == 0, off + k == cl, k, NULL);
+        if (off == 0)
+            h[0] |= 0x40; /* RSV1: compressed, on the first frame only */
+        x->frames.len += hl;
+        memcpy(x->frames.p + x->frames.len, cp + off, k);
+        x->frames.len += k;
+        off += k;
+    } while (off < cl);
+    if (x->zbuf.cap > 4 * 1024 * 1024)
+        bytebuf_free(&x->zbuf);
+    return 0;
+}
+
 /* Frame plaintext as binary messages into x->frames (after the queued control bytes). */
 static int ws_frame_data(xport *x, const char *p, size_t n)
 {
+    if (x->ws_compress && n > WS_COMPRESS_THRESHOLD)
+        return ws_frame_compressed(x, p, n);
     size_t max = x->ws_browser ? WS_FRAME_SIZE_BROWSERS : n;
     if (max == 0)
         max = 1;
@@ -652,6 +863,24 @@ int xport_accept_client(client *c, bool ws, bool *info_now)
         *info_now = false;
     return xport_start_tls(c, xs->tls_ctx, true, NULL, xs->tls_timeout_ms,
                            xs->handshake_first ? send_info_cb : NULL);
+}
+
+void xport_ws_varz(const server *s, cJSON *ws)
+{
+    const struct xport_srv *xs = s->xs;
+    if (!xs || !xs->ws_on)
+        return;
+    if (xs->ws_auth.no_auth_user)
+        cJSON_AddStringToObject(ws, "no_auth_user", xs->ws_auth.no_auth_user);
+    if (xs->ws_auth.timeout_ms > 0)
+        cJSON_AddNumberToObject(ws, "auth_timeout", (double)xs->ws_auth.timeout_ms / 1000.0);
+    if (xs->ws_same_origin)
+        cJSON_AddBoolToObject(ws, "same_origin", true);
+    if (xs->ws_origins_cfg_n) {
+        cJSON *a = cJSON_AddArrayToObject(ws, "allowed_origins");
+        for (size_t i = 0; a && i < xs->ws_origins_cfg_n; i++)
+            cJSON_AddItemToArray(a, cJSON_CreateString(xs->ws_origins_cfg[i]));
+    }
 }
 
 void xport_info(client *c, cJSON *j)

@@ -34,6 +34,22 @@ void xport_free(server *s);
 /* The bound websocket port (0: none). Any thread. */
 int xport_ws_port(const server *s);
 
+/* Websocket-specific authorization (nats-server's websocket { authorization {},
+ * no_auth_user }, its wsConfigAuth / processClientOrLeafAuthentication). */
+typedef struct xport_ws_auth {
+    bool override;              /* user, token or no_auth_user set: websocket clients use
+                                 * these instead of the server's user/pass/token/no_auth_user
+                                 * (and need to authenticate even when TCP clients do not) */
+    const char *user, *pass, *token, *no_auth_user;
+    int64_t timeout_ms;         /* > 0: websocket clients' auth timeout */
+} xport_ws_auth;
+/* c's websocket authorization settings; NULL when c is not a websocket client. */
+const xport_ws_auth *xport_ws_auth_of(const client *c);
+/* Do websocket clients of s have their own credentials (override)? */
+bool xport_ws_auth_override(const server *s);
+/* /varz "websocket": no_auth_user, auth_timeout, same_origin, allowed_origins. */
+void xport_ws_varz(const server *s, cJSON *ws);
+
 /* ------------------------------------------------------------------ per client */
 
 /* client.c, an accepted client (ws: from the websocket listener): attach TLS and/or

@@ -1,16 +1,19 @@
 /* fuzz_ws: libFuzzer target for the WebSocket pieces (core/src/ws.c).
  *
- * Byte 0: bit 0 picks the target, bit 1 "masking required", bits 2..7 a split position.
+ * Byte 0: bit 0 picks the target, bit 1 "masking required" (upgrade: same_origin), bit 2
+ *   permessage-deflate on (upgrade: wss), bits 3..7 a split position.
  *   upgrade (bit 0 = 0): the rest is an HTTP request for ws_upgrade_parse; every prefix
  *     must parse as "incomplete" or to the same length, an accepted request must give a
- *     101 response, a refused one an HTTP error; no reason may be missing.
+ *     101 response, a refused one an HTTP error; no reason may be missing. The Origin of
+ *     an accepted request goes through ws_origin_check (an allowed list, same_origin).
  *   frames (bit 0 = 1): the rest is a client byte stream for ws_read, fed in one call,
  *     in two calls cut at the split position, and one byte at a time: all three must see
- *     the same payload bytes (hashed), the same control frames and the same outcome.
- *     CLOSE payloads go through ws_close_parse and ws_close_payload.
+ *     the same payload bytes (hashed; inflated for compressed messages), the same control
+ *     frames and the same outcome. CLOSE payloads go through ws_close_parse and
+ *     ws_close_payload.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Icore/src core/src/ws.c \
- *         tests/fuzz/fuzz_ws.c -lcrypto -o fuzz_ws
+ *         tests/fuzz/fuzz_ws.c -lcrypto -lz -o fuzz_ws
  *   ./fuzz_ws -runs=1000000 tests/fuzz/corpus/ws
  */
 #include "ws.h"
@@ -71,13 +74,15 @@ static int on_ctl(void *ud, int op, const unsigned char *p, size_t n)
 }
 
 /* Feed stream in pieces; returns the outcome (0 or -1) and fills r. */
-static int feed(const unsigned char *data, size_t n, bool mask, size_t step1, size_t step,
-                run *r, char *err)
+static int feed(const unsigned char *data, size_t n, bool mask, bool zip, size_t step1,
+                size_t step, run *r, char *err)
 {
     unsigned char *copy = malloc(n ? n : 1);
     memcpy(copy, data, n);
     ws_reader rd;
     ws_reader_init(&rd, mask);
+    if (zip)
+        ws_reader_inflate_on(&rd);
     ws_handler h = {.data = on_data, .control = on_ctl, .ud = r};
     memset(r, 0, sizeof *r);
     int rc = 0;
@@ -93,24 +98,27 @@ static int feed(const unsigned char *data, size_t n, bool mask, size_t step1, si
         off += k;
     }
     free(copy);
+    ws_reader_free(&rd);
     if (rc == -1 && !err[0])
         abort(); /* every protocol error has a message */
     return rc;
 }
 
-static void fuzz_frames(const unsigned char *d, size_t n, bool mask, size_t cut)
+static void fuzz_frames(const unsigned char *d, size_t n, bool mask, bool zip, size_t cut)
 {
     run a, b, c;
     char ea[160], eb[160], ec[160];
-    int ra = feed(d, n, mask, n, n, &a, ea);
-    int rb = feed(d, n, mask, cut % (n + 1), n, &b, eb);
-    int rc = n <= 4096 ? feed(d, n, mask, 1, 1, &c, ec) : ra;
+    int ra = feed(d, n, mask, zip, n, n, &a, ea);
+    int rb = feed(d, n, mask, zip, cut % (n + 1), n, &b, eb);
+    int rc = n <= 4096 ? feed(d, n, mask, zip, 1, 1, &c, ec) : ra;
     if (n > 4096)
         c = a, strcpy(ec, ea);
-    /* the outcome and everything seen before it must not depend on the cuts */
+    /* the outcome and everything seen before it must not depend on the cuts (except how
+     * much of a corrupt compressed message was inflated before zlib noticed) */
     if (ra != rb || ra != rc)
         abort();
-    if (a.h != b.h || a.h != c.h || a.nbytes != b.nbytes || a.nbytes != c.nbytes)
+    bool zerr = zip && ra == -1 && !strncmp(ea, "flate: ", 7);
+    if (!zerr && (a.h != b.h || a.h != c.h || a.nbytes != b.nbytes || a.nbytes != c.nbytes))
         abort();
     if (a.nctl != b.nctl || a.nctl != c.nctl || a.ch != b.ch || a.ch != c.ch)
         abort();
@@ -118,7 +126,7 @@ static void fuzz_frames(const unsigned char *d, size_t n, bool mask, size_t cut)
         abort();
 }
 
-static void fuzz_upgrade(const char *d, size_t n)
+static void fuzz_upgrade(const char *d, size_t n, bool same, bool tls)
 {
     ws_upgrade u;
     size_t used = ws_upgrade_parse(d, n, &u);
@@ -137,6 +145,24 @@ static void fuzz_upgrade(const char *d, size_t n)
             abort();
         size_t rl = ws_upgrade_response(&u, out, sizeof out);
         if (rl == 0 || memcmp(out, "HTTP/1.1 101 ", 13) != 0)
+            abort();
+        if ((u.origin && (u.origin < d || u.origin + u.origin_len > d + n)) ||
+            (u.host && (u.host < d || u.host + u.host_len > d + n)))
+            abort();
+        static ws_origin allowed[2];
+        static bool init;
+        char err[400];
+        if (!init) {
+            if (ws_origin_parse("http://a.example", 16, &allowed[0], err, sizeof err) ||
+                ws_origin_parse("https://[::1]:8443", 18, &allowed[1], err, sizeof err))
+                abort();
+            init = true;
+        }
+        err[0] = 0;
+        if (ws_origin_check(&u, tls, same, allowed, 2, err, sizeof err) != 0 && !err[0])
+            abort();
+        err[0] = 0;
+        if (ws_origin_check(&u, tls, true, NULL, 0, err, sizeof err) != 0 && !err[0])
             abort();
     } else if (ws_http_error(u.status, out, sizeof out) == 0) {
         abort();
@@ -158,8 +184,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const unsigned char *d = data + 1;
     size_t n = size - 1;
     if (ctl & 1)
-        fuzz_frames(d, n, (ctl & 2) != 0, (size_t)(ctl >> 2));
+        fuzz_frames(d, n, (ctl & 2) != 0, (ctl & 4) != 0, (size_t)(ctl >> 3));
     else
-        fuzz_upgrade((const char *)d, n);
+        fuzz_upgrade((const char *)d, n, (ctl & 2) != 0, (ctl & 4) != 0);
     return 0;
 }

@@ -12,6 +12,9 @@
 #   EMBER_JS_TIMEOUT  overall limit for the node run in seconds (default 300)
 #   EMBER_JS_KEEP     1 = keep the temp dir (store and server log) for inspection
 #
+# The suites get NATS_URL and, for those that start their own servers with their own
+# config files (security.test.mjs), EMBER_JS_SERVER: the absolute path of the binary.
+#
 # Starts `<server> -js -sd <tmp>/store -a 127.0.0.1 -p <free port>`, waits until it
 # accepts connections, runs the suite with NATS_URL set, stops the server by its PID,
 # removes the temp dir and exits with the suite's status. Installs the npm dependencies
@@ -37,6 +40,8 @@ if [ ! -x "$SERVER" ]; then
   echo "run.sh: server binary '$SERVER' is not executable" >&2
   exit 2
 fi
+# absolute, for suites that start their own servers (security.test.mjs) from tests/js
+SERVER_ABS="$(cd "$(dirname "$SERVER")" && pwd)/$(basename "$SERVER")"
 NODE="$(command -v node || true)"
 if [ -z "$NODE" ]; then
   echo "run.sh: node is required (Node.js 20+)" >&2
@@ -147,7 +152,7 @@ echo "== node --test against $(basename "$SERVER") (NATS_URL=nats://127.0.0.1:$P
 rc=0
 (
   cd "$HERE" &&
-  NATS_URL="nats://127.0.0.1:$PORT" timeout --kill-after=10 "${EMBER_JS_TIMEOUT:-300}" \
+  NATS_URL="nats://127.0.0.1:$PORT" EMBER_JS_SERVER="$SERVER_ABS" timeout --kill-after=10 "${EMBER_JS_TIMEOUT:-300}" \
     "$NODE" --test --test-concurrency=1 --test-force-exit "${REPORTER[@]}" "$@" "${FILES[@]}"
 ) || rc=$?
 

@@ -5,12 +5,30 @@
  *
  *   browser_host [seconds]     exit 0 when the page confirmed, 1 on timeout or error
  *
+ * Websocket compression is on: the run fails unless the browser negotiated
+ * permessage-deflate (Chromium offers it), so the INFO and the published message (both
+ * over nats-server's 64-byte threshold) reach the page compressed, and the page's frames
+ * are inflated by the server.
+ *
  * Everything is bounded by `seconds` (default 60). EMBER_WS_DEBUG=1 logs the server. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ember.h"
+
+static atomic_int compressed; /* a browser connection negotiated compression */
+
+static void on_log(void *ud, int level, const char *line)
+{
+    (void)ud;
+    (void)level;
+    if (strstr(line, "Websocket connection upgraded (browser) with compression"))
+        atomic_store(&compressed, 1);
+    if (getenv("EMBER_WS_DEBUG"))
+        fprintf(stderr, "%s\n", line);
+}
 
 int main(int argc, char **argv)
 {
@@ -22,13 +40,13 @@ int main(int argc, char **argv)
     o.ws_host = "127.0.0.1";
     o.ws_port = -1;
     o.ws_no_tls = true;
+    o.ws_compression = true;
     ember_server *srv = NULL;
     if (ember_server_new(&srv, &o) != EMBER_OK) {
         fprintf(stderr, "browser_host: %s\n", ember_last_error());
         return 1;
     }
-    if (getenv("EMBER_WS_DEBUG"))
-        ember_server_log_to_stderr(srv, EMBER_LOG_DEBUG);
+    ember_server_set_logger(srv, EMBER_LOG_DEBUG, on_log, NULL);
     if (ember_server_start(srv) != EMBER_OK || !ember_server_ready_for_connections(srv, 5000)) {
         fprintf(stderr, "browser_host: %s\n", ember_last_error());
         ember_server_free(srv);
@@ -52,12 +70,17 @@ int main(int argc, char **argv)
             continue;
         const char *subj = ember_msg_subject(m);
         if (!strcmp(subj, "browser.ready")) {
-            const char *text = "hello from C";
+            const char *text = "hello from C, with enough text after it to be compressed "
+                               "(over 64 bytes) .....................................";
             fprintf(stderr, "browser_host: the page subscribed; publishing \"%s\"\n", text);
             ember_conn_publish(c, "browser.hello", NULL, text, strlen(text));
         } else if (!strcmp(subj, "browser.done")) {
             fprintf(stderr, "browser_host: the page received it\n");
-            rc = 0;
+            rc = atomic_load(&compressed) ? 0 : 1;
+            if (rc)
+                fprintf(stderr, "browser_host: the browser did not negotiate compression\n");
+            else
+                fprintf(stderr, "browser_host: over permessage-deflate\n");
             ember_msg_release(m);
             break;
         }

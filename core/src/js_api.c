@@ -96,7 +96,8 @@ static void dispatch(js *j, const char **t, const size_t *tl, int n, const msgvi
                      (n == 5 && tok_is(t[1], tl[1], "DURABLE") && tok_is(t[2], tl[2], "CREATE")) ||
                      (n == 3 && (tok_is(t[1], tl[1], "NAMES") || tok_is(t[1], tl[1], "LIST"))) ||
                      (n == 4 && (tok_is(t[1], tl[1], "INFO") || tok_is(t[1], tl[1], "DELETE") ||
-                                 tok_is(t[1], tl[1], "PAUSE"))) ||
+                                 tok_is(t[1], tl[1], "PAUSE") || tok_is(t[1], tl[1], "UNPIN") ||
+                                 tok_is(t[1], tl[1], "RESET"))) ||
                      (n == 5 && tok_is(t[1], tl[1], "MSG") && tok_is(t[2], tl[2], "NEXT"));
         if (known) {
             js_api_consumer(j, t, tl, n, mv, ob);

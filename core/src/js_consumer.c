@@ -969,6 +969,8 @@ static void cfg_defaults(jc_cfg *c, const jstream *s)
         c->inactive_threshold = s->cfg.consumer_inactive_threshold_ns;
     if ((c->ack_policy == AP_EXPLICIT || c->ack_policy == AP_ALL) && c->max_ack_pending == 0)
         c->max_ack_pending = MAX_ACK_PENDING_DEFAULT;
+    if (c->priority_timeout < 0)
+        c->priority_timeout = 0;
     if (c->priority_policy && !strcmp(c->priority_policy, "pinned_client") &&
         c->priority_timeout == 0)
         c->priority_timeout = 2 * 60 * NS_PER_SEC;
@@ -1175,8 +1177,12 @@ static int cfg_check(const jc_cfg *c, const jstream *s, bool recovering, jc_err 
             if (!ok)
                 return set_err(e, JSE_ConsumerInvalidGroupNameErr, NULL);
         }
-        /* Ember does not implement priority groups (ADR-42) yet. */
-        return set_err(e, JSE_ConsumerCreateErrF, "priority groups are not supported");
+    } else {
+        /* policy none: neither groups nor a pin TTL */
+        if (c->npriority_groups)
+            return set_err(e, JSE_ConsumerPriorityGroupWithPolicyNone, NULL);
+        if (c->priority_timeout > 0)
+            return set_err(e, JSE_ConsumerPinnedTTLWithoutPriorityPolicyNone, NULL);
     }
     return 0;
 }
@@ -1191,6 +1197,12 @@ typedef struct wreq {
     int64_t expires;       /* 0: none */
     int64_t hb, hbt;       /* heartbeat interval and next heartbeat (0: none) */
     bool no_wait;
+    /* priority groups (ADR-42): pg = a JSON request (nats-server's non-nil
+     * priorityGroup); group, pin id (NULL: none), overflow thresholds, priority */
+    bool pg;
+    char *group, *pin;
+    int64_t min_pending, min_ack_pending;
+    int64_t priority;      /* prioritized: 0 first; non-JSON requests last */
 } wreq;
 
 struct jconsumer {
@@ -1241,6 +1253,11 @@ struct jconsumer {
     bool replay_go;
     bool paused_seen;
     bool signal;                /* run on the JS thread (c_signal) */
+    /* priority groups, pinned_client: the current pin */
+    char pin_id[23];            /* "" when unpinned */
+    char pin_group[32];         /* the group it was assigned for */
+    int64_t pinned_ts;          /* wall ns */
+    int64_t pin_due;            /* mono: the pin lapses (no pull for priority_timeout) */
     /* persistence (durables of file streams) */
     char *dir;                  /* <stream dir>/obs/<name>, NULL: not persisted */
     bool dirty;
@@ -1984,7 +2001,7 @@ static void process_nak(jconsumer *o, js_outbox *ob, uint64_t sseq, uint64_t dse
             }
             if (srv_log_on(o->j->srv, EMBER_LOG_WARN))
                 srv_log(o->j->srv, EMBER_LOG_WARN,
-                        "JetStream consumer '$G > %s > %s' bad NAK delay value: \"%.*s\"",
+                        "JetStream consumer '%s > %s > %s' bad NAK delay value: \"%.*s\"", o->j->acc->name,
                         o->s->name, o->name, (int)al, a);
         }
     }
@@ -2024,6 +2041,8 @@ static void wr_free(wreq *wr)
 {
     if (wr) {
         free(wr->reply);
+        free(wr->group);
+        free(wr->pin);
         free(wr);
     }
 }
@@ -2049,6 +2068,104 @@ static void wq_append(jconsumer *o, wreq *wr)
         o->wq_head = wr;
     o->wq_tail = wr;
     o->wq_n++;
+}
+
+/* ---- priority groups (ADR-42) */
+
+enum { PP_NONE = 0, PP_OVERFLOW, PP_PINNED, PP_PRIORITIZED };
+
+static int prio_policy(const jconsumer *o)
+{
+    const char *p = o->cfg.priority_policy;
+    if (!p)
+        return PP_NONE;
+    if (!strcmp(p, "overflow"))
+        return PP_OVERFLOW;
+    if (!strcmp(p, "pinned_client"))
+        return PP_PINNED;
+    if (!strcmp(p, "prioritized"))
+        return PP_PRIORITIZED;
+    return PP_NONE;
+}
+
+static bool has_group(const jconsumer *o, const char *g)
+{
+    for (size_t i = 0; g && i < o->cfg.npriority_groups; i++)
+        if (!strcmp(o->cfg.priority_groups[i], g))
+            return true;
+    return false;
+}
+
+/* waitQueue.cycle: the head goes to the end. */
+static void wq_cycle(jconsumer *o)
+{
+    wreq *wr = o->wq_head;
+    if (wr && o->wq_n > 1) {
+        wq_remove(o, NULL, wr);
+        wq_append(o, wr);
+    }
+}
+
+/* insertAtPosition: after every request of the same or a higher priority. */
+static void wq_insert_prio(jconsumer *o, wreq *wr)
+{
+    wreq *pre = NULL, *cur = o->wq_head;
+    while (cur && cur->priority <= wr->priority) {
+        pre = cur;
+        cur = cur->next;
+    }
+    wr->next = cur;
+    if (pre)
+        pre->next = wr;
+    else
+        o->wq_head = wr;
+    if (!cur)
+        o->wq_tail = wr;
+    o->wq_n++;
+}
+
+/* $JS.EVENT.ADVISORY.CONSUMER.PINNED / UNPINNED (reason NULL: pinned). */
+static void pin_advisory(jconsumer *o, js_outbox *ob, const char *group, const char *reason)
+{
+    cJSON *e = advisory_base(o, reason ? "io.nats.jetstream.advisory.v1.consumer_group_unpinned"
+                                       : "io.nats.jetstream.advisory.v1.consumer_group_pinned");
+    if (o->j->domain)
+        cJSON_AddStringToObject(e, "domain", o->j->domain);
+    cJSON_AddStringToObject(e, "group", group);
+    if (reason)
+        cJSON_AddStringToObject(e, "reason", reason);
+    else
+        cJSON_AddStringToObject(e, "pinned_id", o->pin_id);
+    advisory(o, ob, reason ? "UNPINNED" : "PINNED", e);
+}
+
+/* setPinnedTimer */
+static void pin_touch(jconsumer *o, int64_t now) { o->pin_due = now + o->cfg.priority_timeout; }
+
+/* assignNewPinId: the request (of a group) gets a new pin. */
+static void pin_assign(jconsumer *o, js_outbox *ob, wreq *wr, int64_t now)
+{
+    if (!wr->pg || !wr->group || !*wr->group)
+        return;
+    char *pin = malloc(sizeof o->pin_id);
+    if (!pin)
+        return;
+    nuid_next(o->pin_id);
+    memcpy(pin, o->pin_id, sizeof o->pin_id);
+    free(wr->pin);
+    wr->pin = pin;
+    snprintf(o->pin_group, sizeof o->pin_group, "%s", wr->group);
+    o->pinned_ts = js_now_wall();
+    pin_touch(o, now);
+    pin_advisory(o, ob, wr->group, NULL);
+}
+
+/* unassignPinId */
+static void pin_clear(jconsumer *o)
+{
+    o->pin_id[0] = 0;
+    o->pinned_ts = 0;
+    o->pin_due = 0;
 }
 
 static void pending_hdrs(char *buf, size_t cap, int64_t n, int64_t b)
@@ -2130,9 +2247,50 @@ static int64_t process_waiting(jconsumer *o, js_outbox *ob, bool eos, int64_t no
 static wreq *next_waiting(jconsumer *o, js_outbox *ob, int64_t sz, int64_t now, bool *done)
 {
     *done = false;
+    int pp = prio_policy(o);
+    bool need_pin = pp == PP_PINNED && !o->pin_id[0];
+    int64_t cycled = 0;
     while (o->wq_head) {
         wreq *wr = o->wq_head;
         if (wr->expires == 0 || now < wr->expires) {
+            bool assigned = false, wrong_pin = false;
+            if (need_pin) {
+                if (!wr->pin) {
+                    pin_assign(o, ob, wr, now);
+                    assigned = true;
+                } else {
+                    wrong_pin = true; /* probably the old pin */
+                }
+            } else if (o->pin_id[0]) {
+                if (wr->pin && !strcmp(wr->pin, o->pin_id)) {
+                    /* the pinned client: served below */
+                } else if (!wr->pin) {
+                    /* not pinned: waits for the pin to go */
+                    wq_cycle(o);
+                    if (++cycled >= o->wq_n)
+                        return NULL;
+                    continue;
+                } else {
+                    wrong_pin = true;
+                }
+            }
+            if (wrong_pin) {
+                char h[128];
+                pending_hdrs(h, sizeof h, wr->n, wr->b);
+                js_out_status(ob, wr->reply, 423, "Nats-Wrong-Pin-Id", h, NULL);
+                wq_remove(o, NULL, wr);
+                wr_free(wr);
+                continue;
+            }
+            if (pp == PP_OVERFLOW && wr->pg && (wr->min_pending > 0 || wr->min_ack_pending > 0) &&
+                !((wr->min_pending > 0 && wr->min_pending <= o->npc + 1) ||
+                  (wr->min_ack_pending > 0 && wr->min_ack_pending <= (int64_t)o->pending.n))) {
+                /* below both thresholds: not this request's turn */
+                wq_cycle(o);
+                if (++cycled >= o->wq_n)
+                    return NULL;
+                continue;
+            }
             if (wr->b > 0) {
                 if (sz <= wr->b) {
                     wr->b -= sz;
@@ -2142,18 +2300,23 @@ static wreq *next_waiting(jconsumer *o, js_outbox *ob, int64_t sz, int64_t now, 
                     char h[128];
                     pending_hdrs(h, sizeof h, wr->n, wr->b);
                     js_out_status(ob, wr->reply, 409, "Message Size Exceeds MaxBytes", h, NULL);
+                    if (assigned)
+                        pin_clear(o);
                     wq_remove(o, NULL, wr);
                     wr_free(wr);
                     continue;
                 }
             }
             if (has_interest(o->j, wr->reply)) {
-                /* pop */
+                /* pop (prioritized: popAndRequeue, back among its priority) */
                 wr->d++;
                 wr->n--;
                 if (wr->n > 0 && o->wq_n > 1) {
                     wq_remove(o, NULL, wr);
-                    wq_append(o, wr);
+                    if (pp == PP_PRIORITIZED)
+                        wq_insert_prio(o, wr);
+                    else
+                        wq_append(o, wr);
                 } else if (wr->n <= 0) {
                     wq_remove(o, NULL, wr);
                     *done = true;
@@ -2192,6 +2355,11 @@ static void process_next_request(jconsumer *o, js_outbox *ob, const char *reply,
         len--;
     int64_t batch = 1, max_bytes = 0, expires_d = 0, hb = 0;
     bool no_wait = false;
+    /* the priority group fields of a JSON request */
+    bool pg = false;
+    char *group = NULL, *pin = NULL;
+    int64_t minp = 0, minap = 0, prio = 0;
+    int pp = prio_policy(o);
     if (len && msg[0] == '{') {
         cJSON *r = cJSON_ParseWithLength(msg, len);
         if (!r || !cJSON_IsObject(r)) {
@@ -2210,33 +2378,36 @@ static void process_next_request(jconsumer *o, js_outbox *ob, const char *reply,
         jc_err e = {.jse = -1};
         const char *P = "JSApiConsumerGetNextRequest";
         bool nw = false;
-        int64_t minp = 0, minap = 0;
         if (get_int(r, P, "expires", &expires_d, "time.Duration", &e) ||
             get_int(r, P, "batch", &batch, "int", &e) ||
             get_int(r, P, "max_bytes", &max_bytes, "int", &e) ||
             get_bool(r, P, "no_wait", &nw, &e) ||
             get_int(r, P, "idle_heartbeat", &hb, "time.Duration", &e) ||
+            get_str(r, P, "group", &group, &e) ||
             get_int(r, P, "min_pending", &minp, "int64", &e) ||
-            get_int(r, P, "min_ack_pending", &minap, "int64", &e)) {
+            get_int(r, P, "min_ack_pending", &minap, "int64", &e) ||
+            get_str(r, P, "id", &pin, &e) ||
+            get_int(r, P, "priority", &prio, "int", &e)) {
             cJSON_Delete(r);
+            free(group);
+            free(pin);
             snprintf(buf, sizeof buf, "Bad Request - %.230s", e.arg);
             js_out_status(ob, reply, 400, buf, NULL, NULL);
             return;
         }
         if (!cJSON_GetObjectItemCaseSensitive(r, "batch"))
             batch = 0; /* Go's zero value */
-        const char *pid = js_get_str(r, "id", NULL);
         cJSON_Delete(r);
+        pg = true;
+        if (pin && !*pin) {
+            free(pin);
+            pin = NULL;
+        }
         no_wait = nw;
         if (hb > 0 && hb * 2 > expires_d) {
             js_out_status(ob, reply, 400, "Bad Request - heartbeat value too large", NULL, NULL);
-            return;
+            goto drop;
         }
-        if (minp != 0 || minap != 0)
-            js_out_status(ob, reply, 400, "Bad Request - Not a Overflow Priority consumer", NULL, NULL);
-        if (pid && *pid)
-            js_out_status(ob, reply, 400, "Bad Request - Not a Pinned Client Priority consumer", NULL,
-                          NULL);
     } else if (len) {
         /* strconv.Atoi */
         char num[32];
@@ -2254,18 +2425,43 @@ static void process_next_request(jconsumer *o, js_outbox *ob, const char *reply,
     if (o->cfg.max_batch > 0 && batch > o->cfg.max_batch) {
         snprintf(buf, sizeof buf, "Exceeded MaxRequestBatch of %lld", (long long)o->cfg.max_batch);
         js_out_status(ob, reply, 409, buf, NULL, NULL);
-        return;
+        goto drop;
     }
     if (expires_d > 0 && o->cfg.max_expires > 0 && expires_d > o->cfg.max_expires) {
         snprintf(buf, sizeof buf, "Exceeded MaxRequestExpires of %s",
                  go_duration(d, sizeof d, o->cfg.max_expires));
         js_out_status(ob, reply, 409, buf, NULL, NULL);
-        return;
+        goto drop;
     }
     if (max_bytes > 0 && o->cfg.max_bytes > 0 && max_bytes > o->cfg.max_bytes) {
         snprintf(buf, sizeof buf, "Exceeded MaxRequestMaxBytes of %lld", (long long)o->cfg.max_bytes);
         js_out_status(ob, reply, 409, buf, NULL, NULL);
-        return;
+        goto drop;
+    }
+    if (pg) {
+        const char *bad = NULL;
+        if ((minp != 0 || minap != 0) && pp != PP_OVERFLOW)
+            bad = "Bad Request - Not a Overflow Priority consumer";
+        else if (pin && pp != PP_PINNED)
+            bad = "Bad Request - Not a Pinned Client Priority consumer";
+        else if (prio < 0 || prio > 9)
+            bad = "Bad Request - Priority must be between 0 and 9";
+        else if (pp != PP_NONE && (!group || !*group))
+            bad = "Bad Request - Priority Group missing";
+        else if (pp != PP_NONE && !has_group(o, group))
+            bad = "Bad Request - Invalid Priority Group";
+        if (bad) {
+            js_out_status(ob, reply, 400, bad, NULL, NULL);
+            goto drop;
+        }
+        if (pp != PP_NONE && o->pin_id[0]) {
+            if (pin && !strcmp(pin, o->pin_id)) {
+                pin_touch(o, now);
+            } else if (pin) {
+                js_out_status(ob, reply, 423, "Nats-Pin-Id mismatch", NULL, NULL);
+                goto drop;
+            }
+        }
     }
     if (o->wq_n >= o->cfg.max_waiting && now - o->lwqic > NS_PER_SEC)
         process_waiting(o, ob, false, now, NULL);
@@ -2275,26 +2471,26 @@ static void process_next_request(jconsumer *o, js_outbox *ob, const char *reply,
         if (msgs_pending == 0 && expires_d <= 0) {
             o->wq_last = now;
             js_out_status(ob, reply, 404, "No Messages", NULL, NULL);
-            return;
+            goto drop;
         }
         if (msgs_pending > 0) {
             int64_t brp = process_waiting(o, ob, false, now, NULL);
             if ((int64_t)msgs_pending < brp) {
                 o->wq_last = now;
                 js_out_status(ob, reply, 408, "Requests Pending", NULL, NULL);
-                return;
+                goto drop;
             }
         }
     }
     if (o->wq_n >= o->cfg.max_waiting) {
         if (hb == 0)
             js_out_status(ob, reply, 409, "Exceeded MaxWaiting", NULL, NULL);
-        return;
+        goto drop;
     }
     wreq *wr = calloc(1, sizeof *wr);
     if (!wr || !(wr->reply = xstrdup(reply))) {
         free(wr);
-        return;
+        goto drop;
     }
     wr->n = batch;
     wr->b = max_bytes;
@@ -2302,9 +2498,22 @@ static void process_next_request(jconsumer *o, js_outbox *ob, const char *reply,
     wr->expires = expires_d > 0 ? now + expires_d : 0;
     wr->hb = hb > 0 ? hb : 0;
     wr->hbt = hb > 0 ? now + hb : 0;
-    wq_append(o, wr);
+    wr->pg = pg;
+    wr->group = group;
+    wr->pin = pin;
+    wr->min_pending = minp;
+    wr->min_ack_pending = minap;
+    wr->priority = pg ? prio : INT32_MAX;
+    if (pp == PP_PRIORITIZED)
+        wq_insert_prio(o, wr);
+    else
+        wq_append(o, wr);
     o->wq_last = now;
     c_signal(o);
+    return;
+drop:
+    free(group);
+    free(pin);
 }
 
 /* ------------------------------------------------------------------ delivery */
@@ -2601,6 +2810,24 @@ static void c_run(jconsumer *o, js_outbox *ob)
                 store_msg_release(m);
                 break;
             }
+            if (prio_policy(o) == PP_PINNED) {
+                /* genHeader(hdr, Nats-Pin-Id, current pin) */
+                size_t base = hl >= 4 ? hl - 2 : 0, cap = (base ? base : 10) + 64;
+                char *ph = malloc(cap);
+                if (ph) {
+                    size_t n = base;
+                    if (base)
+                        memcpy(ph, hdr, base);
+                    else
+                        memcpy(ph, "NATS/1.0\r\n", (n = 10));
+                    n += (size_t)snprintf(ph + n, cap - n, "Nats-Pin-Id: %s\r\n\r\n", o->pin_id);
+                    free(ho);
+                    ho = ph;
+                    hdr = ph;
+                    hl = n;
+                    sz = (int64_t)(m->subj_len + strlen(ack) + hl + dl);
+                }
+            }
         }
         o->replay_go = false;
         o->replay_until = 0;
@@ -2704,7 +2931,7 @@ static void c_write_meta(jconsumer *o, bool sync)
     if (rc == 0)
         return;
 fail:
-    srv_log(o->j->srv, EMBER_LOG_WARN, "JetStream consumer '$G > %s > %s' could not write its config: %s",
+    srv_log(o->j->srv, EMBER_LOG_WARN, "JetStream consumer '%s > %s > %s' could not write its config: %s", o->j->acc->name,
             o->s->name, o->name, strerror(errno));
 }
 
@@ -2741,7 +2968,7 @@ static void c_write_state(jconsumer *o, bool sync)
     bytebuf_append(&b, "end\n", 4);
     if (!b.p || mkdir_p(o->dir) != 0 || js_write_file_atomic(o->dir, "state", b.p, b.len, sync) != 0)
         srv_log(o->j->srv, EMBER_LOG_WARN,
-                "JetStream consumer '$G > %s > %s' could not write its state: %s", o->s->name,
+                "JetStream consumer '%s > %s > %s' could not write its state: %s", o->j->acc->name, o->s->name,
                 o->name, strerror(errno));
     bytebuf_free(&b);
 }
@@ -2834,6 +3061,35 @@ static void update_inactive_threshold(jconsumer *o, jc_cfg *cfg)
     }
 }
 
+/* GetSeqFromTime: the first message stamped at or after t (binary search; timestamps
+ * grow with sequences), or last_seq + 1. */
+static uint64_t seq_from_time(store *st, uint64_t first, int64_t t)
+{
+    store_state ss;
+    store_get_state(st, &ss);
+    uint64_t lo = first, hi = ss.last_seq + 1;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        store_msg *m = NULL;
+        if (store_load_next(st, NULL, mid, &m) != 0) {
+            hi = mid;
+            continue;
+        }
+        if (m->ts >= t)
+            hi = mid;
+        else
+            lo = m->seq + 1;
+        store_msg_release(m);
+    }
+    uint64_t seq = ss.last_seq + 1;
+    store_msg *m = NULL;
+    if (lo <= ss.last_seq && store_load_next(st, NULL, lo, &m) == 0) {
+        seq = m->seq;
+        store_msg_release(m);
+    }
+    return seq;
+}
+
 /* selectStartingSeqNo */
 static void select_start(jconsumer *o)
 {
@@ -2893,28 +3149,7 @@ static void select_start(jconsumer *o)
                 o->sseq = n ? seqs[0] : ss.last_seq;
             }
         } else if (c->deliver_policy == DP_BY_START_TIME) {
-            /* GetSeqFromTime: the first message stamped at or after the time (binary
-             * search; timestamps grow with sequences) */
-            uint64_t lo = first, hi = ss.last_seq + 1;
-            while (lo < hi) {
-                uint64_t mid = lo + (hi - lo) / 2;
-                store_msg *m = NULL;
-                if (store_load_next(st, NULL, mid, &m) != 0) {
-                    hi = mid;
-                    continue;
-                }
-                if (m->ts >= c->opt_start_time)
-                    hi = mid;
-                else
-                    lo = m->seq + 1;
-                store_msg_release(m);
-            }
-            o->sseq = ss.last_seq + 1;
-            store_msg *m = NULL;
-            if (lo <= ss.last_seq && store_load_next(st, NULL, lo, &m) == 0) {
-                o->sseq = m->seq;
-                store_msg_release(m);
-            }
+            o->sseq = seq_from_time(st, first, c->opt_start_time);
         } else {
             o->sseq = ss.last_seq + 1; /* DeliverNew */
         }
@@ -3065,6 +3300,10 @@ static int c_update(jconsumer *o, jc_cfg *ncfg, jc_err *e, js_outbox *ob)
     o->cfg = *ncfg;
     memset(ncfg, 0, sizeof *ncfg);
     c_set_filters(o);
+    if (prio_policy(o) != PP_PINNED || !has_group(o, o->pin_group))
+        pin_clear(o); /* a pin only lives in a pinned_client group */
+    else if (o->pin_id[0])
+        pin_touch(o, now); /* priority_timeout may have changed */
     if (is_push(o))
         update_interest(o, now);
     if (filters_changed) {
@@ -3261,6 +3500,17 @@ static void c_info_into(jconsumer *o, cJSON *r, js_outbox *ob)
         js_add_i64(r, "pause_remaining", o->cfg.pause_until - js_now_wall());
     }
     cJSON_AddStringToObject(r, "ts", js_time_str(tb, sizeof tb, js_now_wall()));
+    if (o->cfg.npriority_groups) {
+        /* nats-server reports the first group (one pin per consumer) */
+        cJSON *a = cJSON_AddArrayToObject(r, "priority_groups");
+        cJSON *g = cJSON_CreateObject();
+        cJSON_AddStringToObject(g, "group", o->cfg.priority_groups[0]);
+        if (o->pin_id[0])
+            cJSON_AddStringToObject(g, "pinned_client_id", o->pin_id);
+        cJSON_AddStringToObject(g, "pinned_ts", o->pinned_ts ? js_time_str(tb, sizeof tb, o->pinned_ts)
+                                                             : "0001-01-01T00:00:00Z");
+        cJSON_AddItemToArray(a, g);
+    }
 }
 
 static cJSON *c_info(jconsumer *o, const char *type, js_outbox *ob)
@@ -3406,7 +3656,7 @@ static bool delete_not_active(jconsumer *o, js_outbox *ob, int64_t now)
             return false;
         }
     }
-    srv_log(o->j->srv, EMBER_LOG_DEBUG, "JetStream consumer '$G > %s > %s' deleted after inactivity",
+    srv_log(o->j->srv, EMBER_LOG_DEBUG, "JetStream consumer '%s > %s > %s' deleted after inactivity", o->j->acc->name,
             o->s->name, o->name);
     c_delete(o, ob, false);
     return true;
@@ -3461,6 +3711,16 @@ static int64_t c_tick(jconsumer *o, js_outbox *ob, int64_t now)
         process_waiting(o, ob, false, now, &fexp);
         due_min(&next, fexp);
     }
+    if (o->pin_due && now >= o->pin_due) {
+        /* no pull from the pinned client for priority_timeout: the pin goes */
+        bool was = o->pin_id[0] != 0;
+        pin_clear(o);
+        if (was) {
+            pin_advisory(o, ob, o->pin_group, "timeout");
+            c_run(o, ob);
+        }
+    }
+    due_min(&next, o->pin_due);
     if (o->dtmr && now >= o->dtmr) {
         o->dtmr = 0;
         if (delete_not_active(o, ob, now))
@@ -3643,7 +3903,7 @@ static void c_read_state(jconsumer *o)
     if (!buf)
         return;
     if (strncmp(buf, "ember-consumer-state 1\n", 23) || !strstr(buf, "\nend\n")) {
-        srv_log(o->j->srv, EMBER_LOG_WARN, "JetStream consumer '$G > %s > %s': bad state file",
+        srv_log(o->j->srv, EMBER_LOG_WARN, "JetStream consumer '%s > %s > %s': bad state file", o->j->acc->name,
                 o->s->name, o->name);
         free(buf);
         return;
@@ -3729,7 +3989,7 @@ static int c_recover_one(jstream *s, const char *name)
     store_get_state(s->st, &ss);
     if (o->sseq > ss.last_seq + 1) {
         srv_log(s->j->srv, EMBER_LOG_WARN,
-                "JetStream consumer '$G > %s > %s' delivered sequence %llu past last stream sequence of %llu",
+                "JetStream consumer '%s > %s > %s' delivered sequence %llu past last stream sequence of %llu", s->j->acc->name,
                 s->name, o->name, (unsigned long long)(o->sseq - 1), (unsigned long long)ss.last_seq);
         o->sseq = ss.last_seq + 1;
         size_t n;
@@ -3799,7 +4059,7 @@ int js_consumers_recover(jstream *s, char *err, size_t errcap)
     for (size_t i = 0; i < n; i++) {
         if (c_recover_one(s, names[i]) != 0)
             srv_log(s->j->srv, EMBER_LOG_WARN,
-                    "JetStream consumer '$G > %s > %s' could not be recovered", s->name, names[i]);
+                    "JetStream consumer '%s > %s > %s' could not be recovered", s->j->acc->name, s->name, names[i]);
         free(names[i]);
     }
     free(names);
@@ -4204,6 +4464,152 @@ static void api_pause(js *j, const char **t, const size_t *tl, const msgview *mv
     js_out_json(ob, reply, r);
 }
 
+#define T_UNPIN JS_TYPE("consumer_unpin_response")
+
+/* $JS.API.CONSUMER.UNPIN.<stream>.<consumer> {"group": name}: drop the pin, as
+ * nats-server's jsConsumerUnpinRequest. */
+static void api_unpin(js *j, const char **t, const size_t *tl, const msgview *mv,
+                      const char *reply, js_outbox *ob)
+{
+    jc_err e = {.jse = -1};
+    char *group = NULL;
+    if (mv->data_len) {
+        char err[600];
+        cJSON *req = parse_req(mv, err, sizeof err);
+        if (!req) {
+            set_err(&e, JSE_InvalidJSONErr, "%s", err);
+            reply_error(ob, reply, T_UNPIN, &e);
+            return;
+        }
+        int rc = get_str(req, "JSApiConsumerUnpinRequest", "group", &group, &e);
+        cJSON_Delete(req);
+        if (rc) {
+            reply_error(ob, reply, T_UNPIN, &e);
+            return;
+        }
+    } else {
+        set_err(&e, JSE_InvalidJSONErr, "unexpected end of JSON input");
+        reply_error(ob, reply, T_UNPIN, &e);
+        return;
+    }
+    jstream *s = NULL;
+    jconsumer *o = NULL;
+    if (!group || !*group) {
+        set_err(&e, JSE_InvalidJSONErr, "consumer group not specified");
+    } else {
+        size_t gl = strlen(group);
+        bool ok = gl <= 16;
+        for (size_t k = 0; ok && k < gl; k++) {
+            char ch = group[k];
+            ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '/' || ch == '_' || ch == '=' || ch == '-';
+        }
+        if (!ok)
+            set_err(&e, JSE_ConsumerInvalidGroupNameErr, NULL);
+        else if (!(s = stream_lookup_n(j, t[2], tl[2])))
+            set_err(&e, JSE_StreamNotFoundErr, NULL);
+        else if (!(o = c_lookup(s, t[3], tl[3])))
+            set_err(&e, JSE_ConsumerNotFoundErr, NULL);
+        else if (!has_group(o, group))
+            set_err(&e, JSE_ConsumerInvalidPriorityGroupErr, NULL);
+    }
+    if (e.jse >= 0) {
+        free(group);
+        reply_error(ob, reply, T_UNPIN, &e);
+        return;
+    }
+    pin_clear(o);
+    pin_advisory(o, ob, group, "admin");
+    free(group);
+    c_signal(o);
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "type", T_UNPIN);
+    js_out_json(ob, reply, r);
+}
+
+#define T_RESET JS_TYPE("consumer_reset_response")
+
+/* $JS.API.CONSUMER.RESET.<stream>.<consumer> {"seq": n} (nats-server 2.14, ADR-60): move
+ * the consumer to a new starting sequence (no body or seq 0: back to its ack floor),
+ * forgetting pending acks and redeliveries, as processResetReq / resetStartingSeq do on
+ * a single server. Like MSG.NEXT, nobody answers for a consumer that does not exist. */
+static void api_reset(jconsumer *o, const msgview *mv, const char *reply, js_outbox *ob)
+{
+    if (!reply || !*reply)
+        return;
+    jc_err e = {.jse = -1};
+    uint64_t seq = 0;
+    if (mv->data_len) {
+        char err[600];
+        cJSON *req = parse_req(mv, err, sizeof err);
+        if (!req) {
+            set_err(&e, JSE_InvalidJSONErr, "%s", err);
+            reply_error(ob, reply, T_RESET, &e);
+            return;
+        }
+        int rc = get_uint(req, "JSApiConsumerResetRequest", "seq", &seq, &e);
+        cJSON_Delete(req);
+        if (rc) {
+            reply_error(ob, reply, T_RESET, &e);
+            return;
+        }
+    }
+    const jc_cfg *c = &o->cfg;
+    if (seq == 0) {
+        seq = o->asflr + 1;
+    } else if (c->deliver_policy == DP_ALL) {
+        /* always allowed */
+    } else if (c->deliver_policy == DP_BY_START_SEQ) {
+        if (seq < c->opt_start_seq)
+            set_err(&e, JSE_ConsumerInvalidResetErr, "below start seq");
+    } else if (c->deliver_policy == DP_BY_START_TIME) {
+        if (seq < seq_from_time(o->s->st, 0, c->opt_start_time))
+            set_err(&e, JSE_ConsumerInvalidResetErr, "below start time");
+    } else {
+        set_err(&e, JSE_ConsumerInvalidResetErr, "not allowed");
+    }
+    if (e.jse >= 0) {
+        reply_error(ob, reply, T_RESET, &e);
+        return;
+    }
+    /* resetLocalStartingSeq */
+    uint64_t old_floor = o->asflr;
+    map_clear(&o->pending);
+    map_clear(&o->rdc);
+    rdq_clear(o);
+    o->sseq = seq;
+    o->dseq = 1;
+    o->adflr = 0;
+    o->asflr = seq - 1;
+    o->ldt = o->lat = 0;
+    /* the store: Reset(seq - 1) */
+    o->sd_c = o->sa_c = 0;
+    o->sd_s = o->sa_s = seq - 1;
+    mark_dirty(o);
+    /* interest streams: what this consumer now counts as acked may go */
+    if (o->s->cfg.retention == JS_RET_INTEREST && seq - 1 > old_floor) {
+        store_state ss;
+        store_get_state(o->s->st, &ss);
+        uint64_t q = old_floor + 1 > ss.first_seq ? old_floor + 1 : ss.first_seq;
+        store_msg *m = NULL;
+        while (q < seq && q <= ss.last_seq && store_load_next(o->s->st, NULL, q, &m) == 0) {
+            uint64_t at = m->seq;
+            bool gone = at < seq && no_interest(o->s, at, NULL, m);
+            store_msg_release(m);
+            if (at >= seq)
+                break;
+            if (gone)
+                store_remove(o->s->st, at, false);
+            q = at + 1;
+        }
+    }
+    c_calc_pending(o);
+    c_signal(o);
+    cJSON *r = c_info(o, T_RESET, ob);
+    js_add_u64(r, "reset_seq", seq);
+    js_out_json(ob, reply, r);
+}
+
 void js_api_consumer(js *j, const char **t, const size_t *tl, int n, const msgview *mv,
                      js_outbox *ob)
 {
@@ -4224,6 +4630,13 @@ void js_api_consumer(js *j, const char **t, const size_t *tl, int n, const msgvi
         api_info_delete(j, t, tl, mv, reply, ob, true);
     } else if (n == 4 && tok_is(t[1], tl[1], "PAUSE")) {
         api_pause(j, t, tl, mv, reply, ob);
+    } else if (n == 4 && tok_is(t[1], tl[1], "UNPIN")) {
+        api_unpin(j, t, tl, mv, reply, ob);
+    } else if (n == 4 && tok_is(t[1], tl[1], "RESET")) {
+        jstream *s = stream_lookup_n(j, t[2], tl[2]);
+        jconsumer *o = s ? c_lookup(s, t[3], tl[3]) : NULL;
+        if (o)
+            api_reset(o, mv, reply, ob);
     } else if (n == 5 && tok_is(t[1], tl[1], "MSG") && tok_is(t[2], tl[2], "NEXT")) {
         /* no such consumer: nobody answers (in nats-server the account's $JS.API.>
          * import is interest, so the requester times out rather than getting a 503) */

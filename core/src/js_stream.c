@@ -2654,14 +2654,14 @@ static void on_recover(void *ud, const store_recovery *r)
     server *srv = s->j->srv;
     if (r->truncated_bytes || r->corrupt_records)
         srv_log(srv, EMBER_LOG_WARN,
-                "JetStream stream '$G > %s' recovered with damage: %llu corrupt record(s) "
+                "JetStream stream '%s > %s' recovered with damage: %llu corrupt record(s) "
                 "(%llu bytes) skipped, %llu torn bytes truncated; %llu messages in %llu "
-                "block(s)",
+                "block(s)", s->j->acc->name,
                 s->name, (unsigned long long)r->corrupt_records,
                 (unsigned long long)r->corrupt_bytes, (unsigned long long)r->truncated_bytes,
                 (unsigned long long)r->msgs, (unsigned long long)r->blocks);
     else
-        srv_log(srv, EMBER_LOG_DEBUG, "JetStream stream '$G > %s' recovered %llu messages%s",
+        srv_log(srv, EMBER_LOG_DEBUG, "JetStream stream '%s > %s' recovered %llu messages%s", s->j->acc->name,
                 s->name, (unsigned long long)r->msgs, r->used_index ? " (index)" : "");
 }
 
@@ -3237,7 +3237,7 @@ static void publish_locked(jstream *s, const char *subj, size_t sl, const char *
         r->purged = n > 0;
     }
     uint64_t seq = 0;
-    int64_t ttl_ns = ttl > 0 ? ttl * NS_PER_S : 0;
+    int64_t ttl_ns = ttl > 0 ? ttl * NS_PER_S : ttl < 0 ? STORE_TTL_NEVER : 0;
     int rc = store_append(s->st, subj, sl, hdr, hl, data, dl, now, ttl_ns, &seq);
     if (rc != 0) {
         free(rsubj);
@@ -4028,7 +4028,7 @@ static int resubscribe(jstream *s, char **old, size_t nold)
             if (!x) {
                 js_stream_release(s);
                 srv_log(s->j->srv, EMBER_LOG_ERROR,
-                        "JetStream stream '$G > %s': could not subscribe to %s", s->name,
+                        "JetStream stream '%s > %s': could not subscribe to %s", s->j->acc->name, s->name,
                         s->cfg.subjects[i]);
             }
         }
@@ -4992,7 +4992,7 @@ static void recover_one(js *j, const char *name)
     char *txt = js_read_file(path, &len);
     if (!txt) {
         srv_log(j->srv, EMBER_LOG_WARN,
-                "JetStream stream '$G > %s': no readable meta.json, not recovered", name);
+                "JetStream stream '%s > %s': no readable meta.json, not recovered", j->acc->name, name);
         return;
     }
     cJSON *o = cJSON_ParseWithLength(txt, len);
@@ -5010,13 +5010,13 @@ static void recover_one(js *j, const char *name)
     if (!ctxt || cfg_parse(ctxt, strlen(ctxt), &cfg, &rq, perr, sizeof perr) != 0) {
         cJSON_free(ctxt);
         srv_log(j->srv, EMBER_LOG_WARN,
-                "JetStream stream '$G > %s': invalid meta.json, not recovered", name);
+                "JetStream stream '%s > %s': invalid meta.json, not recovered", j->acc->name, name);
         return;
     }
     cJSON_free(ctxt);
     if (!cfg.name || strcmp(cfg.name, name) || cfg.storage != STORE_FILE || find_stream(j, name)) {
         srv_log(j->srv, EMBER_LOG_WARN,
-                "JetStream stream '$G > %s': meta.json does not match its directory, not recovered",
+                "JetStream stream '%s > %s': meta.json does not match its directory, not recovered", j->acc->name,
                 name);
         cfg_free(&cfg);
         return;
@@ -5032,7 +5032,7 @@ static void recover_one(js *j, const char *name)
     if (stream_open_store(s, true, &e) != 0) {
         char desc[1024];
         js_err_text(desc, sizeof desc, e.jse, e.a1, e.a2, NULL);
-        srv_log(j->srv, EMBER_LOG_ERROR, "JetStream stream '$G > %s' could not be recovered: %s",
+        srv_log(j->srv, EMBER_LOG_ERROR, "JetStream stream '%s > %s' could not be recovered: %s", j->acc->name,
                 name, desc);
         js_stream_release(s);
         return;
@@ -5040,7 +5040,7 @@ static void recover_one(js *j, const char *name)
     compile_transforms(s);
     if (stream_subscribe(s) != 0)
         srv_log(j->srv, EMBER_LOG_ERROR,
-                "JetStream stream '$G > %s': could not subscribe to its subjects", name);
+                "JetStream stream '%s > %s': could not subscribe to its subjects", j->acc->name, name);
     sources_setup(s);
     stream_link(j, s);
     reserve(j, &s->cfg, 1);
@@ -5048,12 +5048,12 @@ static void recover_one(js *j, const char *name)
         sdm_scan(s);
     char cerr[512] = "";
     if (js_consumers_recover(s, cerr, sizeof cerr) != 0)
-        srv_log(j->srv, EMBER_LOG_WARN, "JetStream stream '$G > %s': consumer recovery: %s",
+        srv_log(j->srv, EMBER_LOG_WARN, "JetStream stream '%s > %s': consumer recovery: %s", j->acc->name,
                 name, cerr);
     store_state ss;
     store_get_state(s->st, &ss);
-    srv_log(j->srv, EMBER_LOG_INFO, "  Restored %llu messages for stream '$G > %s'",
-            (unsigned long long)ss.msgs, name);
+    srv_log(j->srv, EMBER_LOG_INFO, "  Restored %llu messages for stream '%s > %s'",
+            (unsigned long long)ss.msgs, j->acc->name, name);
 }
 
 int js_streams_recover(js *j, char *err, size_t errcap)
@@ -5265,10 +5265,12 @@ static bool sdm_process(jstream *s, int64_t now, js_outbox *ob)
         uint64_t seq = ss.first_seq;
         store_msg *m = NULL;
         while (ss.msgs && store_load_next(s->st, NULL, seq, &m) == 0) {
-            bool old = m->ts <= cutoff;
+            bool old = m->ts <= cutoff, never = m->ttl_ns == STORE_TTL_NEVER;
             seq = m->seq + 1;
             uint64_t q = m->seq;
             store_msg_release(m);
+            if (never)
+                continue; /* TTL "never": max_age does not take it */
             if (!old)
                 break;
             ADD(q);
@@ -5513,7 +5515,7 @@ static int mirror_store(jstream *s, const store_msg *m, const xform *tr)
         ttl = 0;
     uint64_t seq;
     int rc = store_append(s->st, sp, sl, m->hdr, m->hdr_len, m->data, m->data_len, m->ts,
-                          ttl > 0 ? ttl * NS_PER_S : 0, &seq);
+                          ttl > 0 ? ttl * NS_PER_S : ttl < 0 ? STORE_TTL_NEVER : 0, &seq);
     free(subj);
     return rc;
 }

@@ -201,6 +201,15 @@ const ssubj *store_core_subject(const store *st, uint32_t id) { return &st->subs
 
 /* ---- TTL heap ------------------------------------------------------------------ */
 
+/* When a message stored at ts with TTL ttl (> 0) expires: INT64_MAX = never (also what
+ * a never-TTL comes back as from the file index, which keeps at - ts). */
+static int64_t ttl_deadline(int64_t ts, int64_t ttl)
+{
+    if (ttl == STORE_TTL_NEVER || (ts > 0 && ttl >= INT64_MAX - ts))
+        return INT64_MAX;
+    return ts + ttl;
+}
+
 static int ttl_push(store *st, int64_t at, uint64_t seq, int64_t ts)
 {
     if (st->ttl_n == st->ttl_cap) {
@@ -422,8 +431,9 @@ int store_core_insert(store *st, uint64_t seq, const char *subj, size_t sl, int6
     st->last_seq = seq;
     st->last_ts = ts;
     if (ttl > 0) {
-        e->flags |= SENTRY_TTL;
-        if (ttl_push(st, ts + ttl, seq, ts) != 0)
+        int64_t at = ttl_deadline(ts, ttl);
+        e->flags |= SENTRY_TTL | (at == INT64_MAX ? SENTRY_NEVER : 0);
+        if (ttl_push(st, at, seq, ts) != 0)
             return EMBER_ENOMEM;
     }
     return 0;
@@ -677,8 +687,9 @@ int store_append(store *st, const char *subj, size_t subj_len, const void *hdr,
     st->last_seq = seq;
     st->last_ts = ts_ns;
     if (ttl_ns > 0) {
-        e->flags |= SENTRY_TTL;
-        ttl_push(st, ts_ns + ttl_ns, seq, ts_ns);
+        int64_t at = ttl_deadline(ts_ns, ttl_ns);
+        e->flags |= SENTRY_TTL | (at == INT64_MAX ? SENTRY_NEVER : 0);
+        ttl_push(st, at, seq, ts_ns);
     }
     if (L->max_msgs_per_subject > 0) {
         ss = &st->subs[e->subj - 1];
@@ -1219,11 +1230,18 @@ uint64_t store_expire(store *st, int64_t now_ns)
         goto out;
     if (st->lim.max_age_ns > 0) {
         int64_t cutoff = now_ns - st->lim.max_age_ns;
-        while (st->msgs > 0) {
-            sentry *e = store_ent(st, st->first_seq);
+        /* messages with TTL "never" stay (nats-server skips them the same way) */
+        for (uint64_t s = st->first_seq; st->msgs > 0 && s <= st->last_seq; s++) {
+            if (s < st->first_seq)
+                s = st->first_seq; /* removing the first moved it past a gap */
+            sentry *e = store_ent(st, s);
+            if (!e)
+                break;
+            if (!e->subj || (e->flags & SENTRY_NEVER))
+                continue;
             if (e->ts > cutoff)
                 break;
-            core_remove(st, st->first_seq, e, false);
+            core_remove(st, s, e, false);
             n++;
         }
     }
@@ -1254,11 +1272,19 @@ int64_t store_next_expiry(store *st)
             break;
         ttl_pop(st);
     }
-    if (st->ttl_n > 0)
+    if (st->ttl_n > 0 && st->ttl[0].at != INT64_MAX)
         at = st->ttl[0].at;
     if (st->lim.max_age_ns > 0 && st->msgs > 0) {
-        int64_t a = store_ent(st, st->first_seq)->ts + st->lim.max_age_ns;
-        if (at == 0 || a < at)
+        /* the oldest message that max_age can take (not a TTL "never" one) */
+        const sentry *e = NULL;
+        for (uint64_t s = st->first_seq; s <= st->last_seq; s++) {
+            e = store_ent(st, s);
+            if (!e || (e->subj && !(e->flags & SENTRY_NEVER)))
+                break;
+            e = NULL;
+        }
+        int64_t a = e ? e->ts + st->lim.max_age_ns : 0;
+        if (a && (at == 0 || a < at))
             at = a;
     }
     pthread_mutex_unlock(&st->mu);

@@ -147,8 +147,13 @@ int store_delete(store *st);
 int store_update_limits(store *st, const store_limits *lim);
 store_kind store_get_kind(const store *st);
 
+/* ttl_ns for a message that never expires, neither by TTL nor by max_age ("Nats-TTL:
+ * never"). Kept as a TTL that runs out at INT64_MAX, which survives a restart. */
+#define STORE_TTL_NEVER INT64_MAX
+
 /* Append a message. subj must be a literal subject; hdr may be NULL. ts_ns is its
- * timestamp; ttl_ns > 0 gives it a per-message TTL (expires at ts+ttl). *seq_out gets
+ * timestamp; ttl_ns > 0 gives it a per-message TTL (expires at ts+ttl; STORE_TTL_NEVER:
+ * exempt from max_age too). *seq_out gets
  * the new sequence. Enforces limits (discard old evicts, discard new refuses with
  * STORE_EMAXMSGS / STORE_EMAXBYTES / STORE_EMAXMSGSPERSUBJ; per-subject limit evicts
  * the subject's oldest). Never blocks on I/O except when a full write buffer is
@@ -220,9 +225,10 @@ typedef struct sentry {
     uint32_t subj;        /* subject id + 1 */
     uint32_t size;        /* accounted bytes (store_msg_size) */
     uint32_t len;         /* file: record length */
-    uint32_t flags;       /* SENTRY_TTL */
+    uint32_t flags;       /* SENTRY_TTL, SENTRY_NEVER */
 } sentry;
 #define SENTRY_TTL 1u
+#define SENTRY_NEVER 2u   /* TTL "never": max_age skips it (its heap entry is at INT64_MAX) */
 
 typedef struct ssubj {
     char *s;              /* NUL-terminated, NULL when the slot is free */

@@ -1714,6 +1714,384 @@ static void test_restart(void)
     cJSON_Delete(r);
 }
 
+/* ------------------------------------------------------------------ priority groups */
+
+/* The value of one header of a message ("" when absent). */
+static const char *hval(ember_msg *m, const char *k)
+{
+    const char *v = m ? ember_msg_header_get(m, k) : NULL;
+    return v ? v : "";
+}
+
+#define CHECK_STR(a, b)                                                                    \
+    do {                                                                                   \
+        const char *a_ = (a), *b_ = (b);                                                   \
+        CHECK_MSG(a_ && b_ && !strcmp(a_, b_), "'%s' != '%s'", a_ ? a_ : "(null)",          \
+                  b_ ? b_ : "(null)");                                                     \
+    } while (0)
+
+/* A field of the first priority group state of a consumer info (NULL when absent). */
+static cJSON *pg0(cJSON *r, const char *k)
+{
+    cJSON *g = cJSON_GetArrayItem(jget(r, "priority_groups"), 0);
+    return g ? cJSON_GetObjectItemCaseSensitive(g, k) : NULL;
+}
+
+static const char *pg0s(cJSON *r, const char *k)
+{
+    cJSON *v = pg0(r, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static void test_priority_groups(void)
+{
+    stream_create("PG", "{\"name\":\"PG\",\"subjects\":[\"pg.>\"],\"storage\":\"memory\"}");
+    /* config validation, with nats-server's codes */
+    cJSON *r = cons_create("PG", "E1", "{\"durable_name\":\"E1\",\"priority_groups\":[\"A\"]}");
+    CHECK_ERR(r, 10196);
+    cJSON_Delete(r);
+    r = cons_create("PG", "E2", "{\"durable_name\":\"E2\",\"priority_timeout\":1000000000}");
+    CHECK_ERR(r, 10197);
+    cJSON_Delete(r);
+    r = cons_create("PG", "E3", "{\"durable_name\":\"E3\",\"priority_policy\":\"overflow\"}");
+    CHECK_ERR(r, 10159);
+    cJSON_Delete(r);
+    r = cons_create("PG", "E4", "{\"durable_name\":\"E4\",\"priority_policy\":\"overflow\","
+                                "\"priority_groups\":[\"bad group\"]}");
+    CHECK_ERR(r, 10162);
+    cJSON_Delete(r);
+    r = cons_create("PG", "E5", "{\"durable_name\":\"E5\",\"priority_policy\":\"overflow\","
+                                "\"priority_groups\":[\"\"]}");
+    CHECK_ERR(r, 10161);
+    cJSON_Delete(r);
+    r = cons_create("PG", "E6", "{\"deliver_subject\":\"pgd\",\"priority_policy\":\"overflow\","
+                                "\"priority_groups\":[\"A\"]}");
+    CHECK_ERR(r, 10178);
+    cJSON_Delete(r);
+    r = cons_create("PG", "E7", "{\"durable_name\":\"E7\",\"priority_policy\":\"bogus\","
+                                "\"priority_groups\":[\"A\"]}");
+    CHECK_ERR(r, 10025);
+    cJSON_Delete(r);
+
+    /* pinned_client: one client holds the pin; others wait; 423 for a wrong pin */
+    r = cons_create("PG", "PIN", "{\"durable_name\":\"PIN\",\"ack_policy\":\"explicit\","
+                                 "\"priority_policy\":\"pinned_client\",\"priority_groups\":[\"A\"],"
+                                 "\"priority_timeout\":1000000000}");
+    CHECK_OK(r);
+    CHECK_STR(jstr(r, "config.priority_policy"), "pinned_client");
+    CHECK_EQ(jnum(r, "config.priority_timeout"), 1000000000LL);
+    CHECK(cJSON_IsString(cJSON_GetArrayItem(jget(r, "config.priority_groups"), 0)) &&
+          !strcmp(cJSON_GetArrayItem(jget(r, "config.priority_groups"), 0)->valuestring, "A"));
+    {
+        cJSON *lv = cJSON_GetObjectItemCaseSensitive(jget(r, "config.metadata"), "_nats.req.level");
+        CHECK(cJSON_IsString(lv) && !strcmp(lv->valuestring, "1"));
+    }
+    CHECK_STR(pg0s(r, "group"), "A");
+    CHECK_STR(pg0s(r, "pinned_ts"), "0001-01-01T00:00:00Z");
+    CHECK(!pg0(r, "pinned_client_id"));
+    cJSON_Delete(r);
+    char ib[64], ib2[64];
+    ember_sub *s = inbox_sub(ib, sizeof ib);
+    ember_sub *s2 = inbox_sub(ib2, sizeof ib2);
+    REQUIRE(s && s2);
+    ember_msg *x;
+    /* request checks */
+    pull("PG", "PIN", ib, "{\"batch\":1}");
+    x = next_msg(s, 5000);
+    CHECK(x && hdr_is(x, "NATS/1.0 400 Bad Request - Priority Group missing\r\n\r\n"));
+    ember_msg_release(x);
+    pull("PG", "PIN", ib, "{\"batch\":1,\"group\":\"B\"}");
+    x = next_msg(s, 5000);
+    CHECK(x && hdr_is(x, "NATS/1.0 400 Bad Request - Invalid Priority Group\r\n\r\n"));
+    ember_msg_release(x);
+    pull("PG", "PIN", ib, "{\"batch\":1,\"group\":\"A\",\"min_pending\":1}");
+    x = next_msg(s, 5000);
+    CHECK(x && hdr_is(x, "NATS/1.0 400 Bad Request - Not a Overflow Priority consumer\r\n\r\n"));
+    ember_msg_release(x);
+    pull("PG", "PIN", ib, "{\"batch\":1,\"group\":\"A\",\"priority\":10}");
+    x = next_msg(s, 5000);
+    CHECK(x && hdr_is(x, "NATS/1.0 400 Bad Request - Priority must be between 0 and 9\r\n\r\n"));
+    ember_msg_release(x);
+
+    pub("pg.a", "1");
+    pub("pg.a", "2");
+    pub("pg.a", "3");
+    pull("PG", "PIN", ib, "{\"batch\":1,\"group\":\"A\",\"expires\":5000000000}");
+    x = next_msg(s, 5000);
+    CHECK(x && data_is(x, "1"));
+    char pin[64];
+    snprintf(pin, sizeof pin, "%s", hval(x, "Nats-Pin-Id"));
+    CHECK_MSG(strlen(pin) == 22, "pin id '%s'", pin);
+    if (x)
+        CHECK(ack(x, "+ACK", true));
+    ember_msg_release(x);
+    r = cons_info("PG", "PIN");
+    CHECK_STR(pg0s(r, "group"), "A");
+    CHECK_STR(pg0s(r, "pinned_client_id"), pin);
+    CHECK(strcmp(pg0s(r, "pinned_ts"), "0001-01-01T00:00:00Z") != 0);
+    cJSON_Delete(r);
+    /* another client without the pin waits; a wrong pin is refused at once */
+    pull("PG", "PIN", ib2, "{\"batch\":1,\"group\":\"A\",\"expires\":300000000}");
+    x = next_msg(s2, 5000);
+    CHECK_MSG(x && ember_msg_status(x) == 408, "unpinned client: status %d",
+              x ? ember_msg_status(x) : -1);
+    ember_msg_release(x);
+    pull("PG", "PIN", ib2, "{\"batch\":1,\"group\":\"A\",\"id\":\"WRONGPINWRONGPINWRONGP\"}");
+    x = next_msg(s2, 5000);
+    CHECK(x && hdr_is(x, "NATS/1.0 423 Nats-Pin-Id mismatch\r\n\r\n"));
+    ember_msg_release(x);
+    /* the pinned client gets the next one with the same pin */
+    char body[256];
+    snprintf(body, sizeof body, "{\"batch\":1,\"group\":\"A\",\"id\":\"%s\",\"expires\":5000000000}", pin);
+    pull("PG", "PIN", ib, body);
+    x = next_msg(s, 5000);
+    CHECK(x && data_is(x, "2"));
+    CHECK_STR(hval(x, "Nats-Pin-Id"), pin);
+    if (x)
+        CHECK(ack(x, "+ACK", true));
+    ember_msg_release(x);
+    /* admin unpin: errors first */
+    r = api("$JS.API.CONSUMER.UNPIN.PG.PIN", "{}");
+    CHECK_ERR(r, 10025);
+    CHECK_STR(err_desc(r), "invalid JSON: consumer group not specified");
+    cJSON_Delete(r);
+    r = api("$JS.API.CONSUMER.UNPIN.PG.PIN", "{\"group\":\"B\"}");
+    CHECK_ERR(r, 10160);
+    cJSON_Delete(r);
+    r = api("$JS.API.CONSUMER.UNPIN.PG.PIN", "{\"group\":\"a b\"}");
+    CHECK_ERR(r, 10162);
+    cJSON_Delete(r);
+    r = api("$JS.API.CONSUMER.UNPIN.PG.NOPE", "{\"group\":\"A\"}");
+    CHECK_ERR(r, 10014);
+    cJSON_Delete(r);
+    r = api("$JS.API.CONSUMER.UNPIN.NOPE.PIN", "{\"group\":\"A\"}");
+    CHECK_ERR(r, 10059);
+    cJSON_Delete(r);
+    ember_sub *adv = NULL;
+    CHECK(ember_conn_subscribe(&adv, g_c, "$JS.EVENT.ADVISORY.CONSUMER.*.PG.PIN", NULL,
+                               EMBER_DELIVER_POLL, NULL, NULL, NULL) == 0);
+    r = api("$JS.API.CONSUMER.UNPIN.PG.PIN", "{\"group\":\"A\"}");
+    CHECK_OK(r);
+    CHECK_STR(jstr(r, "type"), "io.nats.jetstream.api.v1.consumer_unpin_response");
+    cJSON_Delete(r);
+    x = adv ? next_msg(adv, 5000) : NULL;
+    CHECK(x && !strcmp(ember_msg_subject(x), "$JS.EVENT.ADVISORY.CONSUMER.UNPINNED.PG.PIN"));
+    ember_msg_release(x);
+    r = cons_info("PG", "PIN");
+    CHECK(!pg0(r, "pinned_client_id"));
+    cJSON_Delete(r);
+    /* the old pin is now wrong: 423 from the wait queue; a new client gets a new pin */
+    pull("PG", "PIN", ib, body);
+    x = next_msg(s, 5000);
+    CHECK_MSG(x && ember_msg_status(x) == 423, "old pin: status %d", x ? ember_msg_status(x) : -1);
+    ember_msg_release(x);
+    pull("PG", "PIN", ib2, "{\"batch\":1,\"group\":\"A\",\"expires\":5000000000}");
+    x = next_msg(s2, 5000);
+    CHECK(x && data_is(x, "3"));
+    char pin2[64];
+    snprintf(pin2, sizeof pin2, "%s", hval(x, "Nats-Pin-Id"));
+    CHECK(strlen(pin2) == 22 && strcmp(pin, pin2) != 0);
+    ember_msg_release(x);
+    x = adv ? next_msg(adv, 5000) : NULL;
+    CHECK(x && !strcmp(ember_msg_subject(x), "$JS.EVENT.ADVISORY.CONSUMER.PINNED.PG.PIN"));
+    if (x) {
+        size_t n;
+        const char *d = ember_msg_data(x, &n);
+        cJSON *a = cJSON_ParseWithLength(d, n);
+        CHECK_STR(jstr(a, "type"), "io.nats.jetstream.advisory.v1.consumer_group_pinned");
+        CHECK_STR(jstr(a, "pinned_id"), pin2);
+        CHECK_STR(jstr(a, "group"), "A");
+        cJSON_Delete(a);
+    }
+    ember_msg_release(x);
+    /* no pull for priority_timeout (1s): the pin lapses */
+    x = adv ? next_msg(adv, 10000) : NULL;
+    CHECK(x && !strcmp(ember_msg_subject(x), "$JS.EVENT.ADVISORY.CONSUMER.UNPINNED.PG.PIN"));
+    if (x) {
+        size_t n;
+        const char *d = ember_msg_data(x, &n);
+        cJSON *a = cJSON_ParseWithLength(d, n);
+        CHECK_STR(jstr(a, "reason"), "timeout");
+        cJSON_Delete(a);
+    }
+    ember_msg_release(x);
+    r = cons_info("PG", "PIN");
+    CHECK(!pg0(r, "pinned_client_id"));
+    cJSON_Delete(r);
+    drain(s);
+    drain(s2);
+    if (adv)
+        ember_sub_unsubscribe(adv);
+
+    /* overflow: a request with min_pending waits until that many are pending */
+    r = cons_create("PG", "OVF", "{\"durable_name\":\"OVF\",\"ack_policy\":\"explicit\","
+                                 "\"deliver_policy\":\"new\",\"priority_policy\":\"overflow\","
+                                 "\"priority_groups\":[\"A\"]}");
+    CHECK_OK(r);
+    CHECK(!jget(r, "config.priority_timeout"));
+    cJSON_Delete(r);
+    pull("PG", "OVF", ib, "{\"batch\":1,\"group\":\"A\",\"id\":\"X\"}");
+    x = next_msg(s, 5000);
+    CHECK(x && hdr_is(x, "NATS/1.0 400 Bad Request - Not a Pinned Client Priority consumer\r\n\r\n"));
+    ember_msg_release(x);
+    pull("PG", "OVF", ib, "{\"batch\":1,\"group\":\"A\",\"min_pending\":3,\"expires\":10000000000}");
+    pub("pg.o", "o1");
+    pub("pg.o", "o2");
+    /* 2 pending < 3: nothing; a plain request of the group gets them */
+    x = next_msg(s, 300);
+    CHECK(!x);
+    ember_msg_release(x);
+    pull("PG", "OVF", ib2, "{\"batch\":1,\"group\":\"A\",\"expires\":5000000000}");
+    x = next_msg(s2, 5000);
+    CHECK(x && data_is(x, "o1"));
+    ember_msg_release(x);
+    pub("pg.o", "o3");
+    pub("pg.o", "o4");
+    pub("pg.o", "o5"); /* 4 pending: the overflow request is served */
+    x = next_msg(s, 5000);
+    CHECK(x && data_is(x, "o2"));
+    ember_msg_release(x);
+    /* min_ack_pending: 2 unacked (o1, o2) >= 2 */
+    pull("PG", "OVF", ib, "{\"batch\":1,\"group\":\"A\",\"min_ack_pending\":2,\"expires\":5000000000}");
+    x = next_msg(s, 5000);
+    CHECK(x && data_is(x, "o3"));
+    ember_msg_release(x);
+    drain(s);
+    drain(s2);
+
+    /* prioritized (2.12): the lower priority number is served first */
+    r = cons_create("PG", "PRI", "{\"durable_name\":\"PRI\",\"ack_policy\":\"none\","
+                                 "\"deliver_policy\":\"new\",\"priority_policy\":\"prioritized\","
+                                 "\"priority_groups\":[\"A\"]}");
+    CHECK_OK(r);
+    cJSON_Delete(r);
+    pull("PG", "PRI", ib, "{\"batch\":1,\"group\":\"A\",\"priority\":5,\"expires\":5000000000}");
+    pull("PG", "PRI", ib2, "{\"batch\":1,\"group\":\"A\",\"priority\":1,\"expires\":5000000000}");
+    r = cons_info("PG", "PRI"); /* both requests are queued before the message */
+    CHECK_EQ(jnum(r, "num_waiting"), 2);
+    cJSON_Delete(r);
+    pub("pg.p", "p1");
+    x = next_msg(s2, 5000);
+    CHECK(x && data_is(x, "p1"));
+    ember_msg_release(x);
+    pub("pg.p", "p2");
+    x = next_msg(s, 5000);
+    CHECK(x && data_is(x, "p2"));
+    ember_msg_release(x);
+    ember_sub_unsubscribe(s);
+    ember_sub_unsubscribe(s2);
+    r = apif(NULL, "$JS.API.STREAM.DELETE.PG");
+    CHECK_OK(r);
+    cJSON_Delete(r);
+}
+
+/* ------------------------------------------------------------------ consumer reset */
+
+/* $JS.API.CONSUMER.RESET (nats-server 2.14, ADR-60). */
+static void test_reset(void)
+{
+    stream_create("RS", "{\"name\":\"RS\",\"subjects\":[\"rs.>\"],\"storage\":\"memory\"}");
+    for (int i = 1; i <= 5; i++) {
+        char d[8];
+        snprintf(d, sizeof d, "m%d", i);
+        pub("rs.a", d);
+    }
+    cJSON *r = cons_create("RS", "C", "{\"durable_name\":\"C\",\"ack_policy\":\"explicit\"}");
+    CHECK_OK(r);
+    cJSON_Delete(r);
+    char ib[64];
+    ember_sub *s = inbox_sub(ib, sizeof ib);
+    REQUIRE(s);
+    pull("RS", "C", ib, "{\"batch\":3,\"expires\":5000000000}");
+    for (int i = 0; i < 3; i++) {
+        ember_msg *x = next_msg(s, 5000);
+        CHECK(x);
+        if (x && i < 2)
+            CHECK(ack(x, "+ACK", true));
+        ember_msg_release(x);
+    }
+    drain(s);
+    r = cons_info("RS", "C");
+    CHECK_EQ(jnum(r, "num_ack_pending"), 1);
+    CHECK_EQ(jnum(r, "ack_floor.stream_seq"), 2);
+    cJSON_Delete(r);
+    /* no body: back to the ack floor; pending acks are forgotten */
+    r = api("$JS.API.CONSUMER.RESET.RS.C", NULL);
+    CHECK_OK(r);
+    CHECK(!strcmp(jstr(r, "type"), "io.nats.jetstream.api.v1.consumer_reset_response"));
+    CHECK_EQ(jnum(r, "reset_seq"), 3);
+    CHECK(!strcmp(jstr(r, "name"), "C"));
+    CHECK_EQ(jnum(r, "num_ack_pending"), 0);
+    CHECK_EQ(jnum(r, "num_pending"), 3);
+    CHECK_EQ(jnum(r, "delivered.stream_seq"), 2);
+    CHECK_EQ(jnum(r, "delivered.consumer_seq"), 0);
+    CHECK_EQ(jnum(r, "ack_floor.stream_seq"), 2);
+    cJSON_Delete(r);
+    ember_msg *x = pull_one(s, ib, "RS", "C", 2000);
+    CHECK(x && data_is(x, "m3"));
+    ackinfo ai;
+    CHECK(ack_info(x, &ai) && ai.sseq == 3 && ai.dseq == 1 && ai.dc == 1);
+    ember_msg_release(x);
+    /* to a given sequence (deliver all: any) */
+    r = api("$JS.API.CONSUMER.RESET.RS.C", "{\"seq\":1}");
+    CHECK_OK(r);
+    CHECK_EQ(jnum(r, "reset_seq"), 1);
+    CHECK_EQ(jnum(r, "num_pending"), 5);
+    CHECK_EQ(jnum(r, "num_ack_pending"), 0);
+    cJSON_Delete(r);
+    x = pull_one(s, ib, "RS", "C", 2000);
+    CHECK(x && data_is(x, "m1"));
+    ember_msg_release(x);
+    r = api("$JS.API.CONSUMER.RESET.RS.C", "{\"seq\":\"x\"}");
+    CHECK_ERR(r, 10025);
+    cJSON_Delete(r);
+    /* by_start_sequence: not below the start; other policies: only to the ack floor */
+    r = cons_create("RS", "SS", "{\"durable_name\":\"SS\",\"ack_policy\":\"explicit\","
+                                "\"deliver_policy\":\"by_start_sequence\",\"opt_start_seq\":3}");
+    CHECK_OK(r);
+    cJSON_Delete(r);
+    r = api("$JS.API.CONSUMER.RESET.RS.SS", "{\"seq\":2}");
+    CHECK_ERR(r, 10204);
+    CHECK(!strcmp(err_desc(r), "invalid reset: below start seq"));
+    cJSON_Delete(r);
+    r = api("$JS.API.CONSUMER.RESET.RS.SS", "{\"seq\":4}");
+    CHECK_OK(r);
+    CHECK_EQ(jnum(r, "num_pending"), 2);
+    cJSON_Delete(r);
+    r = cons_create("RS", "NW", "{\"durable_name\":\"NW\",\"ack_policy\":\"explicit\","
+                                "\"deliver_policy\":\"new\"}");
+    CHECK_OK(r);
+    cJSON_Delete(r);
+    r = api("$JS.API.CONSUMER.RESET.RS.NW", "{\"seq\":2}");
+    CHECK_ERR(r, 10204);
+    CHECK(!strcmp(err_desc(r), "invalid reset: not allowed"));
+    cJSON_Delete(r);
+    r = api("$JS.API.CONSUMER.RESET.RS.NW", "{}");
+    CHECK_OK(r);
+    CHECK_EQ(jnum(r, "reset_seq"), 6);
+    cJSON_Delete(r);
+    /* an interest stream drops what the reset acknowledged for its only consumer */
+    stream_create("RSI", "{\"name\":\"RSI\",\"subjects\":[\"rsi.>\"],\"storage\":\"memory\","
+                         "\"retention\":\"interest\"}");
+    r = cons_create("RSI", "C", "{\"durable_name\":\"C\",\"ack_policy\":\"explicit\"}");
+    CHECK_OK(r);
+    cJSON_Delete(r);
+    pub("rsi.a", "1");
+    pub("rsi.a", "2");
+    pub("rsi.a", "3");
+    CHECK_EQ(stream_msgs("RSI"), 3);
+    r = api("$JS.API.CONSUMER.RESET.RSI.C", "{\"seq\":3}");
+    CHECK_OK(r);
+    CHECK_EQ(jnum(r, "num_pending"), 1);
+    cJSON_Delete(r);
+    CHECK_EQ(stream_msgs("RSI"), 1);
+    ember_sub_unsubscribe(s);
+    r = apif(NULL, "$JS.API.STREAM.DELETE.RSI");
+    cJSON_Delete(r);
+    r = apif(NULL, "$JS.API.STREAM.DELETE.RS");
+    cJSON_Delete(r);
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/ember-jsc-XXXXXX");
@@ -1737,6 +2115,8 @@ int main(void)
     test_retention();
     test_inactive();
     test_misc();
+    test_priority_groups();
+    test_reset();
     test_restart();
     down();
     char cmd[256];

@@ -1197,6 +1197,83 @@ static void test_ttl(void)
     delete_stream("SDM");
 }
 
+/* A message is still in the stream (MSG.GET finds it). */
+static bool has_seq(const char *stream, int seq)
+{
+    char subj[128], body[32];
+    snprintf(subj, sizeof subj, "$JS.API.STREAM.MSG.GET.%s", stream);
+    snprintf(body, sizeof body, "{\"seq\":%d}", seq);
+    cJSON *r = api(subj, body);
+    bool ok = r && !jget(r, "error") && jnum(r, "message.seq") == seq;
+    cJSON_Delete(r);
+    return ok;
+}
+
+/* Publish a plain message and wait until max_age took it: every message stored before
+ * it is older, so max_age has had its chance at them too. */
+static void pub_and_age_out(const char *stream, const char *subj, int64_t want_msgs)
+{
+    cJSON *r = pubh(subj, "plain", "X-Plain", "1", NULL);
+    int64_t seq = jnum(r, "seq");
+    CHECK(seq > 0);
+    cJSON_Delete(r);
+    CHECK(WAIT_UNTIL(!has_seq(stream, (int)seq), 10000));
+    CHECK_EQ(stream_state(stream, "messages"), want_msgs);
+}
+
+/* Nats-TTL: never exempts a message from max_age (memory and file, also after a
+ * restart from the index and from a scan of the blocks). */
+static void test_ttl_never(void)
+{
+    const char *kinds[] = {"memory", "file"};
+    for (int k = 0; k < 2; k++) {
+        char cfg[256];
+        snprintf(cfg, sizeof cfg,
+                 "{\"name\":\"NEV\",\"subjects\":[\"nev.>\"],\"max_age\":1000000000,"
+                 "\"allow_msg_ttl\":true,\"storage\":\"%s\"}", kinds[k]);
+        create_ok("NEV", cfg);
+        cJSON *r = pubh("nev.keep", "forever", "Nats-TTL", "never", NULL);
+        CHECK_EQ(jnum(r, "seq"), 1);
+        cJSON_Delete(r);
+        pub("nev.a", "old");
+        r = pubh("nev.keep", "forever2", "Nats-TTL", "NEVER", NULL);
+        CHECK_EQ(jnum(r, "seq"), 3);
+        cJSON_Delete(r);
+        /* like nats-server, only the word "never" means never: -1 is an invalid TTL */
+        r = pubh("nev.b", "x", "Nats-TTL", "-1", NULL);
+        CHECK_ERR(r, 10165, "invalid per-message TTL");
+        cJSON_Delete(r);
+        pub_and_age_out("NEV", "nev.a", 2);
+        CHECK(!has_seq("NEV", 2));
+        CHECK(has_seq("NEV", 1));
+        CHECK(has_seq("NEV", 3));
+        CHECK_EQ(stream_state("NEV", "first_seq"), 1);
+        if (k == 1) {
+            /* the exemption survives a restart: from the index... */
+            down();
+            CHECK(up());
+            pub_and_age_out("NEV", "nev.a", 2);
+            CHECK(has_seq("NEV", 1));
+            CHECK(has_seq("NEV", 3));
+            /* ...and from the records when there is no index */
+            down();
+            char path[512];
+            snprintf(path, sizeof path, "%s/jetstream/$G/streams/NEV/msgs/index.idx", g_dir);
+            unlink(path);
+            CHECK(up());
+            pub_and_age_out("NEV", "nev.a", 2);
+            CHECK(has_seq("NEV", 1));
+            CHECK(has_seq("NEV", 3));
+        }
+        /* a removed never-message leaves nothing behind that blocks expiry */
+        r = apif("{\"seq\":1}", "$JS.API.STREAM.MSG.DELETE.NEV");
+        CHECK_OK(r);
+        cJSON_Delete(r);
+        pub_and_age_out("NEV", "nev.a", 1);
+        delete_stream("NEV");
+    }
+}
+
 /* ------------------------------------------------------------------ republish, transform */
 
 static void test_republish_transform(void)
@@ -1590,6 +1667,7 @@ int main(void)
     test_get_delete_purge();
     test_direct_get();
     test_ttl();
+    test_ttl_never();
     test_republish_transform();
     test_mirror_sources();
     test_account_info();

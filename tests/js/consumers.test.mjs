@@ -331,6 +331,50 @@ describe("pull consumers", () => {
     await rejectsApi(jsm.consumers.pause(s, "nope", until), 10014);
   });
 
+  test("priority groups (2.11+): pinned_client pin, unpin, overflow min_pending", T, async (t) => {
+    const skip = needs(nc, "2.11.0", "priority groups");
+    if (skip) return t.skip(skip);
+    const s = await mkStream(uniq("PRIO"));
+    await publishN(js, 4, () => `${s}.x`);
+    const ci = await jsm.consumers.add(s, {
+      durable_name: "pin", ack_policy: AckPolicy.Explicit, priority_policy: "pinned_client",
+      priority_groups: ["A"], priority_timeout: 30_000 * NS,
+    });
+    assert.equal(ci.config.priority_policy, "pinned_client");
+    assert.deepEqual(ci.config.priority_groups, ["A"]);
+    assert.equal(ci.config.priority_timeout, 30_000 * NS);
+    const c = await js.consumers.get(s, "pin");
+    const got = [];
+    for await (const m of await c.fetch({ max_messages: 2, expires: 3000, group: "A" })) {
+      got.push(m);
+      m.ack();
+    }
+    assert.equal(got.length, 2);
+    const pin = got[0].headers?.get("Nats-Pin-Id");
+    assert.ok(pin, "delivered with Nats-Pin-Id");
+    assert.equal(got[1].headers?.get("Nats-Pin-Id"), pin);
+    let info = await c.info();
+    assert.equal(info.priority_groups?.[0]?.group, "A");
+    assert.equal(info.priority_groups[0].pinned_client_id, pin);
+    await rejectsApi(jsm.consumers.unpin(s, "pin", "B"), 10160);
+    await jsm.consumers.unpin(s, "pin", "A");
+    info = await c.info();
+    assert.equal(info.priority_groups[0].pinned_client_id, undefined);
+
+    const oc0 = await jsm.consumers.add(s, {
+      durable_name: "ovf", ack_policy: AckPolicy.Explicit, priority_policy: "overflow",
+      priority_groups: ["A"],
+    });
+    assert.equal(oc0.config.priority_policy, "overflow");
+    const oc = await js.consumers.get(s, "ovf");
+    // 4 pending: min_pending 10 is not met, min_pending 2 is
+    assert.equal(await oc.next({ expires: 1500, group: "A", min_pending: 10 }), null);
+    const m = await oc.next({ expires: 3000, group: "A", min_pending: 2 });
+    assert.ok(m, "served once enough are pending");
+    assert.equal(m.seq, 1);
+    m.ack();
+  });
+
   test("unacked messages are redelivered after ack_wait; max_deliver caps it", T, async () => {
     const s = await mkStream(uniq("RD"));
     await js.publish(`${s}.x`, "again");

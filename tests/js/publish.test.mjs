@@ -300,4 +300,25 @@ describe("limits", () => {
     assert.equal(after.state.last_seq, 3);
     assert.equal(after.state.first_seq, 4);
   });
+
+  test("Nats-TTL: never exempts a message from max_age (2.11+)", T, async (t) => {
+    const skip = needs(nc, "2.11.0", "per-message TTL (allow_msg_ttl)");
+    if (skip) return t.skip(skip);
+    const s = uniq("NEVER");
+    await mkStream({ name: s, max_age: 1000 * NS, allow_msg_ttl: true });
+    const h = headers();
+    h.set("Nats-TTL", "never");
+    const keep = await js.publish(`${s}.keep`, "forever", { headers: h });
+    assert.equal(keep.seq, 1);
+    await publishN(js, 2, () => `${s}.x`);
+    // once the later plain messages are gone, max_age has passed the older one too
+    await eventually(async () => (await jsm.streams.info(s)).state.messages === 1, 10_000,
+      "plain messages expire after max_age");
+    const m = await jsm.streams.getMessage(s, { seq: 1 });
+    assert.equal(m.string(), "forever");
+    assert.equal(m.header.get("Nats-TTL"), "never");
+    const bad = headers();
+    bad.set("Nats-TTL", "-1");
+    await rejectsApi(js.publish(`${s}.x`, "x", { headers: bad }), 10165);
+  });
 });

@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createInbox, headers } from "@nats-io/transport-node";
 import { AckPolicy } from "@nats-io/jetstream";
-import { cleanup, NS, open, publishN, T, td, uniq, within } from "./helpers.mjs";
+import { cleanup, needs, NS, open, publishN, T, td, uniq, within } from "./helpers.mjs";
 
 let nc, jsm, js;
 const created = [];
@@ -182,6 +182,30 @@ describe("pull request statuses", () => {
     const ci = await jsm.consumers.info(s, "c");
     assert.equal(ci.num_ack_pending, 2);
     assert.equal(ci.ack_floor.stream_seq, 1);
+  });
+
+  test("pinned_client (2.11+): Nats-Pin-Id on messages, 423 for a wrong pin id", T, async (t) => {
+    const skip = needs(nc, "2.11.0", "priority groups");
+    if (skip) return t.skip(skip);
+    const s = await mkStream(uniq("WPIN"));
+    await publishN(js, 2, () => `${s}.x`);
+    await jsm.consumers.add(s, {
+      durable_name: "c", ack_policy: AckPolicy.None, priority_policy: "pinned_client",
+      priority_groups: ["G"],
+    });
+    const first = await pullRaw(s, "c", { batch: 1, expires: 2000 * NS, group: "G" }, 1);
+    const pin = first[0].headers?.get("Nats-Pin-Id");
+    assert.match(pin ?? "", /^[A-Za-z0-9]{22}$/, `pin id ${pin}`);
+    const wrong = await pullRaw(s, "c", { batch: 1, expires: 2000 * NS, group: "G", id: "NOTTHEPIN" });
+    assert.equal(wrong.length, 1);
+    assert.equal(wrong[0].headers.code, 423);
+    assert.equal(wrong[0].headers.description, "Nats-Pin-Id mismatch");
+    const missing = await pullRaw(s, "c", { batch: 1, expires: 2000 * NS });
+    assert.equal(missing[0].headers.code, 400);
+    assert.equal(missing[0].headers.description, "Bad Request - Priority Group missing");
+    const again = await pullRaw(s, "c", { batch: 1, expires: 2000 * NS, group: "G", id: pin }, 1);
+    assert.equal(again[0].headers?.get("Nats-Pin-Id"), pin);
+    assert.equal(again[0].reply.split(".")[5], "2", "the next stream message");
   });
 
   test("ack_policy none still carries an ack reply subject", T, async () => {

@@ -417,7 +417,7 @@ EMBER_API int ember_server_leafnode_port(const ember_server *s);
 EMBER_API int ember_server_websocket_port(const ember_server *s);
 
 /* Monitoring (docs/monitoring.md). The JSON that nats-server's monitoring port serves
- * (/varz, /connz, /subsz, /jsz, /leafz, /healthz, with nats-server's field names), built
+ * (/varz, /connz, /subsz, /jsz, /leafz, /healthz, /accountz, with nats-server's field names), built
  * from the live server without any port: path_and_query is an endpoint path with an
  * optional query, e.g. "/varz", "connz?subs=1&sort=msgs_to" (the leading '/' may be
  * left out). On success *json_out is a NUL-terminated JSON document owned by the caller

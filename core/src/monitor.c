@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "http.h"
 #include "js.h"
 #include "js_consumer.h"
@@ -31,9 +32,9 @@
 #define MON_DEFAULT_LIST 1024          /* DefaultConnListSize / DefaultSubListSize */
 #define MON_QVAL 1024                  /* longest query parameter value accepted */
 
-enum { RS_ROOT, RS_VARZ, RS_CONNZ, RS_SUBSZ, RS_JSZ, RS_LEAFZ, RS_HEALTHZ, RS__N };
-static const char *const RS_PATHS[RS__N] = {"/",     "/varz",  "/connz",  "/subsz",
-                                            "/jsz",  "/leafz", "/healthz"};
+enum { RS_ROOT, RS_VARZ, RS_CONNZ, RS_SUBSZ, RS_JSZ, RS_LEAFZ, RS_HEALTHZ, RS_ACCOUNTZ, RS__N };
+static const char *const RS_PATHS[RS__N] = {"/",     "/varz",  "/connz",   "/subsz",
+                                            "/jsz",  "/leafz", "/healthz", "/accountz"};
 
 typedef struct mon_conn mon_conn;
 
@@ -248,6 +249,14 @@ static int q_str(qctx *c, const char *key, char *out, size_t cap)
         return -2;
     }
     return n <= 0 ? -1 : n;
+}
+
+/* An account name (acc=, account=): "" when absent; one longer than any value accepted
+ * becomes " ", which names no account (account names have no spaces). */
+static void q_acc(qctx *c, const char *key, char *out, size_t cap)
+{
+    if (q_str(c, key, out, cap) == -2)
+        snprintf(out, cap, " ");
 }
 
 static int q_bool(qctx *c, const char *key, bool *out)
@@ -474,11 +483,14 @@ static int cmp_sub_ref(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
-/* Every live subscription, sorted by owning client id (then insertion order). */
-static int subs_collect(server *s, sub_list *l)
+/* Every live subscription of account `only` (NULL: of every account), sorted by owning
+ * client id (then insertion order). */
+static int subs_collect(server *s, const account *only, sub_list *l)
 {
     memset(l, 0, sizeof *l);
-    sublist_visit(s->sl, visit_sub, l);
+    for (size_t i = 0; i < s->naccs && !l->oom; i++)
+        if (!only || s->accs[i] == only)
+            sublist_visit(s->accs[i]->sl, visit_sub, l);
     if (l->oom)
         return EMBER_ENOMEM;
     if (l->n > 1)
@@ -507,13 +519,73 @@ static size_t subs_first(const sub_list *l, uint64_t cid)
     return lo;
 }
 
+/* The account a client works in (its name for monitoring). */
+static const char *client_acc_name(const client *c)
+{
+    return c && c->acc && c->acc->name ? c->acc->name : "$G";
+}
+
+/* An account named in a query (acc=, account=): NULL when there is none by that name. */
+static account *acc_named(server *s, const char *name)
+{
+    return name && *name ? server_account(s, name) : NULL;
+}
+
+/* Sublist statistics summed over accounts as nats-server's SublistStats.add: counters
+ * added, max_fanout the largest, avg_fanout over every account's cached results. */
+typedef struct sl_sum {
+    sublist_stats st;
+    uint64_t max_fanout;
+    double tot_fanout, cache_cnt, one_avg;
+    int nfan;                       /* accounts with cached results */
+} sl_sum;
+
+static void sl_sum_add(sl_sum *t, sublist *sl)
+{
+    sublist_stats st;
+    uint64_t maxf = 0;
+    double avgf = 0;
+    sublist_get_stats(sl, &st);
+    sublist_cache_fanout(sl, &maxf, &avgf);
+    t->st.num_subs += st.num_subs;
+    t->st.num_cache += st.num_cache;
+    t->st.num_inserts += st.num_inserts;
+    t->st.num_removes += st.num_removes;
+    t->st.num_matches += st.num_matches;
+    t->st.cache_hits += st.cache_hits;
+    if (maxf > t->max_fanout)
+        t->max_fanout = maxf;
+    /* the average is over the cached results: weigh each account's by its cache size */
+    if (avgf > 0 && st.num_cache > 0) {
+        t->tot_fanout += avgf * (double)st.num_cache;
+        t->cache_cnt += (double)st.num_cache;
+        t->one_avg = avgf;
+        t->nfan++;
+    }
+}
+
+static void sl_sum_put(cJSON *o, const sl_sum *t)
+{
+    js_add_u64(o, "num_subscriptions", t->st.num_subs);
+    js_add_u64(o, "num_cache", t->st.num_cache);
+    js_add_u64(o, "num_inserts", t->st.num_inserts);
+    js_add_u64(o, "num_removes", t->st.num_removes);
+    js_add_u64(o, "num_matches", t->st.num_matches);
+    cJSON_AddNumberToObject(o, "cache_hit_rate",
+                            t->st.num_matches ? (double)t->st.cache_hits / (double)t->st.num_matches
+                                              : 0);
+    js_add_u64(o, "max_fanout", t->max_fanout);
+    cJSON_AddNumberToObject(o, "avg_fanout", t->nfan == 1 ? t->one_avg
+                                             : t->nfan ? t->tot_fanout / t->cache_cnt : 0);
+}
+
 static cJSON *sub_detail(const sub *x, bool with_account)
 {
     cJSON *d = cJSON_CreateObject();
     if (!d)
         return NULL;
     if (with_account)
-        cJSON_AddStringToObject(d, "account", "$G");
+        cJSON_AddStringToObject(d, "account", client_acc_name(x->cl));
     cJSON_AddStringToObject(d, "subject", x->subject ? x->subject : "");
     if (x->queue && *x->queue)
         cJSON_AddStringToObject(d, "qgroup", x->queue);
@@ -615,7 +687,7 @@ static int ep_connz(monitor *m, qctx *q, mon_answer *a)
             return answer_text(a, 400, t);
         }
     }
-    q_str(q, "acc", acc, sizeof acc);
+    q_acc(q, "acc", acc, sizeof acc);
     int sort = SORT_CID;
     if (sortn == -2) {
         return answer_text(a, 400, "invalid sorting option: (too long)");
@@ -640,7 +712,6 @@ static int ep_connz(monitor *m, qctx *q, mon_answer *a)
         limit = MON_DEFAULT_LIST;
     if (cid > 0)
         limit = 1;
-    (void)auth; /* no per-user identities to add yet */
 
     int64_t now = wall_ns();
     uint64_t now_ms = time_mono_ms();
@@ -652,13 +723,17 @@ static int ep_connz(monitor *m, qctx *q, mon_answer *a)
     size_t n = 0, cap = 0;
     cinfo *v = NULL;
     bool oom = false;
-    bool acc_ok = !acc[0] || !strcmp(acc, "$G");
+    /* acc=: that account's connections (none for an unknown account, as nats-server) */
+    account *only = acc_named(s, acc);
+    bool acc_ok = !acc[0] || only;
     if (st != 1 && acc_ok) {
         pthread_mutex_lock(&s->mu);
         for (client *c = s->clients; c; c = c->next) {
             if (!kind_name(c->kind))
                 continue;
             if (cid && c->cid != cid)
+                continue;
+            if (only && c->acc != only)
                 continue;
             if (n == cap) {
                 size_t nc = cap ? cap * 2 : 32;
@@ -677,7 +752,7 @@ static int ep_connz(monitor *m, qctx *q, mon_answer *a)
         pthread_mutex_unlock(&s->mu);
     }
     sub_list sl;
-    int rc = oom ? EMBER_ENOMEM : subs_collect(s, &sl);
+    int rc = oom ? EMBER_ENOMEM : subs_collect(s, only, &sl);
     if (rc) {
         for (size_t i = 0; i < n; i++)
             client_release(v[i].c);
@@ -757,6 +832,10 @@ static int ep_connz(monitor *m, qctx *q, mon_answer *a)
             cJSON_AddStringToObject(e, "lang", c->lang);
         if (c->version && *c->version)
             cJSON_AddStringToObject(e, "version", c->version);
+        /* auth=1: the account, unless the global one (nats-server); Ember does not name
+         * the authorized user */
+        if (auth && c->acc && c->acc != s->gacc)
+            cJSON_AddStringToObject(e, "account", client_acc_name(c));
         if (ci->nsubs && (subs || detail)) {
             cJSON *l = cJSON_AddArrayToObject(e, detail ? "subscriptions_list_detail"
                                                         : "subscriptions_list");
@@ -783,7 +862,7 @@ static int ep_subsz(monitor *m, qctx *q, mon_answer *a)
     if (q_bool(q, "subs", &detail) || q_int(q, "offset", &offset) || q_int(q, "limit", &limit))
         return answer_text(a, 400, q->err);
     int tn = q_str(q, "test", test, sizeof test);
-    q_str(q, "acc", acc, sizeof acc);
+    q_acc(q, "acc", acc, sizeof acc);
     if (offset < 0)
         offset = 0;
     if (limit <= 0)
@@ -793,32 +872,23 @@ static int ep_subsz(monitor *m, qctx *q, mon_answer *a)
         snprintf(t, sizeof t, "invalid test subject, must be valid publish subject: %s", test);
         return answer_text(a, 400, t);
     }
-    bool acc_ok = !acc[0] || !strcmp(acc, "$G");
+    /* every account, or the one acc= names (an unknown one: nothing, as nats-server) */
+    account *only = acc_named(s, acc);
+    bool acc_ok = !acc[0] || only;
     cJSON *o = new_doc(s, wall_ns());
     if (!o)
         return EMBER_ENOMEM;
-    sublist_stats st;
-    memset(&st, 0, sizeof st);
-    uint64_t maxf = 0;
-    double avgf = 0;
-    if (acc_ok) {
-        sublist_get_stats(s->sl, &st);
-        sublist_cache_fanout(s->sl, &maxf, &avgf);
-    }
-    js_add_u64(o, "num_subscriptions", st.num_subs);
-    js_add_u64(o, "num_cache", st.num_cache);
-    js_add_u64(o, "num_inserts", st.num_inserts);
-    js_add_u64(o, "num_removes", st.num_removes);
-    js_add_u64(o, "num_matches", st.num_matches);
-    cJSON_AddNumberToObject(o, "cache_hit_rate",
-                            st.num_matches ? (double)st.cache_hits / (double)st.num_matches : 0);
-    js_add_u64(o, "max_fanout", maxf);
-    cJSON_AddNumberToObject(o, "avg_fanout", avgf);
+    sl_sum sum;
+    memset(&sum, 0, sizeof sum);
+    for (size_t i = 0; acc_ok && i < s->naccs; i++)
+        if (!only || s->accs[i] == only)
+            sl_sum_add(&sum, s->accs[i]->sl);
+    sl_sum_put(o, &sum);
     size_t total = 0;
     cJSON *list = NULL;
     if (detail && acc_ok) {
         sub_list sl;
-        if (subs_collect(s, &sl)) {
+        if (subs_collect(s, only, &sl)) {
             subs_free(&sl);
             cJSON_Delete(o);
             return EMBER_ENOMEM;
@@ -863,27 +933,110 @@ static void add_js_config(cJSON *cfg, const js_usage *u)
         cJSON_AddStringToObject(cfg, "domain", u->domain);
 }
 
-/* JetStreamStats fields into o (account: the $G account's view). */
-static void add_js_stats(cJSON *o, const js_usage *u, bool account)
+/* JetStreamStats fields into o: the server's (acc NULL; naccs accounts with JetStream)
+ * or one account's. */
+static void add_js_stats(cJSON *o, const js_usage *u, const account *acc, size_t naccs)
 {
     js_add_u64(o, "memory", u ? u->memory : 0);
     js_add_u64(o, "storage", u ? u->storage : 0);
-    if (account) {
-        /* $G has no JetStream account limits: nats-server reports uint64(-1) */
-        js_add_u64(o, "reserved_memory", UINT64_MAX);
-        js_add_u64(o, "reserved_storage", UINT64_MAX);
+    if (acc) {
+        /* the account's limits; none (nats-server's -1) shows as uint64(-1) */
+        js_add_u64(o, "reserved_memory",
+                   acc->js_max_memory > 0 ? (uint64_t)acc->js_max_memory : UINT64_MAX);
+        js_add_u64(o, "reserved_storage",
+                   acc->js_max_store > 0 ? (uint64_t)acc->js_max_store : UINT64_MAX);
     } else {
         js_add_u64(o, "reserved_memory", u ? u->reserved_memory : 0);
         js_add_u64(o, "reserved_storage", u ? u->reserved_storage : 0);
     }
-    js_add_u64(o, "accounts", u && !account ? 1 : 0);
+    js_add_u64(o, "accounts", u && !acc ? naccs : 0);
     js_add_u64(o, "ha_assets", 0);
     cJSON *api = cJSON_AddObjectToObject(o, "api");
     if (api) {
-        js_add_i64(api, "level", u && !account ? JS_API_LEVEL : 0);
+        js_add_i64(api, "level", u && !acc ? JS_API_LEVEL : 0);
         js_add_u64(api, "total", u ? u->api_total : 0);
         js_add_u64(api, "errors", u ? u->api_errors : 0);
     }
+}
+
+static int cmp_acc_name(const void *a, const void *b)
+{
+    const account *x = *(account *const *)a, *y = *(account *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+/* The accounts whose JetStream runs, sorted by name: malloc'd array of *n (NULL when
+ * none; *oom on ENOMEM). */
+static account **js_accounts(server *s, size_t *n, bool *oom)
+{
+    *n = 0;
+    *oom = false;
+    size_t k = 0;
+    for (size_t i = 0; i < s->naccs; i++)
+        k += s->accs[i]->js != NULL;
+    if (!k)
+        return NULL;
+    account **v = malloc(k * sizeof *v);
+    if (!v) {
+        *oom = true;
+        return NULL;
+    }
+    for (size_t i = 0; i < s->naccs; i++)
+        if (s->accs[i]->js)
+            v[(*n)++] = s->accs[i];
+    if (*n > 1)
+        qsort(v, *n, sizeof *v, cmp_acc_name);
+    return v;
+}
+
+/* The server's JetStream: every account's usage summed, the server's configuration
+ * (limits from the options, as an account without its own limits runs with). false when
+ * no account has JetStream. */
+static bool js_server_usage(server *s, js_usage *u)
+{
+    memset(u, 0, sizeof *u);
+    bool any = false, mem = false, store = false;
+    for (size_t i = 0; i < s->naccs; i++) {
+        const account *a = s->accs[i];
+        if (!a->js)
+            continue;
+        js_usage x;
+        js_get_usage(a->js, &x);
+        if (!any) {
+            u->sync_interval_ms = x.sync_interval_ms;
+            u->store_dir = x.store_dir;
+            u->domain = x.domain;
+        }
+        any = true;
+        u->memory += x.memory;
+        u->storage += x.storage;
+        u->reserved_memory += x.reserved_memory;
+        u->reserved_storage += x.reserved_storage;
+        u->streams += x.streams;
+        u->consumers += x.consumers;
+        u->messages += x.messages;
+        u->bytes += x.bytes;
+        u->api_total += x.api_total;
+        u->api_errors += x.api_errors;
+        if (!mem && a->js_max_memory <= 0) {
+            u->max_memory = x.max_memory;
+            mem = true;
+        }
+        if (!store && a->js_max_store <= 0) {
+            u->max_store = x.max_store;
+            store = true;
+        }
+    }
+    if (any && !mem) { /* every account has its own limit: the server's, as js_core sets it */
+        u->max_memory = s->opts.jetstream_max_memory;
+        if (u->max_memory <= 0) {
+            long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+            u->max_memory = pages > 0 && psz > 0 ? (int64_t)pages * psz / 4 * 3 : (1ll << 30);
+        }
+    }
+    if (any && !store)
+        u->max_store = s->opts.jetstream_max_store > 0 ? s->opts.jetstream_max_store : (1ll << 40);
+    return any;
 }
 
 /* Page through a $JS.API *.LIST request, appending each element of `member` to out. */
@@ -990,7 +1143,7 @@ static int ep_jsz(monitor *m, qctx *q, mon_answer *a)
         q_int(q, "limit", &limit) || q_bool(q, "leader-only", &leader) ||
         q_bool(q, "raft", &raft) || q_bool(q, "stream-leader-only", &sleader))
         return answer_text(a, 400, q->err);
-    q_str(q, "acc", acc, sizeof acc);
+    q_acc(q, "acc", acc, sizeof acc);
     if (offset < 0)
         offset = 0;
     if (limit == 0)
@@ -1002,15 +1155,23 @@ static int ep_jsz(monitor *m, qctx *q, mon_answer *a)
     cJSON *o = new_doc(s, wall_ns());
     if (!o)
         return EMBER_ENOMEM;
-    js *j = s->js;
-    if (!j) {
+    js_usage u;
+    size_t naccs = 0;
+    bool oom = false;
+    account **jaccs = js_accounts(s, &naccs, &oom);
+    if (oom) {
+        cJSON_Delete(o);
+        return EMBER_ENOMEM;
+    }
+    if (!naccs || !js_server_usage(s, &u)) {
+        free(jaccs);
         cJSON_AddBoolToObject(o, "disabled", true);
         cJSON *cfg = cJSON_AddObjectToObject(o, "config");
         if (cfg) {
             js_add_i64(cfg, "max_memory", 0);
             js_add_i64(cfg, "max_storage", 0);
         }
-        add_js_stats(o, NULL, false);
+        add_js_stats(o, NULL, NULL, 0);
         js_add_u64(o, "streams", 0);
         js_add_u64(o, "consumers", 0);
         js_add_u64(o, "messages", 0);
@@ -1018,44 +1179,53 @@ static int ep_jsz(monitor *m, qctx *q, mon_answer *a)
         js_add_u64(o, "total", 0);
         return answer_json(a, 200, o, true);
     }
-    js_usage u;
-    js_get_usage(j, &u);
     cJSON *cfg = cJSON_AddObjectToObject(o, "config");
     if (cfg)
         add_js_config(cfg, &u);
     cJSON_AddObjectToObject(o, "limits"); /* no JetStream server limits are set */
-    add_js_stats(o, &u, false);
+    add_js_stats(o, &u, NULL, naccs);
     js_add_u64(o, "streams", u.streams);
     js_add_u64(o, "consumers", u.consumers);
     js_add_u64(o, "messages", u.messages);
     js_add_u64(o, "bytes", u.bytes);
-    /* one JetStream account ($G): a matching acc= selects it; else accounts=1 lists the
-     * accounts from offset, limit of them (limit < 0: all) */
-    bool want = false;
-    if (!strcmp(acc, "$G"))
-        want = true;
-    else if (accounts)
-        want = limit < 0 || offset < 1;
-    if (want) {
-        cJSON *ads = cJSON_AddArrayToObject(o, "account_details");
-        cJSON *d = cJSON_CreateObject();
-        if (ads && d) {
-            cJSON_AddItemToArray(ads, d);
-            cJSON_AddStringToObject(d, "name", "$G");
-            cJSON_AddStringToObject(d, "id", "$G");
-            add_js_stats(d, &u, true);
-            if (streams) {
-                cJSON *sd = stream_details(s, j, consumers, config);
-                if (sd && cJSON_GetArraySize(sd) > 0)
-                    cJSON_AddItemToObject(d, "stream_detail", sd);
-                else
-                    cJSON_Delete(sd);
-            }
-        } else {
-            cJSON_Delete(d);
+    /* the JetStream accounts by name: acc= naming one selects it; else accounts=1 lists
+     * them from offset, limit of them (limit < 0: all) */
+    size_t from = 0, to = 0;
+    for (size_t i = 0; acc[0] && i < naccs; i++)
+        if (!strcmp(jaccs[i]->name, acc)) {
+            from = i;
+            to = i + 1;
+        }
+    if (to == 0 && accounts) {
+        from = 0;
+        to = naccs;
+        if (limit > 0) {
+            from = (uint64_t)offset < naccs ? (size_t)offset : naccs;
+            to = from + ((uint64_t)limit < naccs - from ? (size_t)limit : naccs - from);
         }
     }
-    js_add_u64(o, "total", 1);
+    cJSON *ads = to > from ? cJSON_AddArrayToObject(o, "account_details") : NULL;
+    for (size_t i = from; ads && i < to; i++) {
+        account *a = jaccs[i];
+        cJSON *d = cJSON_CreateObject();
+        if (!d)
+            break;
+        cJSON_AddItemToArray(ads, d);
+        js_usage au;
+        js_get_usage(a->js, &au);
+        cJSON_AddStringToObject(d, "name", a->name);
+        cJSON_AddStringToObject(d, "id", a->name);
+        add_js_stats(d, &au, a, 0);
+        if (streams) {
+            cJSON *sd = stream_details(s, a->js, consumers, config);
+            if (sd && cJSON_GetArraySize(sd) > 0)
+                cJSON_AddItemToObject(d, "stream_detail", sd);
+            else
+                cJSON_Delete(sd);
+        }
+    }
+    free(jaccs);
+    js_add_u64(o, "total", naccs);
     (void)dconsumers; /* Ember has no direct (non-public) consumers */
     (void)leader;     /* a single server always leads */
     (void)raft;
@@ -1123,15 +1293,17 @@ static int ep_varz(monitor *m, mon_answer *a)
         xport_ws_varz(s, ws); /* origins, websocket authorization */
     }
     cJSON *jsv = cJSON_AddObjectToObject(o, "jetstream");
-    if (jsv && s->js) {
-        js_usage u;
-        js_get_usage(s->js, &u);
+    js_usage u;
+    if (jsv && js_server_usage(s, &u)) {
+        size_t naccs = 0;
+        for (size_t i = 0; i < s->naccs; i++)
+            naccs += s->accs[i]->js != NULL;
         cJSON *cfg = cJSON_AddObjectToObject(jsv, "config");
         if (cfg)
             add_js_config(cfg, &u);
         cJSON *st = cJSON_AddObjectToObject(jsv, "stats");
         if (st)
-            add_js_stats(st, &u, false);
+            add_js_stats(st, &u, NULL, naccs);
         cJSON_AddObjectToObject(jsv, "limits");
     }
     /* nats-server's TLS_TIMEOUT default is 2 s */
@@ -1159,9 +1331,13 @@ static int ep_varz(monitor *m, mon_answer *a)
     js_add_u64(o, "in_bytes", st.in_bytes);
     js_add_u64(o, "out_bytes", st.out_bytes);
     js_add_u64(o, "slow_consumers", st.slow_consumers);
-    sublist_stats ss;
-    sublist_get_stats(s->sl, &ss);
-    js_add_u64(o, "subscriptions", ss.num_subs);
+    uint64_t nsubs = 0; /* of every account, as nats-server's numSubscriptions */
+    for (size_t i = 0; i < s->naccs; i++) {
+        sublist_stats ss;
+        sublist_get_stats(s->accs[i]->sl, &ss);
+        nsubs += ss.num_subs;
+    }
+    js_add_u64(o, "subscriptions", nsubs);
     cJSON *hr = cJSON_AddObjectToObject(o, "http_req_stats");
     for (int i = 0; hr && i < RS__N; i++)
         if (m->req_stats[i])
@@ -1185,13 +1361,20 @@ static int ep_leafz(monitor *m, qctx *q, mon_answer *a)
     char acc[MON_QVAL] = "";
     if (q_bool(q, "subs", &subs))
         return answer_text(a, 400, q->err);
-    q_str(q, "acc", acc, sizeof acc);
+    q_acc(q, "acc", acc, sizeof acc);
     cJSON *o = new_doc(s, wall_ns());
     if (!o)
         return EMBER_ENOMEM;
     cJSON *arr = cJSON_CreateArray();
-    if (arr && (!acc[0] || !strcmp(acc, "$G")))
+    if (arr)
         leaf_fill_leafz(s, arr, subs);
+    /* acc=: the links bound to that account only */
+    for (cJSON *e = arr ? arr->child : NULL, *next; acc[0] && e; e = next) {
+        next = e->next;
+        const cJSON *an = cJSON_GetObjectItemCaseSensitive(e, "account");
+        if (!cJSON_IsString(an) || strcmp(an->valuestring, acc) != 0)
+            cJSON_Delete(cJSON_DetachItemViaPointer(arr, e));
+    }
     cJSON_AddNumberToObject(o, "leafnodes", arr ? cJSON_GetArraySize(arr) : 0);
     if (arr)
         cJSON_AddItemToObject(o, "leafs", arr);
@@ -1240,7 +1423,7 @@ static int ep_healthz(monitor *m, qctx *q, bool http, mon_answer *a)
     if (jsen)
         srv_log(s, EMBER_LOG_WARN, "Healthcheck: js-enabled deprecated, use js-enabled-only instead");
     char acc[MON_QVAL] = "", stream[MON_QVAL] = "", consumer[MON_QVAL] = "";
-    q_str(q, "account", acc, sizeof acc);
+    q_acc(q, "account", acc, sizeof acc);
     q_str(q, "stream", stream, sizeof stream);
     q_str(q, "consumer", consumer, sizeof consumer);
     cJSON *o = cJSON_CreateObject();
@@ -1249,6 +1432,12 @@ static int ep_healthz(monitor *m, qctx *q, bool http, mon_answer *a)
     cJSON_AddStringToObject(o, "status", "ok");
     int code = 0;
     char t[1200];
+    bool js_on = false;
+    for (size_t i = 0; i < s->naccs; i++)
+        js_on = js_on || s->accs[i]->js != NULL;
+    /* account=: an account with JetStream (nats-server looks for its store directory) */
+    account *ha = acc_named(s, acc);
+    js *hj = ha ? ha->js : NULL;
     if (!acc[0] && stream[0]) {
         snprintf(t, sizeof t, "%s must not be empty when checking stream health", "\"account\"");
         health_fail(o, details, &code, 400, "error", "BAD_REQUEST", NULL, NULL, NULL, t);
@@ -1257,23 +1446,23 @@ static int ep_healthz(monitor *m, qctx *q, bool http, mon_answer *a)
         health_fail(o, details, &code, 400, "error", "BAD_REQUEST", NULL, NULL, NULL, t);
     } else if (js_server_only || !s->opts.jetstream) {
         /* nothing more to check */
-    } else if (!s->js) {
+    } else if (!js_on) {
         health_fail(o, details, &code, 503, "unavailable", "JETSTREAM", NULL, NULL, NULL,
                     js_err(JSE_NotEnabledErr)->desc);
     } else if (jsen_only || jsen) {
         /* enabled is all that was asked */
-    } else if (acc[0] && strcmp(acc, "$G") != 0) {
+    } else if (acc[0] && !hj) {
         char qa[300];
         go_quote(qa, sizeof qa, acc);
         snprintf(t, sizeof t, "JetStream account %.299s not found", qa);
         health_fail(o, details, &code, 404, "unavailable", "ACCOUNT", acc, NULL, NULL, t);
-    } else if (stream[0] && !js_has_stream(s->js, stream)) {
+    } else if (stream[0] && !js_has_stream(hj, stream)) {
         char qs[300], qa[300];
         go_quote(qs, sizeof qs, stream);
         go_quote(qa, sizeof qa, acc);
         snprintf(t, sizeof t, "JetStream stream %.299s not found on account %.299s", qs, qa);
         health_fail(o, details, &code, 404, "unavailable", "STREAM", acc, stream, NULL, t);
-    } else if (consumer[0] && !js_consumer_exists(s->js, stream, consumer)) {
+    } else if (consumer[0] && !js_consumer_exists(hj, stream, consumer)) {
         char qc[300], qs[300], qa[300];
         go_quote(qc, sizeof qc, consumer);
         go_quote(qs, sizeof qs, stream);
@@ -1312,6 +1501,148 @@ static int ep_healthz(monitor *m, qctx *q, bool http, mon_answer *a)
     return answer_json(a, code, o, false);
 }
 
+/* ------------------------------------------------------------------ accountz */
+
+static const char *resp_type_name(int rtype)
+{
+    switch (rtype) {
+    case EMBER_RESPONSE_STREAM: return "Streamed";
+    case EMBER_RESPONSE_CHUNKED: return "Chunked";
+    default: return "Singleton";
+    }
+}
+
+static void add_export(cJSON *arr, const acc_export *x)
+{
+    cJSON *e = cJSON_CreateObject();
+    if (!e)
+        return;
+    cJSON_AddItemToArray(arr, e);
+    cJSON_AddStringToObject(e, "subject", x->subject ? x->subject : "");
+    cJSON_AddStringToObject(e, "type", x->service ? "service" : "stream");
+    if (x->service)
+        cJSON_AddStringToObject(e, "response_type", resp_type_name(x->rtype));
+    if (x->naccs) {
+        cJSON *l = cJSON_AddArrayToObject(e, "approved_accounts");
+        for (size_t k = 0; l && k < x->naccs; k++)
+            cJSON_AddItemToArray(l, cJSON_CreateString(x->accs[k]));
+    }
+}
+
+static void add_import(cJSON *arr, const acc_import *m)
+{
+    cJSON *e = cJSON_CreateObject();
+    if (!e)
+        return;
+    cJSON_AddItemToArray(arr, e);
+    const char *subj = m->subject ? m->subject : "";
+    if (m->service) {
+        /* nats-server: subject is where the importer sends, to the exporter's subject */
+        cJSON_AddStringToObject(e, "subject", m->to ? m->to : subj);
+        cJSON_AddStringToObject(e, "account", m->from ? m->from->name : "");
+        cJSON_AddStringToObject(e, "to", subj);
+        cJSON_AddStringToObject(e, "type", "service");
+    } else {
+        cJSON_AddStringToObject(e, "subject", subj);
+        cJSON_AddStringToObject(e, "account", m->from ? m->from->name : "");
+        if (m->prefix) {
+            size_t n = strlen(m->prefix) + strlen(subj) + 2;
+            char *l = malloc(n);
+            if (l) {
+                snprintf(l, n, "%s.%s", m->prefix, subj);
+                cJSON_AddStringToObject(e, "local_subject", l);
+                free(l);
+            }
+        } else {
+            cJSON_AddStringToObject(e, "local_subject", m->to ? m->to : subj);
+        }
+        cJSON_AddStringToObject(e, "type", "stream");
+    }
+    cJSON_AddBoolToObject(e, "invalid", false);
+    cJSON_AddBoolToObject(e, "share", false);
+    cJSON_AddBoolToObject(e, "tracking", false);
+}
+
+/* nats-server's AccountInfo of a configured account (no JWT, mappings or revocations). */
+static cJSON *account_info(monitor *m, account *a)
+{
+    server *s = m->s;
+    cJSON *d = cJSON_CreateObject();
+    if (!d)
+        return NULL;
+    cJSON_AddStringToObject(d, "account_name", a->name);
+    add_time(d, "update_time", m->start_wall_ns); /* accounts come with the configuration */
+    cJSON_AddBoolToObject(d, "expired", false);
+    cJSON_AddBoolToObject(d, "complete", true);
+    cJSON_AddBoolToObject(d, "jetstream_enabled", a->js != NULL);
+    uint64_t nclients = 0, nleafs = 0;
+    pthread_mutex_lock(&s->mu);
+    for (client *c = s->clients; c; c = c->next) {
+        if (c->acc != a)
+            continue;
+        if (c->kind == CK_LEAF)
+            nleafs++;
+        else if (c->kind == CK_TCP || c->kind == CK_INPROC)
+            nclients++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    js_add_u64(d, "leafnode_connections", nleafs);
+    js_add_u64(d, "client_connections", nclients);
+    sl_sum sum;
+    memset(&sum, 0, sizeof sum);
+    sl_sum_add(&sum, a->sl);
+    js_add_u64(d, "subscriptions", sum.st.num_subs);
+    /* services first, then streams; imports: streams, then services (nats-server's order) */
+    if (a->nexports) {
+        cJSON *ex = cJSON_AddArrayToObject(d, "exports");
+        for (int pass = 0; ex && pass < 2; pass++)
+            for (size_t i = 0; i < a->nexports; i++)
+                if (a->exports[i].service == (pass == 0))
+                    add_export(ex, &a->exports[i]);
+    }
+    if (a->nimports) {
+        cJSON *im = cJSON_AddArrayToObject(d, "imports");
+        for (int pass = 0; im && pass < 2; pass++)
+            for (size_t i = 0; i < a->nimports; i++)
+                if (a->imports[i].service == (pass == 1))
+                    add_import(im, &a->imports[i]);
+    }
+    cJSON *st = cJSON_AddObjectToObject(d, "sublist_stats");
+    if (st)
+        sl_sum_put(st, &sum);
+    return d;
+}
+
+static int ep_accountz(monitor *m, qctx *q, mon_answer *a)
+{
+    server *s = m->s;
+    char acc[MON_QVAL] = "";
+    q_acc(q, "acc", acc, sizeof acc);
+    account *x = NULL;
+    if (acc[0] && !(x = acc_named(s, acc))) {
+        char t[MON_QVAL + 64];
+        snprintf(t, sizeof t, "Account %s does not exist", acc);
+        return answer_text(a, 400, t);
+    }
+    cJSON *o = new_doc(s, wall_ns());
+    if (!o)
+        return EMBER_ENOMEM;
+    /* no system account: "system_account" is left out, as nats-server without one */
+    if (!x) {
+        cJSON *l = cJSON_AddArrayToObject(o, "accounts");
+        for (size_t i = 0; l && i < s->naccs; i++)
+            cJSON_AddItemToArray(l, cJSON_CreateString(s->accs[i]->name));
+    } else {
+        cJSON *d = account_info(m, x);
+        if (!d) {
+            cJSON_Delete(o);
+            return EMBER_ENOMEM;
+        }
+        cJSON_AddItemToObject(o, "account_detail", d);
+    }
+    return answer_json(a, 200, o, true);
+}
+
 static int ep_root(mon_answer *a)
 {
     static const char html[] =
@@ -1331,6 +1662,7 @@ static int ep_root(mon_answer *a)
         "    <a href=./varz>General</a>\n"
         "    <a href=./jsz>JetStream</a>\n"
         "    <a href=./connz>Connections</a>\n"
+        "    <a href=./accountz>Accounts</a>\n"
         "    <a href=./subsz>Subscriptions</a>\n"
         "    <a href=./leafz>LeafNodes</a>\n"
         "    <a href=./healthz>Health Probe</a>\n"
@@ -1372,6 +1704,7 @@ int monitor_answer(server *s, const char *path, size_t path_len, const char *que
     case RS_JSZ: return ep_jsz(m, &q, out);
     case RS_LEAFZ: return ep_leafz(m, &q, out);
     case RS_HEALTHZ: return ep_healthz(m, &q, http, out);
+    case RS_ACCOUNTZ: return ep_accountz(m, &q, out);
     }
     return answer_text(out, 404, "404 page not found\n");
 }

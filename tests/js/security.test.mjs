@@ -671,7 +671,9 @@ authorization {
   B: { users: [ {user: x, password: y} ] }
 }
 `);
-    assert.ok(out.includes(`${file}:3:`), out);
+    // nats-server walks its accounts map in Go's random order, so it names either
+    // entry; Ember names the second one, the duplicate
+    assert.ok(out.includes(`${file}:3:`) || (!path.basename(SERVER).startsWith("ember") && out.includes(`${file}:2:`)), out);
     assert.match(out, /Duplicate user "x" detected/);
   });
 

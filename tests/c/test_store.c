@@ -519,6 +519,57 @@ static void test_torn_and_corrupt(void)
 
 /* ---- erase -------------------------------------------------------------------- */
 
+/* The active block is zero-filled ahead of its end (so an fsync does not also grow the
+ * file): after a crash the zeros are the block's clean end, not a torn tail; a clean
+ * close trims them; garbage after the zeros is still a torn tail. */
+static void test_prealloc(void)
+{
+    store_config c = cfg_of(STORE_FILE, "/pa");
+    c.block_size = 1 << 20;
+    store *st;
+    CHECK(store_open(&c, &st) == 0);
+    char data[64];
+    for (int i = 1; i <= 20; i++) {
+        snprintf(data, sizeof data, "pa-%03d", i);
+        put(st, "p.x", data, i);
+    }
+    CHECK(store_flush(st) == 0);
+    int64_t sz = storeio_mem_size(g_io, "/pa/blk/1.blk");
+    CHECK(sz >= 64 * 1024); /* 20 small records and the zeros ahead of them */
+    storeio_mem_crash(g_io, STOREIO_CRASH_CLEAN, 7);
+    store_abandon(st);
+    storeio_mem_reboot(g_io);
+
+    CHECK(store_open(&c, &st) == 0);
+    CHECK(g_rep.truncated_bytes == 0 && g_rep.corrupt_records == 0 && g_rep.corrupt_bytes == 0);
+    store_state s;
+    store_get_state(st, &s);
+    CHECK(s.msgs == 20 && s.last_seq == 20);
+    CHECK(has_msg(st, 20, "p.x", "pa-020"));
+    CHECK(put(st, "p.x", "pa-021", 21) == 21); /* appended over the zeros */
+    CHECK(store_close(st) == 0);
+    int64_t trimmed = storeio_mem_size(g_io, "/pa/blk/1.blk");
+    CHECK(trimmed > 0 && trimmed < 4096); /* clean close: no zero tail */
+
+    /* zeros, then garbage: a torn tail, all of it truncated and counted */
+    CHECK(g_io->unlink(g_io, "/pa/index.idx") == 0);
+    void *buf;
+    size_t n;
+    CHECK(storeio_mem_get(g_io, "/pa/blk/1.blk", &buf, &n) == 0);
+    char *nb = calloc(1, n + 5000);
+    memcpy(nb, buf, n);
+    memcpy(nb + n + 4990, "junk!", 5);
+    CHECK(storeio_mem_put(g_io, "/pa/blk/1.blk", nb, n + 5000) == 0);
+    CHECK(store_open(&c, &st) == 0);
+    CHECK(g_rep.truncated_bytes == 5000);
+    store_get_state(st, &s);
+    CHECK(s.msgs == 21);
+    CHECK(has_msg(st, 21, "p.x", "pa-021"));
+    CHECK(store_close(st) == 0);
+    free(nb);
+    free(buf);
+}
+
 static void test_erase(void)
 {
     store *st = open_kind(STORE_FILE, "/er", NULL);
@@ -860,6 +911,7 @@ int main(void)
     }
     test_restart();
     test_torn_and_corrupt();
+    test_prealloc();
     test_erase();
     test_io_failure();
     test_async_mode();

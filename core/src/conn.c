@@ -412,7 +412,7 @@ struct ember_conn {
     char inbox[64];           /* "_INBOX.<nuid>." */
     size_t inbox_len;
     _Atomic(struct ember_sub *) resp_sub;
-    pthread_mutex_t rmu;
+    cspin rmu;             /* guards waiters */
     req_waiter *waiters;
     atomic_ullong next_token;
     atomic_bool draining;     /* ember_conn_drain: queued messages still run */
@@ -760,13 +760,11 @@ EMBER_API int ember_conn_connect(ember_conn **out, ember_server *s, const ember_
     c->srv = s;
     c->opts = o;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_mutex_init(&c->rmu, NULL);
     int arc = conn_authenticate(cl, &o);
     c->opts.account = NULL; /* borrowed: not kept */
     if (arc) {
         cl->conn = NULL;
         pthread_mutex_destroy(&c->mu);
-        pthread_mutex_destroy(&c->rmu);
         free(c);
         client_release(cl);
         return arc;
@@ -782,7 +780,6 @@ EMBER_API int ember_conn_connect(ember_conn **out, ember_server *s, const ember_
         dq_destroy(&c->pollq);
         dq_destroy(&c->dispq);
         pthread_mutex_destroy(&c->mu);
-        pthread_mutex_destroy(&c->rmu);
         free(c);
         client_release(cl);
         return rc;
@@ -1229,7 +1226,7 @@ static void resp_handler(void *ud, ember_sub *sub, ember_msg *m)
         }
         token = token * 10 + d;
     }
-    pthread_mutex_lock(&c->rmu);
+    cspin_lock(&c->rmu);
     req_waiter **pp = &c->waiters, *w = NULL;
     for (; *pp; pp = &(*pp)->next)
         if ((*pp)->token == token) {
@@ -1237,7 +1234,7 @@ static void resp_handler(void *ud, ember_sub *sub, ember_msg *m)
             *pp = w->next;
             break;
         }
-    pthread_mutex_unlock(&c->rmu);
+    cspin_unlock(&c->rmu);
     if (!w)
         return; /* late or duplicate reply */
     /* Hand over without a lock unless the requester sleeps (seq_cst Dekker pair:
@@ -1285,10 +1282,10 @@ static int request_view(struct ember_conn *c, msgview *mv, int timeout_ms, ember
     memcpy(inbox, c->inbox, c->inbox_len);
     size_t il = c->inbox_len + fmt_u64(inbox + c->inbox_len, w.token);
     inbox[il] = 0;
-    pthread_mutex_lock(&c->rmu);
+    cspin_lock(&c->rmu);
     w.next = c->waiters;
     c->waiters = &w;
-    pthread_mutex_unlock(&c->rmu);
+    cspin_unlock(&c->rmu);
     mv->reply = inbox;
     mv->reply_len = il;
     int delivered = 0;
@@ -1338,14 +1335,14 @@ static int request_view(struct ember_conn *c, msgview *mv, int timeout_ms, ember
     }
     if (!atomic_load(&w.done)) {
         /* unregister; if a responder took it meanwhile, it completes below */
-        pthread_mutex_lock(&c->rmu);
+        cspin_lock(&c->rmu);
         for (req_waiter **pp = &c->waiters; *pp; pp = &(*pp)->next)
             if (*pp == &w) {
                 *pp = w.next;
                 atomic_store(&w.released, 1); /* nobody else will touch it */
                 break;
             }
-        pthread_mutex_unlock(&c->rmu);
+        cspin_unlock(&c->rmu);
     }
     /* the responder's hand-over may still be finishing: wait for its last touch */
     while (!atomic_load_explicit(&w.released, memory_order_acquire))
@@ -1440,7 +1437,7 @@ static void wake_all(struct ember_conn *c)
         dq_signal_fd(qs[i]);
     }
     /* wake requesters */
-    pthread_mutex_lock(&c->rmu);
+    cspin_lock(&c->rmu);
     for (req_waiter *w = c->waiters; w; w = w->next) {
         if (!atomic_load(&w->sleeping))
             continue; /* not waiting on its condvar: it sees `closed` when it checks */
@@ -1448,7 +1445,7 @@ static void wake_all(struct ember_conn *c)
         pthread_cond_broadcast(&w->cv);
         pthread_mutex_unlock(&w->mu);
     }
-    pthread_mutex_unlock(&c->rmu);
+    cspin_unlock(&c->rmu);
 }
 
 /* The server is shutting down (server thread): close without blocking on the host. */
@@ -1523,7 +1520,6 @@ static void conn_free(struct ember_conn *c)
     dq_destroy(&c->pollq);
     dq_destroy(&c->dispq);
     pthread_mutex_destroy(&c->mu);
-    pthread_mutex_destroy(&c->rmu);
     free(cl->name);
     cl->name = NULL;
     free(c);

@@ -277,7 +277,9 @@ EMBER_API void ember_msg_release(ember_msg *m)
 {
     if (!m)
         return;
-    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+    /* the only reference (nobody else can take one from it): no locked instruction */
+    if (atomic_load_explicit(&m->refs, memory_order_acquire) != 1 &&
+        atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
         return;
     hidx_free(atomic_load(&m->hidx));
     if (m->flags & MSG_F_HDR_OWNED)

@@ -11,7 +11,7 @@
  *    It holds a reference on every item it lists.
  *  - The cache maps a literal subject to its result. It is a fixed open-addressing
  *    table (CACHE_SLOTS slots, at most CACHE_MAX + 1 entries so the load stays below
- *    one half) guarded by its own mutex. A hit is: hash, lock, probe, increment the
+ *    one half) guarded by its own spin lock. A hit is: hash, lock, probe, increment the
  *    result's refcount, unlock.
  *
  * Locking
@@ -30,6 +30,7 @@
 #define _POSIX_C_SOURCE 200809L /* pthread_rwlock_* under strict -std=c11 */
 #endif
 #include "sublist.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -86,33 +87,43 @@ static inline bool is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f';
 }
 
+/* Byte classes for validation: 0 plain, 1 '.', 2 white space, 3 '*' or '>'. */
+static const uint8_t subj_class[256] = {
+    [' '] = 2, ['\t'] = 2, ['\r'] = 2, ['\n'] = 2, ['\f'] = 2, ['.'] = 1, ['*'] = 3, ['>'] = 3,
+};
+
 static bool validate(const char *s, size_t len, bool literal)
 {
     if (!s || len == 0)
         return false;
+    const unsigned char *u = (const unsigned char *)s;
     size_t start = 0;
     bool saw_fwc = false;
-    for (size_t i = 0; i <= len; i++) {
-        if (i == len || s[i] == '.') {
-            size_t tl = i - start;
-            if (tl == 0 || saw_fwc)
-                return false;
-            if (tl == 1) {
-                char c = s[start];
-                if (c == '>') {
-                    if (literal)
-                        return false;
-                    saw_fwc = true;
-                } else if (c == '*' && literal) {
-                    return false;
-                }
-            }
-            start = i + 1;
-        } else if (is_ws(s[i])) {
+    for (size_t i = 0;; i++) {
+        uint8_t k = i < len ? subj_class[u[i]] : 1; /* the end closes the last token */
+        if (__builtin_expect(k == 0, 1))
+            continue;
+        if (k == 2)
             return false;
+        if (k == 3)
+            continue; /* judged with its token */
+        size_t tl = i - start;
+        if (tl == 0 || saw_fwc)
+            return false;
+        if (tl == 1) {
+            char c = s[start];
+            if (c == '>') {
+                if (literal)
+                    return false;
+                saw_fwc = true;
+            } else if (c == '*' && literal) {
+                return false;
+            }
         }
+        if (i >= len)
+            return true;
+        start = i + 1;
     }
-    return true;
 }
 
 bool subject_is_valid_sub(const char *subj, size_t len)
@@ -241,7 +252,7 @@ struct sublist {
 
     char pad_[64]; /* keep the hot cache fields off the rwlock's cache line */
 
-    pthread_mutex_t cache_mu;
+    cspin cache_mu;
     cache_slot *cache;  /* CACHE_SLOTS slots */
     uint32_t cache_count;
     uint32_t sweep_pos;
@@ -786,7 +797,7 @@ static void cache_del_slot(sublist *sl, uint32_t i, result_impl **chain)
 static result_impl *cache_invalidate(sublist *sl, const char *subj, size_t len)
 {
     result_impl *chain = NULL;
-    pthread_mutex_lock(&sl->cache_mu);
+    cspin_lock(&sl->cache_mu);
     sl->gen++;
     if (sl->cache_count) {
         if (!has_wildcard_token(subj, len)) {
@@ -804,7 +815,7 @@ static result_impl *cache_invalidate(sublist *sl, const char *subj, size_t len)
             }
         }
     }
-    pthread_mutex_unlock(&sl->cache_mu);
+    cspin_unlock(&sl->cache_mu);
     return chain;
 }
 
@@ -856,10 +867,6 @@ sublist *sublist_new(sublist_item_fn retain, sublist_item_fn release)
      * writer queues). */
     if (pthread_rwlock_init(&sl->lock, NULL) != 0)
         goto fail;
-    if (pthread_mutex_init(&sl->cache_mu, NULL) != 0) {
-        pthread_rwlock_destroy(&sl->lock);
-        goto fail;
-    }
     return sl;
 fail:
     free(sl->root);
@@ -883,7 +890,6 @@ void sublist_free(sublist *sl)
     release_chain(chain);
     level_free(sl->root, sl->release);
     free(sl->cache);
-    pthread_mutex_destroy(&sl->cache_mu);
     pthread_rwlock_destroy(&sl->lock);
     free(sl);
 }
@@ -1021,17 +1027,17 @@ sublist_result *sublist_match(sublist *sl, const char *subject, size_t len)
         goto walk;
 
     /* hit path */
-    pthread_mutex_lock(&sl->cache_mu);
+    cspin_lock(&sl->cache_mu);
     sl->num_matches++;
     r = cache_find(sl, h, subject, len, NULL);
     if (r) {
         atomic_fetch_add_explicit(&r->pub.refs, 1, memory_order_relaxed);
         sl->cache_hits++;
-        pthread_mutex_unlock(&sl->cache_mu);
+        cspin_unlock(&sl->cache_mu);
         return &r->pub;
     }
     gen = sl->gen;
-    pthread_mutex_unlock(&sl->cache_mu);
+    cspin_unlock(&sl->cache_mu);
 
 walk:
     if (!tokens_nonempty(subject, len))
@@ -1056,14 +1062,14 @@ walk:
 
     /* store, unless the trie changed since we read gen */
     result_impl *chain = NULL;
-    pthread_mutex_lock(&sl->cache_mu);
+    cspin_lock(&sl->cache_mu);
     if (sl->gen == gen && !cache_find(sl, h, subject, len, NULL)) {
         atomic_fetch_add_explicit(&r->pub.refs, 1, memory_order_relaxed);
         cache_put(sl->cache, h, r);
         if (++sl->cache_count > CACHE_MAX)
             cache_sweep(sl, r, &chain);
     }
-    pthread_mutex_unlock(&sl->cache_mu);
+    cspin_unlock(&sl->cache_mu);
     release_chain(chain);
     return &r->pub;
 }
@@ -1080,11 +1086,11 @@ void sublist_get_stats(sublist *sl, sublist_stats *out)
     out->num_inserts = sl->num_inserts;
     out->num_removes = sl->num_removes;
     pthread_rwlock_unlock(&sl->lock);
-    pthread_mutex_lock(&sl->cache_mu);
+    cspin_lock(&sl->cache_mu);
     out->num_cache = sl->cache_count;
     out->num_matches = sl->num_matches;
     out->cache_hits = sl->cache_hits;
-    pthread_mutex_unlock(&sl->cache_mu);
+    cspin_unlock(&sl->cache_mu);
 }
 
 static size_t level_count_nodes(const sl_level *l)
@@ -1104,7 +1110,7 @@ void sublist_cache_fanout(sublist *sl, uint64_t *max_fanout, double *avg_fanout)
 {
     uint64_t mx = 0, tot = 0, n = 0;
     if (sl) {
-        pthread_mutex_lock(&sl->cache_mu);
+        cspin_lock(&sl->cache_mu);
         for (uint32_t i = 0; sl->cache && i < CACHE_SLOTS; i++) {
             const result_impl *r = sl->cache[i].r;
             if (!r)
@@ -1115,7 +1121,7 @@ void sublist_cache_fanout(sublist *sl, uint64_t *max_fanout, double *avg_fanout)
                 mx = f;
             n++;
         }
-        pthread_mutex_unlock(&sl->cache_mu);
+        cspin_unlock(&sl->cache_mu);
     }
     *max_fanout = mx;
     *avg_fanout = n ? (double)tot / (double)n : 0;

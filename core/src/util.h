@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "ember.h"
@@ -54,6 +56,37 @@ typedef struct bytebuf {
 int bytebuf_reserve(bytebuf *b, size_t extra);
 int bytebuf_append(bytebuf *b, const void *data, size_t n);
 void bytebuf_free(bytebuf *b);
+
+/* A spin lock for critical sections of a few instructions on hot paths (the sublist
+ * cache probe, a connection's request waiters): one locked instruction to take it and
+ * a plain store to drop it, where a mutex costs two locked instructions and two calls.
+ * A waiter spins briefly, then yields (the holder may have been preempted). Zero is
+ * unlocked; nothing to destroy. */
+typedef struct cspin {
+    atomic_int v;
+} cspin;
+
+static inline void cspin_lock(cspin *l)
+{
+    if (!atomic_exchange_explicit(&l->v, 1, memory_order_acquire))
+        return;
+    for (unsigned n = 0;; n++) {
+        if (!atomic_load_explicit(&l->v, memory_order_relaxed) &&
+            !atomic_exchange_explicit(&l->v, 1, memory_order_acquire))
+            return;
+        if (n < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#elif defined(__aarch64__)
+            __asm__ __volatile__("yield");
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+static inline void cspin_unlock(cspin *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
 
 /* Decimal formatting without printf: writes digits, returns count. */
 size_t fmt_u64(char *out, uint64_t v);

@@ -26,7 +26,8 @@ typedef struct qitem {
 
 /* The delivery queue: an unbounded list of segments of slots, written once.
  *
- * Producers (publishing threads) serialize on `mu`, which only they take: they fill the
+ * Producers (publishing threads) serialize on `mu` (a spin lock: a push is a few
+ * stores), which only they take: they fill the
  * next slot of the last segment (the subscription, then the message pointer with a
  * release store, which makes the slot visible) and link a new segment when it is full.
  * Consumers (the dispatcher, pollers, next_msg readers) serialize on `cmu`, which only
@@ -57,7 +58,7 @@ typedef struct dqseg {
 
 typedef struct dq {
     /* producers */
-    pthread_mutex_t mu;
+    cspin mu;
     dqseg *pseg;            /* segment being filled (mu) */
     size_t pidx;            /* next slot in it (mu) */
     atomic_size_t pushed;   /* messages pushed, ever (written under mu) */
@@ -80,7 +81,7 @@ typedef struct dq {
 
 static void dq_init(dq *q, bool with_fd)
 {
-    pthread_mutex_init(&q->mu, NULL);
+    atomic_init(&q->mu.v, 0);
     pthread_mutex_init(&q->cmu, NULL);
     pthread_mutex_init(&q->wmu, NULL);
     pthread_condattr_t ca;
@@ -235,9 +236,9 @@ static bool dq_closed(dq *q) { return atomic_load(&q->closed); }
 /* Close: producers push no more (except forced pushes), consumers are woken. */
 static void dq_close(dq *q)
 {
-    pthread_mutex_lock(&q->mu);
+    cspin_lock(&q->mu);
     atomic_store(&q->closed, true);
-    pthread_mutex_unlock(&q->mu);
+    cspin_unlock(&q->mu);
     dq_wake(q, true);
 }
 
@@ -316,9 +317,9 @@ static bool dq_wait(dq *q, int timeout_ms, volatile atomic_bool *stop)
     bool ok = true;
     pthread_mutex_lock(&q->wmu);
     for (;;) {
-        pthread_mutex_lock(&q->mu); /* then look again: see dq_sleepers_locked */
+        cspin_lock(&q->mu); /* then look again: see dq_sleepers_locked */
         atomic_fetch_add(&q->sleepers, 1);
-        pthread_mutex_unlock(&q->mu);
+        cspin_unlock(&q->mu);
         if (DQ_DONE()) {
             atomic_fetch_sub(&q->sleepers, 1);
             break;
@@ -346,7 +347,6 @@ static void dq_destroy(dq *q)
         free(q->cseg);
     if (q->efd >= 0)
         close(q->efd);
-    pthread_mutex_destroy(&q->mu);
     pthread_mutex_destroy(&q->cmu);
     pthread_mutex_destroy(&q->wmu);
     pthread_cond_destroy(&q->cv);
@@ -529,8 +529,14 @@ bool inproc_deliver(client *cl, sub *b, msgview *mv)
     long long lm = atomic_load_explicit(&s->limit_msgs, memory_order_relaxed);
     long long lb = atomic_load_explicit(&s->limit_bytes, memory_order_relaxed);
     bool slow = false;
-    ember_msg_retain(m);
-    pthread_mutex_lock(&q->mu);
+    /* the message's only delivery: the queue takes the router's reference */
+    bool given = mv->blk_give && mv->blk_owned && mv->blk == m;
+    if (given) {
+        mv->blk_owned = false; /* ours now: the consumer may free it any time after */
+        mv->blk = NULL;
+    } else
+        ember_msg_retain(m);
+    cspin_lock(&q->mu);
     unsigned long long im = atomic_load_explicit(&s->in_msgs, memory_order_relaxed) + 1;
     unsigned long long ib = atomic_load_explicit(&s->in_bytes, memory_order_relaxed) +
                             (unsigned long long)sz;
@@ -550,7 +556,7 @@ bool inproc_deliver(client *cl, sub *b, msgview *mv)
         ok = true;
     }
     bool wake = ok && dq_sleepers_locked(q);
-    pthread_mutex_unlock(&q->mu);
+    cspin_unlock(&q->mu);
     if (ok)
         dq_pushed(q, wake);
     if (!ok)

@@ -255,6 +255,7 @@ int server_route(server *srv, client *from, msgview *mv)
     int n = 0;
     leaf_target lt[LEAF_TARGETS];
     size_t nlt = 0;
+    mv->blk_give = r->npsubs == 1 && r->nqsubs == 0;
     for (size_t i = 0; i < r->npsubs; i++) {
         sub *s = (sub *)r->psubs[i];
         if (unlikely(s->cl->kind == CK_LEAF)) {
@@ -304,6 +305,7 @@ int server_route(server *srv, client *from, msgview *mv)
         if (leaf_send(srv, &lt[i], mv) && lt[i].plain)
             n++;
     sublist_result_release(r);
+    mv->blk_give = false;
     if (mv->blk_owned) {
         ember_msg_release(mv->blk);
         mv->blk = NULL;

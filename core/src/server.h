@@ -65,6 +65,9 @@ typedef struct msgview {
     size_t data_len;
     ember_msg *blk;         /* built once on demand (msgview_block) */
     bool blk_owned;         /* the router made blk and releases it */
+    bool blk_give;          /* set by server_route for the only delivery of the message:
+                             * a queued delivery may take blk_owned's reference instead of
+                             * a new one (and clears blk_owned) */
     bool skip_internal;     /* not to internal subscriptions (native JetStream publish:
                              * the stream already has it) */
     /* From a leaf link: no queue list (deliver to no queue group), or the queue groups

@@ -399,9 +399,11 @@ EMBER_API void ember_server_get_stats(ember_server *s, ember_server_stats *out);
  * on SIGHUP with the configuration file read again; the library installs no handler):
  * limits (max_payload, max_pending, max_connections, max_subscriptions, ping interval and
  * max pings, write deadline, auth timeout) and the users with their permissions and
- * no_auth_user. New connections use the new users; TCP clients authenticated as a user
- * that is gone are closed; the others keep the permissions they connected with until they
- * reconnect. Anything else that differs from the running options (ports and hosts,
+ * no_auth_user. New connections use the new users; connected clients (TCP and in-process)
+ * of a user that is still there get its new permissions at once; clients of a user that is
+ * gone are closed, as nats-server (an in-process connection then fails every call with
+ * EMBER_ECLOSED, "connection closed: Authorization Violation"; the host still frees it
+ * with ember_conn_close). Anything else that differs from the running options (ports and hosts,
  * dont_listen, server name, JetStream, leaf nodes, TLS, websocket, monitoring, single
  * user/token, max_control_line, adding or removing all users) refuses the whole reload:
  * EMBER_EINVAL, "config reload not supported for <field>". Logging is the host's

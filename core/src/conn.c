@@ -401,6 +401,7 @@ struct ember_conn {
     pthread_mutex_t mu;
     struct ember_sub *subs;
     atomic_bool closed;       /* server shut down or conn closed/drained */
+    atomic_bool revoked;      /* closed by a reload that removed its user */
     atomic_bool user_closed;
     dq pollq;
     dq dispq;
@@ -799,7 +800,9 @@ static int conn_usable(struct ember_conn *c)
     if (!c)
         return err_set(EMBER_EINVAL, "connection is NULL");
     if (atomic_load_explicit(&c->closed, memory_order_relaxed))
-        return err_set(EMBER_ECLOSED, "connection closed");
+        return atomic_load(&c->revoked)
+                   ? err_set(EMBER_ECLOSED, "connection closed: Authorization Violation")
+                   : err_set(EMBER_ECLOSED, "connection closed");
     return 0;
 }
 
@@ -1460,6 +1463,19 @@ void inproc_server_closing(client *cl)
     struct ember_conn *c = cl->conn;
     if (!c)
         return;
+    atomic_store(&c->closed, true);
+    unsubscribe_all(c);
+    wake_all(c);
+}
+
+/* A reload removed the connection's user (server thread): close it as nats-server closes
+ * such clients; the host still owns the handle (ember_conn_close frees it). */
+void inproc_auth_revoked(client *cl)
+{
+    struct ember_conn *c = cl->conn;
+    if (!c)
+        return;
+    atomic_store(&c->revoked, true);
     atomic_store(&c->closed, true);
     unsubscribe_all(c);
     wake_all(c);

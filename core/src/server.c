@@ -792,9 +792,11 @@ static void apply_reload(server *s)
     r->users = NULL;
     if (old) /* clients may still point at its users: kept until the server goes */
         auth_users_retire(old, &s->retired_users);
-    /* clients of a user that is still there get its new permissions; TCP clients of a
-     * user that is gone are closed, as nats-server does */
+    /* clients of a user that is still there get its new permissions; clients of a user
+     * that is gone are closed, as nats-server does (in-process ones after the list lock) */
     int closed = 0;
+    size_t ngone = 0, gone_cap = 0;
+    client **gone = NULL;
     pthread_mutex_lock(&s->mu);
     for (client *c = s->clients; c; c = c->next) {
         if (!c->auth_user || c->own_user) /* JWT users are not in the users */
@@ -807,9 +809,30 @@ static void apply_reload(server *s)
         } else if (c->kind == CK_TCP) {
             client_schedule_close(c, CR_AUTH);
             closed++;
+        } else if (c->kind == CK_INPROC) {
+            if (ngone == gone_cap) {
+                size_t nc = gone_cap ? gone_cap * 2 : 8;
+                client **ng = realloc(gone, nc * sizeof *ng);
+                if (!ng)
+                    continue; /* out of memory: this one keeps working */
+                gone = ng;
+                gone_cap = nc;
+            }
+            client_retain(c);
+            gone[ngone++] = c;
         }
     }
     pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < ngone; i++) {
+        client *c = gone[i];
+        srv_log(s, EMBER_LOG_ERROR, "in-process - cid:%llu - authentication error - %s",
+                (unsigned long long)c->cid, auth_user_desc(c->auth_user));
+        inproc_auth_revoked(c);
+        server_remove_client(s, c);
+        client_release(c);
+        closed++;
+    }
+    free(gone);
     srv_log(s, EMBER_LOG_INFO, "Reloaded server configuration%s",
             closed ? " (clients of removed users closed)" : "");
     pthread_mutex_lock(&s->mu);

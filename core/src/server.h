@@ -339,5 +339,7 @@ int conn_check(struct ember_conn *c);
 int conn_publish_view(struct ember_conn *c, msgview *mv, int *delivered);
 bool inproc_deliver(client *c, sub *s, msgview *mv);
 void inproc_server_closing(client *c);
+/* A reload removed its user: the in-process connection closes (server thread). */
+void inproc_auth_revoked(client *c);
 
 #endif

@@ -362,6 +362,19 @@ static void test_reload(void)
     char buf[8192];
     size_t n = 0;
     CHECK(read_until(fd, buf, sizeof buf, &n, "PONG"));
+    /* in-process connections of "gone" and of "keep" */
+    ember_conn_options gco;
+    ember_conn_options_init(&gco);
+    gco.user = "gone";
+    gco.password = "g";
+    ember_conn *gc = NULL, *kc = NULL;
+    REQUIRE(ember_conn_connect(&gc, s, &gco) == EMBER_OK);
+    ember_sub *gsub = NULL;
+    CHECK(ember_conn_subscribe(&gsub, gc, "r.x", NULL, EMBER_DELIVER_POLL, NULL, NULL, NULL) ==
+          EMBER_OK);
+    gco.user = "keep";
+    gco.password = "k";
+    REQUIRE(ember_conn_connect(&kc, s, &gco) == EMBER_OK);
     /* refused: a different port, JetStream on; nothing applied */
     ember_server_options r = o;
     r.port = port + 1;
@@ -387,6 +400,17 @@ static void test_reload(void)
     }
     CHECK(closed);
     close(fd);
+    /* so is the in-process connection of the removed user (nats-server closes every
+     * client of a removed user); the other one keeps working */
+    CHECK(ember_conn_is_closed(gc));
+    CHECK(ember_conn_publish(gc, "r.x", NULL, "x", 1) == EMBER_ECLOSED);
+    CHECK(strstr(ember_last_error(), "Authorization Violation") != NULL);
+    ember_msg *gm = NULL;
+    CHECK(ember_sub_next_msg(gsub, &gm, 10) == EMBER_ECLOSED);
+    CHECK(!ember_conn_is_closed(kc));
+    CHECK(ember_conn_publish(kc, "r.x", NULL, "x", 1) == EMBER_OK);
+    ember_conn_close(gc);
+    ember_conn_close(kc);
     /* the in-process path sees the new users at once */
     ember_conn_options co;
     ember_conn_options_init(&co);

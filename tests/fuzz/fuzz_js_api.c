@@ -20,6 +20,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,9 @@ static const char *const subjects[] = {
 
 static ember_server *srv;
 static ember_conn *conn;
+/* on_reply runs on whichever thread delivers (the flusher for PubAcks after the write,
+ * a consumer's timer...): last_reply is handed over under reply_mu */
+static pthread_mutex_t reply_mu = PTHREAD_MUTEX_INITIALIZER;
 static ember_msg *last_reply;
 static char dir[256];
 static char want_reply[64]; /* the inbox of the request in flight */
@@ -67,11 +71,15 @@ static void on_reply(void *ud, ember_sub *s, ember_msg *m)
     (void)s;
     /* consumers the input creates may deliver stored messages to _R.* as well: only the
      * reply to the request in flight is an API answer */
-    if (strcmp(ember_msg_subject(m), want_reply))
-        return;
-    if (last_reply)
-        ember_msg_release(last_reply);
-    last_reply = ember_msg_retain(m);
+    pthread_mutex_lock(&reply_mu);
+    ember_msg *old = NULL;
+    if (!strcmp(ember_msg_subject(m), want_reply)) {
+        old = last_reply;
+        last_reply = ember_msg_retain(m);
+    }
+    pthread_mutex_unlock(&reply_mu);
+    if (old)
+        ember_msg_release(old);
 }
 
 static void rm_rf(const char *path)
@@ -116,13 +124,17 @@ static void setup(void)
 
 static void check_reply(void)
 {
-    if (!last_reply)
+    pthread_mutex_lock(&reply_mu);
+    ember_msg *r = last_reply;
+    last_reply = NULL;
+    pthread_mutex_unlock(&reply_mu);
+    if (!r)
         return;
     size_t n, hl = 0;
-    const char *d = ember_msg_data(last_reply, &n);
+    const char *d = ember_msg_data(r, &n);
     /* API answers are plain JSON; direct gets (headers) and pulled messages (an ack
      * reply subject) carry stored data, which is whatever was published */
-    bool api_answer = !ember_msg_headers_raw(last_reply, &hl) && !ember_msg_reply(last_reply);
+    bool api_answer = !ember_msg_headers_raw(r, &hl) && !ember_msg_reply(r);
     if (api_answer && n && d[0] == '{') {
         cJSON *j = cJSON_ParseWithLength(d, n);
         if (!j) {
@@ -131,8 +143,7 @@ static void check_reply(void)
         }
         cJSON_Delete(j);
     }
-    ember_msg_release(last_reply);
-    last_reply = NULL;
+    ember_msg_release(r);
 }
 
 static void one(const char *p, size_t n)
@@ -160,7 +171,9 @@ static void one(const char *p, size_t n)
     static unsigned long long seq;
     char reply[64];
     snprintf(reply, sizeof reply, "_R.%llu", ++seq);
+    pthread_mutex_lock(&reply_mu);
     snprintf(want_reply, sizeof want_reply, "%s", reply);
+    pthread_mutex_unlock(&reply_mu);
     ember_msg *m;
     if (ember_msg_new(&m, subj, reply, body, bn) != EMBER_OK)
         return; /* an invalid subject from the input */

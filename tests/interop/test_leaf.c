@@ -1277,7 +1277,8 @@ static void test_tls(void)
              "tls { ca_file: \"%s\" } } ] }\n",
              ember_server_leafnode_port(s), ca);
     write_file(conf, text);
-    const char *args[] = {"-c", conf, NULL};
+    /* traced: a failure below shows which protocol lines the Go leaf saw */
+    const char *args[] = {"-c", conf, "-DV", NULL};
     th_server leaf;
     if (th_server_start(&leaf, nats_server_bin(), args) == 0) {
         CHECK(wait_leafs(s, 1, 10000));
@@ -1286,7 +1287,13 @@ static void test_tls(void)
                                    respond_hello, ec, NULL) == EMBER_OK);
         natsConnection *lc = hub_connect(&leaf);
         natsMsg *m = NULL;
-        CHECK(lc && hub_request(lc, "hello.world", "hi", &m, 5000) == NATS_OK);
+        natsStatus rst = lc ? hub_request(lc, "hello.world", "hi", &m, 5000) : NATS_ERR;
+        CHECK(rst == NATS_OK);
+        if (rst != NATS_OK) {
+            fprintf(stderr, "request through the Go leaf (tls): %s; its log:\n",
+                    natsStatus_GetText(rst));
+            th_server_dump_log(&leaf, 6000);
+        }
         CHECK(m && strcmp(natsMsg_GetData(m), "hello there") == 0);
         natsMsg_Destroy(m);
         natsConnection_Destroy(lc);

@@ -1359,6 +1359,10 @@ static int fs_recover(store *st, const store_config *cfg)
         fs->dirsync = false;
         fs->blks[0]->dirty = false;
     }
+    /* a crash may leave zeros behind blocks that were rotated away from: only the active
+     * (last) block keeps them */
+    for (size_t i = 0; i + 1 < fs->nblks; i++)
+        fs_trim(fs, fs->blks[i]);
     /* everything found is on disk: durable */
     fs->synced_pos = fs->durable_pos = fs->log_pos;
     fs->durable_seq = st->last_seq;

@@ -348,7 +348,8 @@ EMBER_API void ember_config_free(ember_config *cfg);
 typedef struct ember_server ember_server;
 
 /* Validate options and create a server (not yet started). *out is owned by the caller
- * and freed with ember_server_free. Opens no socket. */
+ * and freed with ember_server_free. Opens no socket. opts and everything it points to
+ * are read during the call only (the server keeps copies). */
 EMBER_API int ember_server_new(ember_server **out, const ember_server_options *opts);
 /* Start the server's thread: binds listeners and returns without waiting. A listen
  * failure is reported through ember_server_ready_for_connections (false) and the log. */
@@ -403,9 +404,13 @@ EMBER_API void ember_server_get_stats(ember_server *s, ember_server_stats *out);
  * of a user that is still there get its new permissions at once; clients of a user that is
  * gone are closed, as nats-server (an in-process connection then fails every call with
  * EMBER_ECLOSED, "connection closed: Authorization Violation"; the host still frees it
- * with ember_conn_close). Anything else that differs from the running options (ports and hosts,
- * dont_listen, server name, JetStream, leaf nodes, TLS, websocket, monitoring, single
- * user/token, max_control_line, adding or removing all users) refuses the whole reload:
+ * with ember_conn_close). With TLS on, the certificate, key and CA files are read again
+ * (same or new paths; certificate rotation) and tls_verify may change: new connections use
+ * them; a file that does not load refuses the reload with the error ember_server_new would
+ * give. Anything else that differs from the running options (ports and hosts, dont_listen,
+ * server name, JetStream, leaf nodes, turning TLS on or off, tls_handshake_first,
+ * websocket, monitoring, single user/token, max_control_line, adding or removing all users)
+ * refuses the whole reload:
  * EMBER_EINVAL, "config reload not supported for <field>". Logging is the host's
  * (ember_server_log_to_*). opts is read during the call only. Any thread except the
  * server's own (callbacks run there: EMBER_ESTATE); blocks until the loop applied it. */

@@ -3,6 +3,7 @@
 #include "auth.h"
 #include "jwt.h"
 #include "leaf.h"
+#include "tlsio.h"
 #include "xport.h"
 #include "monitor.h"
 #include "server.h"
@@ -232,6 +233,32 @@ EMBER_API int ember_server_new(ember_server **out, const ember_server_options *o
         server_release(s);
         return xrc;
     }
+    /* the options are the host's: keep copies of what is read later, drop the rest */
+    s->o_tls_cert = dup_or_null(o.tls_cert_file);
+    s->o_tls_key = dup_or_null(o.tls_key_file);
+    s->o_tls_ca = dup_or_null(o.tls_ca_file);
+    s->o_leaf_host = dup_or_null(o.leaf_host);
+    s->o_ws_host = dup_or_null(o.ws_host);
+    if ((o.tls_cert_file && !s->o_tls_cert) || (o.tls_key_file && !s->o_tls_key) ||
+        (o.tls_ca_file && !s->o_tls_ca) || (o.leaf_host && !s->o_leaf_host) ||
+        (o.ws_host && !s->o_ws_host)) {
+        server_release(s);
+        return err_set(EMBER_ENOMEM, "out of memory");
+    }
+    s->opts.tls_cert_file = s->o_tls_cert;
+    s->opts.tls_key_file = s->o_tls_key;
+    s->opts.tls_ca_file = s->o_tls_ca;
+    s->opts.leaf_host = s->o_leaf_host;
+    s->opts.ws_host = s->o_ws_host;
+    s->opts.leaf_remotes = NULL; /* copied by leaf_init */
+    s->opts.leaf_username = s->opts.leaf_password = NULL;
+    s->opts.leaf_tls_cert_file = s->opts.leaf_tls_key_file = s->opts.leaf_tls_ca_file = NULL;
+    s->opts.users = NULL; /* copied by auth_users_new */
+    s->opts.no_auth_user = NULL;
+    s->opts.ws_tls_cert_file = s->opts.ws_tls_key_file = NULL; /* copied by xport_init */
+    s->opts.ws_allowed_origins = NULL;
+    s->opts.ws_username = s->opts.ws_password = s->opts.ws_auth_token = NULL;
+    s->opts.ws_no_auth_user = NULL;
     *out = s;
     return EMBER_OK;
 }
@@ -244,6 +271,11 @@ static void server_destroy(server *s)
     accounts_free(s);
     jwt_trust_free(s->trust);
     free(s->o_operator);
+    free(s->o_tls_cert);
+    free(s->o_tls_key);
+    free(s->o_tls_ca);
+    free(s->o_leaf_host);
+    free(s->o_ws_host);
     auth_users_free(s->users);
     auth_users_free_retired(s->retired_users);
     xport_free(s);
@@ -768,6 +800,19 @@ static bool auth_users_any_in(const ember_server_options *o)
 }
 
 
+static void reload_req_free(struct reload_req *r)
+{
+    auth_users_free(r->users);
+    r->users = NULL;
+    if (r->tls_ctx)
+        tlsio_ctx_free(r->tls_ctx);
+    r->tls_ctx = NULL;
+    free(r->tls_cert);
+    free(r->tls_key);
+    free(r->tls_ca);
+    r->tls_cert = r->tls_key = r->tls_ca = NULL;
+}
+
 /* On the loop thread: swap in what a reload brings (s->reload_next), close the clients
  * whose user is gone, wake the caller. */
 static void apply_reload(server *s)
@@ -790,6 +835,18 @@ static void apply_reload(server *s)
     auth_users *old = s->users;
     s->users = r->users;
     r->users = NULL;
+    if (r->tls_ctx) { /* only this thread reads them (/varz, accepting connections) */
+        xport_reload_tls(s, r->tls_ctx, n->tls_verify);
+        r->tls_ctx = NULL;
+        free(s->o_tls_cert);
+        free(s->o_tls_key);
+        free(s->o_tls_ca);
+        s->opts.tls_cert_file = s->o_tls_cert = r->tls_cert;
+        s->opts.tls_key_file = s->o_tls_key = r->tls_key;
+        s->opts.tls_ca_file = s->o_tls_ca = r->tls_ca;
+        s->opts.tls_verify = n->tls_verify;
+        r->tls_cert = r->tls_key = r->tls_ca = NULL;
+    }
     if (old) /* clients may still point at its users: kept until the server goes */
         auth_users_retire(old, &s->retired_users);
     /* clients of a user that is still there get its new permissions; clients of a user
@@ -878,8 +935,10 @@ EMBER_API int ember_server_reload(ember_server *s, const ember_server_options *o
         n.max_payload > n.max_pending)
         return err_set(EMBER_EINVAL, "invalid max_payload %lld / max_pending %lld",
                        (long long)n.max_payload, (long long)n.max_pending);
-    if (!str_same(n.tls_cert_file, o->tls_cert_file) || !str_same(n.tls_key_file, o->tls_key_file) ||
-        !str_same(n.tls_ca_file, o->tls_ca_file) || n.tls_verify != o->tls_verify)
+    /* TLS: on stays on and off stays off; the certificate, key, CA and verify may change
+     * (the files are read again, as nats-server does on reload: certificate rotation) */
+    if ((n.tls_cert_file != NULL) != (o->tls_cert_file != NULL) ||
+        n.tls_handshake_first != o->tls_handshake_first)
         return reload_refuse("tls");
     if (n.ws_port != o->ws_port)
         return reload_refuse("websocket");
@@ -892,14 +951,32 @@ EMBER_API int ember_server_reload(ember_server *s, const ember_server_options *o
     struct reload_req r;
     memset(&r, 0, sizeof r);
     r.o = n;
+    if (n.tls_cert_file) {
+        if (!n.tls_key_file)
+            return err_set(EMBER_EINVAL, "missing 'key_file' in TLS configuration");
+        tlsio_config tc = {.cert_file = n.tls_cert_file, .key_file = n.tls_key_file,
+                           .ca_file = n.tls_ca_file, .verify = n.tls_verify};
+        char terr[512];
+        if (!(r.tls_ctx = tlsio_ctx_new(true, &tc, terr, sizeof terr)))
+            return err_set(EMBER_EINVAL, "%s", terr);
+        r.tls_cert = dup_or_null(n.tls_cert_file);
+        r.tls_key = dup_or_null(n.tls_key_file);
+        r.tls_ca = dup_or_null(n.tls_ca_file);
+        if (!r.tls_cert || !r.tls_key || (n.tls_ca_file && !r.tls_ca)) {
+            reload_req_free(&r);
+            return err_set(EMBER_ENOMEM, "out of memory");
+        }
+    }
     int rc = auth_users_new(&r.users, &n);
-    if (rc)
+    if (rc) {
+        reload_req_free(&r);
         return rc;
+    }
     pthread_mutex_lock(&s->mu);
     bool running = s->state == SS_RUNNING && s->ready;
     pthread_mutex_unlock(&s->mu);
     if (!running || srv_on_loop(s)) {
-        auth_users_free(r.users);
+        reload_req_free(&r);
         return err_set(EMBER_ESTATE, running ? "ember_server_reload called from the server's own "
                                                "thread"
                                              : "server is not running");
@@ -912,7 +989,7 @@ EMBER_API int ember_server_reload(ember_server *s, const ember_server_options *o
     }
     pthread_mutex_unlock(&s->fmu);
     if (!queued) {
-        auth_users_free(r.users);
+        reload_req_free(&r);
         return err_set(EMBER_ESTATE, "server is shutting down or another reload is running");
     }
     /* the loop applies it (or shutdown drops it) */
@@ -926,9 +1003,10 @@ EMBER_API int ember_server_reload(ember_server *s, const ember_server_options *o
         if (s->reload_next == &r)
             s->reload_next = NULL;
         pthread_mutex_unlock(&s->fmu);
-        auth_users_free(r.users);
+        reload_req_free(&r);
         return err_set(EMBER_ECLOSED, "server shut down during the reload");
     }
+    reload_req_free(&r); /* what the loop did not take */
     return EMBER_OK;
 }
 

@@ -211,12 +211,18 @@ struct ember_server {
     struct monitor *mon;    /* set on the loop thread at start (mu), freed by destroy */
     char *o_http_host;      /* owned copy of opts.http_host */
     char *o_operator;       /* owned copy of opts.operator_jwt */
+    /* owned copies of what is read after ember_server_new (/varz, reload); the host's
+     * other pointers in opts are cleared once consumed (it may free them) */
+    char *o_tls_cert, *o_tls_key, *o_tls_ca, *o_leaf_host, *o_ws_host;
 };
 
 /* A reload waiting for the loop thread (server.c ember_server_reload). */
 struct reload_req {
     ember_server_options o;
     struct auth_users *users;
+    /* TLS for client connections, made again from the (new or same) files */
+    struct ssl_ctx_st *tls_ctx;
+    char *tls_cert, *tls_key, *tls_ca;
     bool done;               /* (mu) */
 };
 

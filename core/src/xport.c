@@ -883,6 +883,19 @@ void xport_ws_varz(const server *s, cJSON *ws)
     }
 }
 
+void xport_reload_tls(server *s, SSL_CTX *ctx, bool verify)
+{
+    struct xport_srv *xs = s->xs;
+    if (!xs || !xs->tls_ctx) {
+        tlsio_ctx_free(ctx);
+        return;
+    }
+    SSL_CTX *old = xs->tls_ctx;
+    xs->tls_ctx = ctx;
+    xs->tls_verify = verify;
+    tlsio_ctx_free(old); /* its connections hold references of their own */
+}
+
 void xport_info(client *c, cJSON *j)
 {
     struct xport_srv *xs = c->srv->xs;

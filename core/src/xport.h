@@ -91,6 +91,9 @@ void xport_housekeeping(client *c, uint64_t now_ms);
 /* send_info: the INFO fields that depend on the transport (tls_required, tls_verify,
  * websocket host/port). */
 void xport_info(client *c, cJSON *info);
+/* A reload's new TLS context for client connections (loop thread): new connections use
+ * it, connections made before keep theirs; the old one is released. */
+void xport_reload_tls(server *s, SSL_CTX *ctx, bool verify);
 /* Is c a WebSocket client / a TLS one (handshake done)? */
 bool xport_is_ws(const client *c);
 bool xport_is_tls(const client *c);

@@ -870,6 +870,66 @@ static void test_port_taken(void)
     ember_server_free(a);
 }
 
+/* The host may free its options after ember_server_new: /varz (leaf and websocket hosts,
+ * TLS) and a reload read the server's own copies (ASan catches a dangling read). */
+static void test_options_freed(void)
+{
+    char *leaf_host = strdup("127.0.0.1"), *ws_host = strdup("127.0.0.1"),
+         *user = strdup("u1"), *pass = strdup("p1");
+    REQUIRE(leaf_host && ws_host && user && pass);
+    ember_user *users = calloc(1, sizeof *users);
+    REQUIRE(users);
+    users[0].user = user;
+    users[0].password = pass;
+    ember_server_options o;
+    ember_server_options_init(&o);
+    o.dont_listen = true;
+    o.http_host = "127.0.0.1";
+    o.http_port = -1;
+    o.leaf_host = leaf_host;
+    o.leaf_port = -1;
+    o.ws_host = ws_host;
+    o.ws_port = -1;
+    o.ws_no_tls = true;
+    o.users = users;
+    o.users_count = 1;
+    ember_server *s = NULL;
+    REQUIRE(ember_server_new(&s, &o) == EMBER_OK);
+    memset(leaf_host, 'x', strlen(leaf_host));
+    memset(ws_host, 'x', strlen(ws_host));
+    free(leaf_host);
+    free(ws_host);
+    free(user);
+    free(pass);
+    free(users);
+    REQUIRE(ember_server_start(s) == EMBER_OK);
+    REQUIRE(ember_server_ready_for_connections(s, 5000));
+    char *json = NULL;
+    CHECK(ember_server_monitor(s, "/varz", &json) == EMBER_OK);
+    /* leaf.host and websocket.host (the client host is 0.0.0.0) */
+    const char *h1 = json ? strstr(json, "\"host\": \"127.0.0.1\"") : NULL;
+    CHECK(h1 && strstr(h1 + 1, "\"host\": \"127.0.0.1\""));
+    free(json);
+    /* a reload with options of its own (same users) */
+    ember_user u2 = {0};
+    u2.user = "u1";
+    u2.password = "p2";
+    ember_server_options r;
+    ember_server_options_init(&r);
+    r.dont_listen = true;
+    r.http_host = "127.0.0.1";
+    r.http_port = -1;
+    r.leaf_host = "127.0.0.1";
+    r.leaf_port = -1;
+    r.ws_host = "127.0.0.1";
+    r.ws_port = -1;
+    r.ws_no_tls = true;
+    r.users = &u2;
+    r.users_count = 1;
+    CHECK(ember_server_reload(s, &r) == EMBER_OK);
+    ember_server_free(s);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -884,6 +944,7 @@ int main(void)
     test_concurrent_and_shutdown();
     test_http();
     test_port_taken();
+    test_options_freed();
     rm_rf(tmpdir);
     return tu_summary("monitor");
 }

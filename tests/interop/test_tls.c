@@ -441,6 +441,62 @@ static void embedded(void)
         ember_server_free(srv);
     }
 
+    /* reload: the TLS files are read again and verify may change (new connections);
+     * a broken file refuses the whole reload; TLS cannot be turned off */
+    char rcert[400], rkey[400], cmd[1400];
+    snprintf(rcert, sizeof rcert, "%s/rot.pem", pki);
+    snprintf(rkey, sizeof rkey, "%s/rot-key.pem", pki);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s' '%s'", f_srv, rcert, f_srvkey, rkey);
+    CHECK(system(cmd) == 0);
+    ember_server_options_init(&o);
+    o.host = "127.0.0.1";
+    o.port = -1;
+    o.tls_cert_file = rcert;
+    o.tls_key_file = rkey;
+    srv = NULL;
+    CHECK(ember_server_new(&srv, &o) == EMBER_OK);
+    if (srv) {
+        CHECK(ember_server_start(srv) == EMBER_OK);
+        CHECK(ember_server_ready_for_connections(srv, 5000));
+        port = ember_server_port(srv);
+        CHECK(tlsio_client_try(port, f_ca, "localhost", true, err, sizeof err, NULL, 0) == 0);
+        ember_server_options r = o;
+        r.tls_ca_file = f_ca;
+        r.tls_verify = true;
+        CHECK(ember_server_reload(srv, &r) == EMBER_OK);
+        /* no client certificate now: refused; the INFO says tls_verify */
+        CHECK(tlsio_client_try(port, f_ca, "localhost", true, err, sizeof err, NULL, 0) != 0);
+        int vfd = th_raw_connect(port, 0, 3000);
+        CHECK(vfd >= 0);
+        if (vfd >= 0) {
+            char vinfo[4096] = "";
+            CHECK(th_raw_read_info(vfd, vinfo, sizeof vinfo, NULL, 3000) > 0);
+            CHECK(strstr(vinfo, "\"tls_verify\":true") != NULL);
+            close(vfd);
+        }
+        /* a key file that no longer parses: nothing applied */
+        FILE *kf = fopen(rkey, "w");
+        CHECK(kf != NULL);
+        if (kf) {
+            fputs("not a key\n", kf);
+            fclose(kf);
+        }
+        CHECK(ember_server_reload(srv, &o) == EMBER_EINVAL);
+        CHECK(strstr(ember_last_error(), "error parsing X509 certificate/key pair") != NULL);
+        CHECK(tlsio_client_try(port, f_ca, "localhost", true, err, sizeof err, NULL, 0) != 0);
+        /* the key back, verify off again: accepted without a client certificate */
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", f_srvkey, rkey);
+        CHECK(system(cmd) == 0);
+        CHECK(ember_server_reload(srv, &o) == EMBER_OK);
+        CHECK(tlsio_client_try(port, f_ca, "localhost", true, err, sizeof err, NULL, 0) == 0);
+        r = o;
+        r.tls_cert_file = NULL;
+        r.tls_key_file = NULL;
+        CHECK(ember_server_reload(srv, &r) == EMBER_EINVAL);
+        CHECK(strstr(ember_last_error(), "config reload not supported for tls") != NULL);
+        ember_server_free(srv);
+    }
+
     /* option errors: nats-server's texts */
     ember_server_options_init(&o);
     o.tls_cert_file = f_srv;

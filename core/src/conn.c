@@ -257,15 +257,6 @@ static void dq_reset_fd(dq *q)
         dq_signal_fd(q);
 }
 
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 #define SPIN_NS 30000ull /* busy-wait up to 30 µs before sleeping */
 
 /* Busy-wait step i: a few pause instructions, then yield the CPU so that the thread we
@@ -1476,9 +1467,7 @@ void inproc_auth_revoked(client *cl)
     if (!c)
         return;
     atomic_store(&c->revoked, true);
-    atomic_store(&c->closed, true);
-    unsubscribe_all(c);
-    wake_all(c);
+    inproc_server_closing(cl);
 }
 
 EMBER_API int ember_conn_drain(ember_conn *c, int timeout_ms)

@@ -1017,6 +1017,19 @@ static bool subject_literal(const char *s)
     }
 }
 
+/* A priority group name: 1 to 16 of [a-zA-Z0-9/_=-] (nats-server's validGroupName). */
+static bool group_name_ok(const char *g)
+{
+    size_t gl = strlen(g);
+    bool ok = gl > 0 && gl <= 16;
+    for (size_t k = 0; ok && k < gl; k++) {
+        char ch = g[k];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             ch == '/' || ch == '_' || ch == '=' || ch == '-';
+    }
+    return ok;
+}
+
 /* checkConsumerCfg (2.11). */
 static int cfg_check(const jc_cfg *c, const jstream *s, bool recovering, jc_err *e)
 {
@@ -1165,16 +1178,9 @@ static int cfg_check(const jc_cfg *c, const jstream *s, bool recovering, jc_err 
             return set_err(e, JSE_ConsumerPriorityPolicyWithoutGroup, NULL);
         for (size_t i = 0; i < c->npriority_groups; i++) {
             const char *g = c->priority_groups[i];
-            size_t gl = strlen(g);
-            if (gl == 0)
+            if (!*g)
                 return set_err(e, JSE_ConsumerEmptyGroupName, NULL);
-            bool ok = gl <= 16;
-            for (size_t k = 0; ok && k < gl; k++) {
-                char ch = g[k];
-                ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                     (ch >= '0' && ch <= '9') || ch == '/' || ch == '_' || ch == '=' || ch == '-';
-            }
-            if (!ok)
+            if (!group_name_ok(g))
                 return set_err(e, JSE_ConsumerInvalidGroupNameErr, NULL);
         }
     } else {
@@ -4497,14 +4503,7 @@ static void api_unpin(js *j, const char **t, const size_t *tl, const msgview *mv
     if (!group || !*group) {
         set_err(&e, JSE_InvalidJSONErr, "consumer group not specified");
     } else {
-        size_t gl = strlen(group);
-        bool ok = gl <= 16;
-        for (size_t k = 0; ok && k < gl; k++) {
-            char ch = group[k];
-            ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                 ch == '/' || ch == '_' || ch == '=' || ch == '-';
-        }
-        if (!ok)
+        if (!group_name_ok(group))
             set_err(&e, JSE_ConsumerInvalidGroupNameErr, NULL);
         else if (!(s = stream_lookup_n(j, t[2], tl[2])))
             set_err(&e, JSE_StreamNotFoundErr, NULL);

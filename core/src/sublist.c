@@ -82,11 +82,6 @@ static inline uint64_t sl_hash(const char *s, size_t n)
 /* Subject validation and matching                                            */
 /* ------------------------------------------------------------------------ */
 
-static inline bool is_ws(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f';
-}
-
 /* Byte classes for validation: 0 plain, 1 '.', 2 white space, 3 '*' or '>'. */
 static const uint8_t subj_class[256] = {
     [' '] = 2, ['\t'] = 2, ['\r'] = 2, ['\n'] = 2, ['\f'] = 2, ['.'] = 1, ['*'] = 3, ['>'] = 3,
@@ -141,7 +136,7 @@ bool subject_is_valid_queue(const char *q, size_t len)
     if (!q || len == 0)
         return false;
     for (size_t i = 0; i < len; i++)
-        if (is_ws(q[i]))
+        if (subj_class[(unsigned char)q[i]] == 2)
             return false;
     return true;
 }

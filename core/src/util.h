@@ -66,6 +66,16 @@ typedef struct cspin {
     atomic_int v;
 } cspin;
 
+/* A pause in a busy-wait loop (eases the sibling hyper-thread, saves power). */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 static inline void cspin_lock(cspin *l)
 {
     if (!atomic_exchange_explicit(&l->v, 1, memory_order_acquire))
@@ -74,15 +84,10 @@ static inline void cspin_lock(cspin *l)
         if (!atomic_load_explicit(&l->v, memory_order_relaxed) &&
             !atomic_exchange_explicit(&l->v, 1, memory_order_acquire))
             return;
-        if (n < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#elif defined(__aarch64__)
-            __asm__ __volatile__("yield");
-#endif
-        } else {
+        if (n < 64)
+            cpu_relax();
+        else
             sched_yield();
-        }
     }
 }
 

@@ -19,49 +19,9 @@
 #include "ember.h"
 #include "http.h"
 #include "testutil.h"
+#include "monutil.h"
 
 /* ------------------------------------------------------------------ helpers */
-
-static cJSON *mon(ember_server *s, const char *path)
-{
-    char *json = NULL;
-    int rc = ember_server_monitor(s, path, &json);
-    CHECK_MSG(rc == EMBER_OK, "%s: %s (%s)", path, ember_strerror(rc), ember_last_error());
-    if (rc)
-        return NULL;
-    cJSON *o = cJSON_Parse(json);
-    CHECK_MSG(o != NULL, "%s: not JSON: %.200s", path, json);
-    ember_free(json);
-    return o;
-}
-
-static double num(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : -12345;
-}
-
-static const char *str(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static bool has(const cJSON *o, const char *k)
-{
-    return cJSON_GetObjectItemCaseSensitive(o, k) != NULL;
-}
-
-static int mon_err(ember_server *s, const char *path, char *text, size_t cap)
-{
-    char *json = (char *)1;
-    int rc = ember_server_monitor(s, path, &json);
-    CHECK(json == NULL || rc == EMBER_OK);
-    if (rc == EMBER_OK)
-        ember_free(json);
-    snprintf(text, cap, "%s", ember_last_error());
-    return rc;
-}
 
 static int raw_connect(int port)
 {
@@ -188,14 +148,6 @@ static int http_once(int port, const char *req, resp *r)
 
 
 static char tmpdir[256];
-
-static void rm_rf(const char *p)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", p);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", p);
-}
 
 /* ------------------------------------------------------------------ parser */
 

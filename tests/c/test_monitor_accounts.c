@@ -16,63 +16,7 @@
 
 #include "ember.h"
 #include "testutil.h"
-
-static cJSON *mon(ember_server *s, const char *path)
-{
-    char *json = NULL;
-    int rc = ember_server_monitor(s, path, &json);
-    CHECK_MSG(rc == EMBER_OK, "%s: %s (%s)", path, ember_strerror(rc), ember_last_error());
-    if (rc)
-        return NULL;
-    cJSON *o = cJSON_Parse(json);
-    CHECK_MSG(o != NULL, "%s: not JSON: %.200s", path, json);
-    ember_free(json);
-    return o;
-}
-
-static int mon_err(ember_server *s, const char *path, char *text, size_t cap)
-{
-    char *json = NULL;
-    int rc = ember_server_monitor(s, path, &json);
-    if (rc == EMBER_OK)
-        ember_free(json);
-    snprintf(text, cap, "%s", ember_last_error());
-    return rc;
-}
-
-/* A number or string at a dotted path ("a.b[2].c"); -12345 / "" when absent. */
-static const cJSON *at(const cJSON *o, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    const cJSON *cur = o;
-    for (char *save = NULL, *t = strtok_r(buf, ".", &save); t && cur;
-         t = strtok_r(NULL, ".", &save)) {
-        char *br = strchr(t, '[');
-        if (br)
-            *br = 0;
-        cur = cJSON_GetObjectItemCaseSensitive(cur, t);
-        if (br)
-            cur = cJSON_GetArrayItem(cur, atoi(br + 1));
-    }
-    return cur;
-}
-static double num(const cJSON *o, const char *path)
-{
-    const cJSON *v = at(o, path);
-    return cJSON_IsNumber(v) ? v->valuedouble : -12345;
-}
-static const char *str(const cJSON *o, const char *path)
-{
-    const cJSON *v = at(o, path);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-static bool has(const cJSON *o, const char *path) { return at(o, path) != NULL; }
-static int count(const cJSON *o, const char *path)
-{
-    const cJSON *v = at(o, path);
-    return cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
-}
+#include "monutil.h"
 
 static ember_conn *conn_in(ember_server *s, const char *account, const char *name)
 {
@@ -114,14 +58,6 @@ static bool all_subs_of(const cJSON *sz, const char *acc)
 }
 
 static char dir[64];
-
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    return remove(p);
-}
 
 static void fill(ember_server_options *o, ember_account acc[3], ember_export ex[4],
                  ember_import im[3])
@@ -607,11 +543,11 @@ int main(void)
     if (!mkdtemp(dir))
         return 1;
     test_accounts();
-    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    rm_rf(dir);
     if (!mkdtemp(strcpy(dir, "/tmp/ember-monacc-XXXXXX")))
         return 1;
     test_global_only();
-    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    rm_rf(dir);
     test_leafz();
     return tu_summary("test_monitor_accounts");
 }

@@ -456,6 +456,28 @@ static int recv_until(int fd, char *acc, size_t cap, size_t *alen, const void *n
     }
 }
 
+/* The payload length and header size of the frame at b (avail bytes); false until the
+ * whole frame is there. */
+static bool frame_len(const unsigned char *b, size_t avail, uint64_t *len, size_t *h)
+{
+    *len = b[1] & 0x7f;
+    *h = 2;
+    if (*len == 126) {
+        if (avail < 4)
+            return false;
+        *len = ((uint64_t)b[2] << 8) | b[3];
+        *h = 4;
+    } else if (*len == 127) {
+        if (avail < 10)
+            return false;
+        *len = 0;
+        for (int k = 0; k < 8; k++)
+            *len = (*len << 8) | b[2 + k];
+        *h = 10;
+    }
+    return *len <= avail - *h;
+}
+
 /* Server frames are unmasked: decode all complete binary frames of acc into text. */
 typedef struct sframes {
     char text[65536];
@@ -474,22 +496,9 @@ static void decode_server(const char *acc, size_t n, sframes *f)
         const unsigned char *b = (const unsigned char *)acc + i;
         if (b[1] & 0x80)
             return; /* servers must not mask */
-        uint64_t len = b[1] & 0x7f;
-        size_t h = 2;
-        if (len == 126) {
-            if (i + 4 > n)
-                return;
-            len = ((uint64_t)b[2] << 8) | b[3];
-            h = 4;
-        } else if (len == 127) {
-            if (i + 10 > n)
-                return;
-            len = 0;
-            for (int k = 0; k < 8; k++)
-                len = (len << 8) | b[2 + k];
-            h = 10;
-        }
-        if (i + h + len > n)
+        uint64_t len;
+        size_t h;
+        if (!frame_len(b, n - i, &len, &h))
             return;
         int op = b[0] & 0x0f;
         if (op >= 8) {
@@ -655,22 +664,9 @@ static void decode_server_z(const char *acc, size_t n, sframes *f, int *nz, size
     size_t i = 0;
     while (i + 2 <= n) {
         const unsigned char *b = (const unsigned char *)acc + i;
-        uint64_t len = b[1] & 0x7f;
-        size_t h = 2;
-        if (len == 126) {
-            if (i + 4 > n)
-                return;
-            len = ((uint64_t)b[2] << 8) | b[3];
-            h = 4;
-        } else if (len == 127) {
-            if (i + 10 > n)
-                return;
-            len = 0;
-            for (int k = 0; k < 8; k++)
-                len = (len << 8) | b[2 + k];
-            h = 10;
-        }
-        if (i + h + len > n)
+        uint64_t len;
+        size_t h;
+        if (!frame_len(b, n - i, &len, &h))
             return;
         int op = b[0] & 0x0f;
         bool fin = (b[0] & 0x80) != 0;

@@ -19,8 +19,8 @@
  *    be NULL/undef or "" for none.
  *  - No target-language callback: subscriptions are made without one (fn, userdata and
  *    free_userdata are not arguments) and read with sub_next_msg(sub, timeout_ms). The
- *    functions that need a callback (server_set_logger, js_publish_async, kv_watch) are
- *    not wrapped.
+ *    functions that need a callback (server_set_logger, js_publish_async, kv_put_async,
+ *    kv_watch) are not wrapped.
  *  - Option structs (server_options, conn_options, stream_config, consumer_config,
  *    kv_config) are objects whose constructor runs the matching *_init; their string
  *    fields keep a process-lifetime copy of what is assigned (distinct values only).
@@ -567,6 +567,8 @@ static void ember_swig_msg_headers(const ember_msg *m, ember_swig_headers *field
 /* they take a callback */
 %ignore ember_server_set_logger;
 %ignore ember_js_publish_async;
+%ignore ember_kv_put_async;
+%ignore ember_kv_put_fn;
 %ignore ember_kv_watch;
 %ignore ember_kv_watch_stop;
 %ignore ember_kv_watcher;

@@ -491,6 +491,8 @@ typedef struct emberpy_ack {
 int emberpy_ackq_pop(int timeout_ms, emberpy_ack *out);
 int emberpy_kv_put(ember_kv *kv, const char *key, const char *value, size_t len,
                    uint64_t *revision);
+int emberpy_kv_put_async(ember_kv *kv, const char *key, const char *value, size_t len,
+                         uint64_t token);
 int emberpy_kv_create(ember_kv *kv, const char *key, const char *value, size_t len,
                       uint64_t *revision);
 int emberpy_kv_update(ember_kv *kv, const char *key, const char *value, size_t len,
@@ -1025,6 +1027,23 @@ static int emberpy_kv_put(ember_kv *kv, const char *key, const char *value, size
 {
     emberpy_py_thread = 1;
     return ember_kv_put(kv, key, value, len, revision);
+}
+
+/* ember_kv_put_async completes through the same queue as ember_js_publish_async. */
+static void emberpy_on_kv_put(void *ud, int status, uint64_t revision)
+{
+    ember_pub_ack a;
+    memset(&a, 0, sizeof a);
+    a.seq = revision;
+    emberpy_on_pub_ack(ud, status, status ? NULL : &a);
+}
+
+static int emberpy_kv_put_async(ember_kv *kv, const char *key, const char *value, size_t len,
+                                uint64_t token)
+{
+    emberpy_py_thread = 1;
+    pthread_once(&emberpy_ack_once, emberpy_ack_init);
+    return ember_kv_put_async(kv, key, value, len, emberpy_on_kv_put, (void *)(uintptr_t)token);
 }
 
 static int emberpy_kv_create(ember_kv *kv, const char *key, const char *value, size_t len,

@@ -816,6 +816,17 @@ EMBER_API int ember_kv_get_revision(ember_kv *kv, const char *key, uint64_t revi
 /* Write a value; *revision (may be NULL) gets its revision. Durable when it returns. */
 EMBER_API int ember_kv_put(ember_kv *kv, const char *key, const void *value, size_t len,
                            uint64_t *revision);
+/* ember_kv_put without waiting: the value is in the bucket (readable) when the call
+ * returns, and fn(userdata, status, revision) is called once when it is durable
+ * (EMBER_OK and its revision) or failed (an error code, revision 0; the store's error).
+ * Many puts in flight share one fsync (group commit), so a writer that keeps many
+ * outstanding pays a fraction of a sync each. fn runs on the bucket store's flusher
+ * thread, or in this call (memory buckets); it must not block or call back into this
+ * bucket's writes. Returns an error (and fn is never called) when nothing was written:
+ * invalid key, bucket not found, closed connection, fn NULL. Any thread. */
+typedef void (*ember_kv_put_fn)(void *userdata, int status, uint64_t revision);
+EMBER_API int ember_kv_put_async(ember_kv *kv, const char *key, const void *value, size_t len,
+                                 ember_kv_put_fn fn, void *userdata);
 /* Write only if key has no value (never set, deleted or purged): EMBER_EWRONGSEQ if it has. */
 EMBER_API int ember_kv_create(ember_kv *kv, const char *key, const void *value, size_t len,
                               uint64_t *revision);

@@ -309,9 +309,10 @@ EMBER_API int ember_kv_get_revision(ember_kv *kv, const char *key, uint64_t revi
     return *out ? EMBER_OK : err_set(EMBER_ENOMEM, "out of memory");
 }
 
-/* Publish to key with optional headers (NULL-terminated key, value pairs). */
-static int kv_write(ember_kv *kv, const char *key, const void *val, size_t len,
-                    uint64_t *revision, const char *const *hdrs)
+/* The message writing val to key, with optional headers (NULL-terminated key, value
+ * pairs). */
+static int kv_msg(ember_kv *kv, const char *key, const void *val, size_t len,
+                  const char *const *hdrs, ember_msg **out)
 {
     if (!kv)
         return err_set(EMBER_EINVAL, "kv is NULL");
@@ -329,11 +330,29 @@ static int kv_write(ember_kv *kv, const char *key, const void *val, size_t len,
             ember_msg_release(m);
             return rc;
         }
-    ember_pub_ack ack;
-    rc = ember_js_publish(kv->conn, m, &ack);
-    ember_msg_release(m);
+    *out = m;
+    return EMBER_OK;
+}
+
+/* A publish error as the bucket's: no stream means no bucket. */
+static int kv_pub_err(int rc)
+{
     if (rc == EMBER_ENOTFOUND && strstr(ember_last_error(), "no stream"))
         return err_set(EMBER_ENOTFOUND, "bucket not found");
+    return rc;
+}
+
+/* Publish to key with optional headers and wait until stored. */
+static int kv_write(ember_kv *kv, const char *key, const void *val, size_t len,
+                    uint64_t *revision, const char *const *hdrs)
+{
+    ember_msg *m;
+    int rc = kv_msg(kv, key, val, len, hdrs, &m);
+    if (rc)
+        return rc;
+    ember_pub_ack ack;
+    rc = kv_pub_err(ember_js_publish(kv->conn, m, &ack));
+    ember_msg_release(m);
     if (rc == EMBER_OK && revision)
         *revision = ack.seq;
     return rc;
@@ -343,6 +362,41 @@ EMBER_API int ember_kv_put(ember_kv *kv, const char *key, const void *value, siz
                            uint64_t *revision)
 {
     return kv_write(kv, key, value, len, revision, NULL);
+}
+
+typedef struct kv_async {
+    ember_kv_put_fn fn;
+    void *ud;
+} kv_async;
+
+static void on_put_ack(void *ud, int status, const ember_pub_ack *ack)
+{
+    kv_async *a = ud;
+    a->fn(a->ud, status, status == EMBER_OK && ack ? ack->seq : 0);
+    free(a);
+}
+
+EMBER_API int ember_kv_put_async(ember_kv *kv, const char *key, const void *value, size_t len,
+                                 ember_kv_put_fn fn, void *userdata)
+{
+    if (!fn)
+        return err_set(EMBER_EINVAL, "fn is NULL");
+    ember_msg *m;
+    int rc = kv_msg(kv, key, value, len, NULL, &m);
+    if (rc)
+        return rc;
+    kv_async *a = malloc(sizeof *a);
+    if (!a) {
+        ember_msg_release(m);
+        return err_set(EMBER_ENOMEM, "out of memory");
+    }
+    a->fn = fn;
+    a->ud = userdata;
+    rc = kv_pub_err(ember_js_publish_async(kv->conn, m, on_put_ack, a));
+    ember_msg_release(m);
+    if (rc)
+        free(a);
+    return rc;
 }
 
 EMBER_API int ember_kv_update(ember_kv *kv, const char *key, const void *value, size_t len,

@@ -403,7 +403,8 @@ class JetStream:
 
 class KeyValue:
     """The asyncio face of :class:`ember.KeyValue`: the same methods as coroutines
-    (run in the loop's default executor); :meth:`watch` is delivered on the loop."""
+    (run in the loop's default executor, except :meth:`put`, which awaits
+    :meth:`ember.KeyValue.put_async`); :meth:`watch` is delivered on the loop."""
 
     def __init__(self, aconn: Connection, kv: "_kv_mod.KeyValue") -> None:
         self._aconn = aconn
@@ -423,7 +424,10 @@ class KeyValue:
         return await self._run(self._kv.get, key, revision)
 
     async def put(self, key: str, value: Optional[BytesLike]) -> int:
-        return await self._run(self._kv.put, key, value)
+        """Write a value; returns its revision once durable.  Puts awaited together
+        (``asyncio.gather``) share fsyncs: no executor thread waits for any of them."""
+        fut = self._kv.put_async(key, value)
+        return await asyncio.wrap_future(fut, loop=self._loop)
 
     async def create(self, key: str, value: Optional[BytesLike]) -> int:
         return await self._run(self._kv.create, key, value)

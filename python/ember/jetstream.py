@@ -23,8 +23,8 @@ import itertools
 import math
 import threading
 from dataclasses import dataclass
-from typing import (TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple,
-                    Union)
+from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
+                    Tuple, Union)
 
 from ._core import (NULL, BytesLike, HeaderInput, Headers, Msg, build_msg, headers_of,
                     payload, subj)
@@ -288,7 +288,8 @@ def _stored_from_ptr(p: Any, stream: str) -> StoredMsg:
 # text); one Python thread of the binding ("ember-js-acks") pops the queue and completes
 # the Futures, so no library thread ever waits for the GIL.
 
-_pending: Dict[int, Tuple["concurrent.futures.Future[PubAck]", Optional[str]]] = {}
+# token -> (Future, result of (seq, duplicate)): a PubAck, or a KV revision
+_pending: Dict[int, Tuple["concurrent.futures.Future[Any]", Callable[[int, bool], Any]]] = {}
 _tokens = itertools.count(1)
 _pump_lock = threading.Lock()
 _pump_thread: Optional[threading.Thread] = None
@@ -303,11 +304,11 @@ def _ack_pump() -> None:
         if item.err != NULL:
             err_text = ffi.string(item.err).decode("utf-8", "replace")
             lib.emberpy_free(item.err)
-        fut, stream = _pending.pop(item.token, (None, None))
-        if fut is None:  # pragma: no cover - a token the binding did not issue
+        fut, result = _pending.pop(item.token, (None, None))
+        if fut is None or result is None:  # pragma: no cover - a token the binding did not issue
             continue
         if item.status == 0:
-            fut.set_result(PubAck(stream, item.seq, bool(item.duplicate)))
+            fut.set_result(result(int(item.seq), bool(item.duplicate)))
         else:
             fut.set_exception(error_for(item.status, err_text))
 
@@ -321,6 +322,24 @@ def _ensure_pump() -> None:
             t = threading.Thread(target=_ack_pump, daemon=True, name="ember-js-acks")
             t.start()
             _pump_thread = t
+
+
+def submit_async(call: Callable[[int], None],
+                 result: Callable[[int, bool], Any]) -> "concurrent.futures.Future[Any]":
+    """Start an asynchronous store write: ``call(token)`` makes the C call that
+    completes through the ack queue; the Future gets ``result(seq, duplicate)`` or
+    the typed error.  ``call`` raising means nothing was attempted."""
+    _ensure_pump()
+    fut: "concurrent.futures.Future[Any]" = concurrent.futures.Future()
+    fut.set_running_or_notify_cancel()  # not cancellable: the store decides
+    token = next(_tokens)
+    _pending[token] = (fut, result)
+    try:
+        call(token)
+    except BaseException:
+        _pending.pop(token, None)
+        raise
+    return fut
 
 
 def pending_async_acks() -> int:
@@ -544,19 +563,12 @@ class JetStream:
         h = _js_headers(headers, msg_id, expected_last_seq, expected_last_subject_seq,
                         expected_stream, expected_last_msg_id, ttl)
         m = self._build(subject, data, h)
-        _ensure_pump()
-        fut: "concurrent.futures.Future[PubAck]" = concurrent.futures.Future()
-        fut.set_running_or_notify_cancel()  # not cancellable: the store decides
-        token = next(_tokens)
-        _pending[token] = (fut, expected_stream)
         try:
-            self._call(lib.emberpy_js_publish_async, m, token)
-        except BaseException:
-            _pending.pop(token, None)
-            raise
+            return submit_async(
+                lambda token: self._call(lib.emberpy_js_publish_async, m, token),
+                lambda seq, dup: PubAck(expected_stream, seq, dup))
         finally:
             lib.ember_msg_release(m)
-        return fut
 
     # ---------------------------------------------------------------- messages
     def get_msg(self, stream: str, seq: Optional[int] = None, *,

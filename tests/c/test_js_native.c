@@ -1,6 +1,6 @@
 /* test_js_native: the native JetStream and key-value API of ember.h (ember_js_*, ember_kv_*)
  * on an embedded server: streams, durable publish, dedupe and expectations, gets, pull
- * consumers with acks and redelivery, KV with every error path, watch, and a restart on
+ * consumers with acks and redelivery, KV with every error path, async puts, watch, and a restart on
  * the same store directory. The wire view of the same objects is checked through
  * $JS.API requests on the in-process connection. */
 #define _GNU_SOURCE
@@ -373,6 +373,120 @@ static void test_kv(ember_conn *c)
     ember_kv_close(kv);
 }
 
+/* ember_kv_put_async: completions in revision order, all durable, errors reported. */
+typedef struct put_state {
+    atomic_int ok, errs, last_err;
+    atomic_ullong last_rev;
+    atomic_bool out_of_order;
+    uint64_t rev[2000];
+} put_state;
+
+static _Thread_local bool in_put_call;
+static atomic_int inline_calls;
+
+static void on_put(void *ud, int status, uint64_t revision)
+{
+    put_state *p = ud;
+    if (in_put_call)
+        atomic_fetch_add(&inline_calls, 1);
+    if (status != EMBER_OK) {
+        atomic_store(&p->last_err, status);
+        atomic_fetch_add(&p->errs, 1);
+        return;
+    }
+    if (revision <= atomic_load(&p->last_rev))
+        atomic_store(&p->out_of_order, true);
+    atomic_store(&p->last_rev, revision);
+    atomic_fetch_add(&p->ok, 1);
+}
+
+typedef struct put_one {
+    put_state *p;
+    int i;
+} put_one;
+
+static void on_put_one(void *ud, int status, uint64_t revision)
+{
+    put_one *o = ud;
+    o->p->rev[o->i] = status == EMBER_OK ? revision : 0;
+    on_put(o->p, status, revision);
+    free(o);
+}
+
+static void test_kv_async(ember_conn *c)
+{
+    ember_kv_config kc;
+    ember_kv_config_init(&kc);
+    kc.bucket = "async";
+    kc.max_value_size = 64;
+    ember_kv *kv = NULL;
+    REQUIRE(ember_kv_bucket_create(c, &kc, &kv) == EMBER_OK);
+    static put_state p;
+    memset(&p, 0, sizeof p);
+    char val[32];
+    for (int i = 0; i < 2000; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k.%d", i % 100);
+        snprintf(val, sizeof val, "v%d", i);
+        put_one *o = malloc(sizeof *o);
+        REQUIRE(o);
+        o->p = &p;
+        o->i = i;
+        CHECK(ember_kv_put_async(kv, key, val, strlen(val), on_put_one, o) == EMBER_OK);
+    }
+    CHECK(WAIT_UNTIL(atomic_load(&p.ok) + atomic_load(&p.errs) == 2000, 20000));
+    CHECK_EQ(atomic_load(&p.errs), 0);
+    CHECK(!atomic_load(&p.out_of_order));
+    /* every key holds its last value, at the revision its completion reported */
+    for (int k = 0; k < 100; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "k.%d", k);
+        snprintf(val, sizeof val, "v%d", 1900 + k);
+        ember_kv_entry *e = NULL;
+        CHECK(ember_kv_get(kv, key, &e) == EMBER_OK);
+        if (e) {
+            CHECK(e->len == strlen(val) && !memcmp(e->value, val, e->len));
+            CHECK_EQ(e->revision, p.rev[1900 + k]);
+            ember_kv_entry_free(e);
+        }
+    }
+    /* errors found before writing: returned, fn never called */
+    int before = atomic_load(&p.ok) + atomic_load(&p.errs);
+    CHECK(ember_kv_put_async(NULL, "k", "v", 1, on_put, &p) == EMBER_EINVAL);
+    CHECK(ember_kv_put_async(kv, "k", "v", 1, NULL, &p) == EMBER_EINVAL);
+    CHECK(ember_kv_put_async(kv, "bad key", "v", 1, on_put, &p) == EMBER_EINVAL);
+    CHECK(ember_kv_put_async(kv, "k.>", "v", 1, on_put, &p) == EMBER_EINVAL);
+    CHECK(ember_kv_put_async(kv, "k", NULL, 3, on_put, &p) == EMBER_EINVAL);
+    /* refused by the store (over max_value_size): fn hears the error */
+    char big[100];
+    memset(big, 'b', sizeof big);
+    CHECK(ember_kv_put(kv, "big", big, sizeof big, NULL) != EMBER_OK);
+    int sync_err = ember_kv_put(kv, "big", big, sizeof big, NULL);
+    CHECK(ember_kv_put_async(kv, "big", big, sizeof big, on_put, &p) == EMBER_OK);
+    CHECK(WAIT_UNTIL(atomic_load(&p.errs) == 1, 5000));
+    CHECK_EQ(atomic_load(&p.last_err), sync_err);
+    CHECK_EQ(atomic_load(&p.ok) + atomic_load(&p.errs), before + 1);
+    ember_kv_close(kv);
+
+    /* a memory bucket completes in the call */
+    kc.bucket = "async_mem";
+    kc.max_value_size = -1;
+    kc.storage = EMBER_STORAGE_MEMORY;
+    REQUIRE(ember_kv_bucket_create(c, &kc, &kv) == EMBER_OK);
+    memset(&p, 0, sizeof p);
+    in_put_call = true;
+    CHECK(ember_kv_put_async(kv, "x", "1", 1, on_put, &p) == EMBER_OK);
+    in_put_call = false;
+    CHECK_EQ(atomic_load(&inline_calls), 1);
+    CHECK_EQ(atomic_load(&p.ok), 1);
+    /* a deleted bucket */
+    CHECK(ember_kv_bucket_delete(c, "async_mem") == EMBER_OK);
+    CHECK(ember_kv_put_async(kv, "x", "1", 1, on_put, &p) == EMBER_ENOTFOUND);
+    CHECK(strstr(ember_last_error(), "bucket not found") != NULL);
+    CHECK_EQ(atomic_load(&p.ok), 1);
+    ember_kv_close(kv);
+}
+
 typedef struct watch_state {
     atomic_int entries, inits, dels;
     atomic_int after_init;
@@ -447,6 +561,14 @@ static void test_restart(void)
         ember_kv_entry_free(e);
     }
     ember_kv_close(kv);
+    /* the async puts were durable: all 100 keys are back */
+    REQUIRE(ember_kv_bucket_open(c, "async", &kv) == EMBER_OK);
+    char **keys = NULL;
+    size_t nk = 0;
+    CHECK(ember_kv_keys(kv, &keys, &nk) == EMBER_OK);
+    CHECK_EQ(nk, 100);
+    free(keys);
+    ember_kv_close(kv);
     /* the memory stream is gone, as in nats-server */
     CHECK(ember_js_stream_info(c, "MEM", &si) == EMBER_ENOTFOUND);
     ember_conn_close(c);
@@ -486,6 +608,7 @@ int main(void)
     test_async_and_memory(c);
     test_consumers(c);
     test_kv(c);
+    test_kv_async(c);
     test_kv_watch(c);
     ember_conn_close(c);
     ember_server_free(s);

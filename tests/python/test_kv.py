@@ -576,6 +576,44 @@ def test_wire_view_of_a_bucket(tmp_path):
 
 # ------------------------------------------------------------------ asyncio
 
+def test_put_async(kv, js):
+    futs = [kv.put_async(f"k.{i % 10}", f"v{i}".encode()) for i in range(500)]
+    revs = [f.result(timeout=20) for f in futs]
+    assert revs == list(range(1, 501))  # in the order written
+    for k in range(10):
+        e = kv.get(f"k.{k}")
+        assert e.value == f"v{490 + k}".encode() and e.revision == revs[490 + k]
+    # found before writing: raised at once, nothing in flight
+    with pytest.raises(ember.InvalidArgumentError):
+        kv.put_async("bad key", b"x")
+    # refused by the store: the Future carries the typed error
+    lim = js.create_key_value("lim_async", max_value_size=4)
+    with pytest.raises(ember.LimitError):
+        lim.put_async("k", b"12345").result(timeout=10)
+    assert lim.put_async("k", b"1234").result(timeout=10) == 1
+    js.delete_key_value("lim_async")
+    with pytest.raises(ember.NotFoundError):
+        lim.put_async("k", b"1")
+    lim.close()
+    kv.close()
+    with pytest.raises(ember.ClosedError):
+        kv.put_async("k", b"1")
+
+
+def test_aio_put_gather(tmp_path):
+    async def main():
+        with ember.Server(dont_listen=True, jetstream=True,
+                          store_dir=str(tmp_path / "aio")) as srv:
+            async with await ember.aio.connect(srv) as nc:
+                kv = await nc.jetstream().create_key_value("many")
+                revs = await asyncio.gather(*(kv.put(f"k{i}", b"v") for i in range(200)))
+                assert sorted(revs) == list(range(1, 201))
+                assert len(await kv.keys()) == 200
+                with pytest.raises(ember.InvalidArgumentError):
+                    await kv.put("bad key", b"v")
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
 def test_aio_key_value(tmp_path):
     async def main():
         with ember.Server(dont_listen=True, jetstream=True,

@@ -822,8 +822,10 @@ EMBER_API int ember_kv_put(ember_kv *kv, const char *key, const void *value, siz
  * Many puts in flight share one fsync (group commit), so a writer that keeps many
  * outstanding pays a fraction of a sync each. fn runs on the bucket store's flusher
  * thread, or in this call (memory buckets); it must not block or call back into this
- * bucket's writes. Returns an error (and fn is never called) when nothing was written:
- * invalid key, bucket not found, closed connection, fn NULL. Any thread. */
+ * bucket's writes. kv and its connection may be closed while puts are in flight: fn
+ * still runs (at the latest while the server shuts down, with an error if the value
+ * could not be made durable). Returns an error (and fn is never called) when nothing
+ * was written: invalid key, bucket not found, closed connection, fn NULL. Any thread. */
 typedef void (*ember_kv_put_fn)(void *userdata, int status, uint64_t revision);
 EMBER_API int ember_kv_put_async(ember_kv *kv, const char *key, const void *value, size_t len,
                                  ember_kv_put_fn fn, void *userdata);

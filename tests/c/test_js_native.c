@@ -487,6 +487,59 @@ static void test_kv_async(ember_conn *c)
     ember_kv_close(kv);
 }
 
+/* Puts in flight when the bucket, the connection and the server are closed: every fn
+ * runs, by the time ember_server_free returns; what it acknowledged is there after a
+ * restart. */
+static void test_kv_async_shutdown(void)
+{
+    char d[] = "/tmp/ember-kv-async-XXXXXX";
+    REQUIRE(mkdtemp(d));
+    ember_server_options o;
+    ember_server_options_init(&o);
+    o.dont_listen = true;
+    o.jetstream = true;
+    o.store_dir = d;
+    ember_server *s = NULL;
+    REQUIRE(ember_server_new(&s, &o) == EMBER_OK && ember_server_start(s) == EMBER_OK);
+    REQUIRE(ember_server_ready_for_connections(s, 10000));
+    ember_conn *c = NULL;
+    REQUIRE(ember_conn_connect(&c, s, NULL) == EMBER_OK);
+    ember_kv_config kc;
+    ember_kv_config_init(&kc);
+    kc.bucket = "late";
+    ember_kv *kv = NULL;
+    REQUIRE(ember_kv_bucket_create(c, &kc, &kv) == EMBER_OK);
+    static put_state p;
+    memset(&p, 0, sizeof p);
+    for (int i = 0; i < 1000; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        CHECK(ember_kv_put_async(kv, key, "v", 1, on_put, &p) == EMBER_OK);
+    }
+    ember_kv_close(kv);
+    ember_conn_close(c);
+    ember_server_free(s);
+    CHECK_EQ(atomic_load(&p.ok) + atomic_load(&p.errs), 1000);
+    int acked = atomic_load(&p.ok);
+    CHECK(acked > 0);
+    REQUIRE(ember_server_new(&s, &o) == EMBER_OK && ember_server_start(s) == EMBER_OK);
+    REQUIRE(ember_server_ready_for_connections(s, 10000));
+    REQUIRE(ember_conn_connect(&c, s, NULL) == EMBER_OK);
+    REQUIRE(ember_kv_bucket_open(c, "late", &kv) == EMBER_OK);
+    char **keys = NULL;
+    size_t nk = 0;
+    CHECK(ember_kv_keys(kv, &keys, &nk) == EMBER_OK);
+    CHECK((int)nk >= acked);
+    free(keys);
+    ember_kv_close(kv);
+    ember_conn_close(c);
+    ember_server_free(s);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", d);
+}
+
 typedef struct watch_state {
     atomic_int entries, inits, dels;
     atomic_int after_init;
@@ -613,6 +666,7 @@ int main(void)
     ember_conn_close(c);
     ember_server_free(s);
     test_restart();
+    test_kv_async_shutdown();
     test_disabled();
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -86,6 +87,16 @@ typedef struct lserver {
     bool accounts;   /* configured with accounts (imports may rename requests) */
 } lserver;
 
+/* Where ember_kv_put_async completions go (from the store's flusher thread): published
+ * to the connection's put-ack inbox while the connection is open, and run as Lua
+ * callbacks inside conn:poll. Shared by the connection and every put in flight. */
+typedef struct acksink {
+    pthread_mutex_t mu;
+    ember_conn *c;   /* NULL once the connection closes (mu) */
+    char prefix[48]; /* "_INBOX.<random>." */
+    atomic_int refs;
+} acksink;
+
 typedef struct waiter {
     uint64_t token;
     ember_msg *reply;
@@ -110,6 +121,9 @@ struct lconn {
     size_t inbox_len;
     uint64_t next_token;
     waiter *waiters;
+    /* kv:put_async completions */
+    acksink *sink;
+    ember_sub *ack_sub;
 };
 
 struct lsub {
@@ -799,12 +813,14 @@ static int server_connect(lua_State *L)
  * when the conn object can still be found (it cannot while being finalized, but then
  * they are garbage anyway). */
 static void watches_stop_all(lconn *c);
+static void acks_detach(lconn *c);
 
 static void conn_close_now(lua_State *L, lconn *c)
 {
     if (!c->c)
         return;
     watches_stop_all(c); /* a watcher must not outlive its connection (kv.c) */
+    acks_detach(c);         /* puts still in flight complete into nothing */
     ember_conn_close(c->c); /* no callback runs after this */
     c->c = NULL;
     c->close_pending = false;
@@ -816,6 +832,7 @@ static void conn_close_now(lua_State *L, lconn *c)
     }
     c->subs = NULL;
     c->inbox_sub = NULL;
+    c->ack_sub = NULL;
     /* unlink from the server */
     lserver *srv = c->srv;
     if (c->prev)
@@ -2300,6 +2317,158 @@ static int kv_history(lua_State *L)
     return st == LUA_OK ? 1 : lua_error(L);
 }
 
+/* ---- put_async */
+
+static void sink_release(acksink *k)
+{
+    if (atomic_fetch_sub(&k->refs, 1) == 1) {
+        pthread_mutex_destroy(&k->mu);
+        free(k);
+    }
+}
+
+static void acks_detach(lconn *c)
+{
+    acksink *k = c->sink;
+    if (!k)
+        return;
+    pthread_mutex_lock(&k->mu);
+    k->c = NULL;
+    pthread_mutex_unlock(&k->mu);
+    c->sink = NULL;
+    sink_release(k);
+}
+
+typedef struct put_pending {
+    acksink *sink;
+    int ref; /* the callback, in the connection's reference table */
+} put_pending;
+
+/* ember_kv_put_fn: any thread. Publishes "<status> <revision>" to <prefix><ref>. */
+static void put_done(void *ud, int status, uint64_t revision)
+{
+    put_pending *p = ud;
+    acksink *k = p->sink;
+    char subj[80], data[48];
+    snprintf(subj, sizeof subj, "%s%d", k->prefix, p->ref);
+    int n = snprintf(data, sizeof data, "%d %llu", status, (unsigned long long)revision);
+    pthread_mutex_lock(&k->mu);
+    if (k->c)
+        ember_conn_publish(k->c, subj, NULL, data, (size_t)n);
+    pthread_mutex_unlock(&k->mu);
+    sink_release(k);
+    free(p);
+}
+
+/* Runs protected: (refs, ref, status, revision) */
+static int deliver_put_ack(lua_State *L)
+{
+    int ref = (int)lua_tointeger(L, 2);
+    int status = (int)lua_tointeger(L, 3);
+    lua_rawgeti(L, 1, ref);
+    luaL_unref(L, 1, ref);
+    if (!lua_isfunction(L, -1))
+        return 0;
+    if (status == EMBER_OK) {
+        lua_pushvalue(L, 4);
+        lua_call(L, 1, 0);
+    } else {
+        lua_pushnil(L);
+        lua_pushfstring(L, "ember: %s", ember_strerror(status));
+        lua_pushstring(L, code_name(status));
+        lua_call(L, 3, 0);
+    }
+    return 0;
+}
+
+/* POLL callback of the put-ack inbox: runs inside ember_conn_poll on the Lua thread */
+static void ack_cb(void *ud, ember_sub *sub, ember_msg *m)
+{
+    (void)sub;
+    lconn *c = ud;
+    if (!c->c || c->close_pending || c->depth == 0 || !c->sink)
+        return;
+    const char *subj = ember_msg_subject(m);
+    size_t pl = strlen(c->sink->prefix);
+    if (strlen(subj) <= pl)
+        return;
+    int ref = atoi(subj + pl);
+    size_t n;
+    const char *d = ember_msg_data(m, &n);
+    int status = 0;
+    unsigned long long rev = 0;
+    if (sscanf(d, "%d %llu", &status, &rev) != 2)
+        return;
+    lua_State *L = c->L;
+    int base = c->base;
+    lua_pushcfunction(L, deliver_put_ack);
+    lua_pushvalue(L, base);
+    lua_pushinteger(L, ref);
+    lua_pushinteger(L, status);
+    lua_pushinteger(L, (lua_Integer)rev);
+    if (lua_pcall(L, 4, 0, base + 1) != LUA_OK)
+        report_error(L, c, base, base + 1, LUA_NOREF);
+}
+
+static int ensure_acks(lconn *c)
+{
+    if (c->sink)
+        return 0;
+    acksink *k = calloc(1, sizeof *k);
+    if (!k)
+        return EMBER_ENOMEM;
+    pthread_mutex_init(&k->mu, NULL);
+    atomic_init(&k->refs, 1);
+    k->c = c->c;
+    char tok[23];
+    random_token(tok, 22);
+    snprintf(k->prefix, sizeof k->prefix, "_INBOX.%s.", tok);
+    char subj[64];
+    snprintf(subj, sizeof subj, "%s*", k->prefix);
+    int rc = ember_conn_subscribe(&c->ack_sub, c->c, subj, NULL, EMBER_DELIVER_POLL, ack_cb, c,
+                                  NULL);
+    if (rc) {
+        sink_release(k);
+        return rc;
+    }
+    c->sink = k;
+    return 0;
+}
+
+/* kv:put_async(key, value, fn) -> true | nil, err, code. fn(revision) or
+ * fn(nil, err, code) runs inside conn:poll once the value is durable (or failed). */
+static int kv_put_async(lua_State *L)
+{
+    lconn *c;
+    lkv *k = check_kv(L, 1, &c);
+    const char *key = check_key(L, 2);
+    size_t len = 0;
+    const char *v = luaL_optlstring(L, 3, "", &len);
+    luaL_checktype(L, 4, LUA_TFUNCTION);
+    if (!c || !c->c)
+        return luaL_error(L, "ember: connection closed");
+    int rc = ensure_acks(c);
+    if (rc)
+        return raise_rc(L, rc);
+    put_pending *p = malloc(sizeof *p);
+    if (!p)
+        return raise_rc(L, EMBER_ENOMEM);
+    lua_getiuservalue(L, 1, 1); /* conn */
+    lua_getiuservalue(L, -1, 1); /* its reference table */
+    lua_pushvalue(L, 4);
+    p->ref = luaL_ref(L, -2);
+    p->sink = c->sink;
+    atomic_fetch_add(&p->sink->refs, 1);
+    rc = ember_kv_put_async(k->kv, key, v, len, put_done, p);
+    if (rc) {
+        luaL_unref(L, -1, p->ref);
+        sink_release(p->sink);
+        free(p);
+        return js_fail(L, rc);
+    }
+    return push_true(L);
+}
+
 /* ---- watch */
 
 static void watch_unlink(lwatch *w)
@@ -2531,6 +2700,7 @@ EMBER_LUA_EXPORT int luaopen_ember(lua_State *L)
         {"__gc", kv_close}, {"__close", kv_close}, {"__tostring", kv_tostring}, {NULL, NULL}};
     static const luaL_Reg kv_methods[] = {
         {"bucket", kv_bucket}, {"get", kv_get},         {"put", kv_put},
+        {"put_async", kv_put_async},
         {"create", kv_create}, {"update", kv_update},   {"delete", kv_delete},
         {"purge", kv_purge},   {"keys", kv_keys},       {"history", kv_history},
         {"watch", kv_watch},   {"close", kv_close},     {NULL, NULL}};

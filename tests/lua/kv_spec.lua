@@ -88,6 +88,66 @@ describe("key-value", function()
     assert.has_error(function() kv:update("score", "x") end)
   end)
 
+  it("put_async calls back inside conn:poll once the value is durable", function()
+    for _, storage in ipairs{ "memory", "file" } do
+      local b = assert(js:create_key_value{ bucket = "async_" .. storage, storage = storage })
+      local revs, order = {}, {}
+      for i = 1, 200 do
+        assert.is_true(b:put_async("k." .. (i % 10), "v" .. i, function(rev, err, code)
+          assert(rev, err)
+          revs[i] = rev
+          order[#order + 1] = i
+        end))
+      end
+      -- the values are there at once; the callbacks wait for conn:poll
+      assert.are.equal("v200", b:get("k.0").value)
+      assert.is_true(poll_until(conn, function() return #order == 200 end, 10000))
+      for i = 1, 200 do
+        assert.are.equal(i, order[i])          -- in the order written
+        if i > 1 then assert.is_true(revs[i] > revs[i - 1]) end
+      end
+      assert.are.equal(revs[200], b:get("k.0").revision)
+    end
+  end)
+
+  it("put_async reports errors", function()
+    -- before writing: raised (misuse) or nil, err, code (outcomes), no callback
+    local called = false
+    local function cb() called = true end
+    assert.has_error(function() kv:put_async("bad key", "x", cb) end)
+    assert.has_error(function() kv:put_async("k", "x") end)      -- no function
+    local small = assert(js:create_key_value{ bucket = "small", max_value_size = 4 })
+    assert.is_true(js:delete_key_value("small"))
+    local ok, err, code = small:put_async("k", "x", cb)
+    assert.is_nil(ok)
+    assert.matches("bucket not found", err)
+    assert.are.equal("not found", code)
+    -- refused by the store: the callback hears it
+    small = assert(js:create_key_value{ bucket = "small2", max_value_size = 4 })
+    local got
+    assert.is_true(small:put_async("k", "12345", function(rev, e, c) got = { rev, e, c } end))
+    assert.is_true(poll_until(conn, function() return got ~= nil end))
+    assert.is_nil(got[1])
+    assert.matches("^ember: ", got[2])
+    assert.are.equal("limit", got[3])
+    assert.is_false(called)
+  end)
+
+  it("put_async callbacks of a closed connection never run", function()
+    local c2 = srv:connect()
+    local b = assert(c2:jetstream():create_key_value{ bucket = "closing" })
+    local ran = 0
+    for i = 1, 100 do
+      b:put_async("k" .. i, "v", function() ran = ran + 1 end)
+    end
+    c2:close()
+    for _ = 1, 20 do conn:poll(5) end
+    assert.are.equal(0, ran)
+    -- what was acknowledged before the close or not, the values are in the bucket
+    local again = assert(js:key_value("closing"))
+    assert.are.equal(100, #assert(again:keys()))
+  end)
+
   it("raises on invalid keys", function()
     for _, key in ipairs{ "bad key", ".lead", "trail.", "a..b", "star*", "gt>", "", "a\0b" } do
       assert.has_error(function() kv:put(key, "x") end, nil, "key " .. ("%q"):format(key))

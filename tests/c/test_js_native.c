@@ -14,13 +14,13 @@
 
 static char dir[128];
 
-static ember_server *start(void)
+static ember_server *start_in(const char *store_dir)
 {
     ember_server_options o;
     ember_server_options_init(&o);
     o.dont_listen = true;
     o.jetstream = true;
-    o.store_dir = dir;
+    o.store_dir = store_dir;
     ember_server *s = NULL;
     if (ember_server_new(&s, &o) || ember_server_start(s) ||
         !ember_server_ready_for_connections(s, 10000)) {
@@ -30,6 +30,8 @@ static ember_server *start(void)
     }
     return s;
 }
+
+static ember_server *start(void) { return start_in(dir); }
 
 static cJSON *api(ember_conn *c, const char *subj, const char *body)
 {
@@ -494,14 +496,8 @@ static void test_kv_async_shutdown(void)
 {
     char d[] = "/tmp/ember-kv-async-XXXXXX";
     REQUIRE(mkdtemp(d));
-    ember_server_options o;
-    ember_server_options_init(&o);
-    o.dont_listen = true;
-    o.jetstream = true;
-    o.store_dir = d;
-    ember_server *s = NULL;
-    REQUIRE(ember_server_new(&s, &o) == EMBER_OK && ember_server_start(s) == EMBER_OK);
-    REQUIRE(ember_server_ready_for_connections(s, 10000));
+    ember_server *s = start_in(d);
+    REQUIRE(s);
     ember_conn *c = NULL;
     REQUIRE(ember_conn_connect(&c, s, NULL) == EMBER_OK);
     ember_kv_config kc;
@@ -522,8 +518,8 @@ static void test_kv_async_shutdown(void)
     CHECK_EQ(atomic_load(&p.ok) + atomic_load(&p.errs), 1000);
     int acked = atomic_load(&p.ok);
     CHECK(acked > 0);
-    REQUIRE(ember_server_new(&s, &o) == EMBER_OK && ember_server_start(s) == EMBER_OK);
-    REQUIRE(ember_server_ready_for_connections(s, 10000));
+    s = start_in(d);
+    REQUIRE(s);
     REQUIRE(ember_conn_connect(&c, s, NULL) == EMBER_OK);
     REQUIRE(ember_kv_bucket_open(c, "late", &kv) == EMBER_OK);
     char **keys = NULL;

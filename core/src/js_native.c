@@ -294,7 +294,8 @@ static void on_sync_ack(void *ud, const js_puback *a)
 }
 
 typedef struct pub_async {
-    ember_pub_ack_fn fn;
+    ember_pub_ack_fn fn;     /* one of the two */
+    ember_kv_put_fn seq_fn;
     void *ud;
 } pub_async;
 
@@ -302,6 +303,11 @@ static void on_async_ack(void *ud, const js_puback *a)
 {
     pub_async *p = ud;
     int st = ack_status(a);
+    if (p->seq_fn) {
+        p->seq_fn(p->ud, st, st ? 0 : a->seq);
+        free(p);
+        return;
+    }
     ember_pub_ack ack;
     memset(&ack, 0, sizeof ack);
     ack.seq = a->seq;
@@ -373,20 +379,32 @@ EMBER_API int ember_js_publish(ember_conn *c, ember_msg *m, ember_pub_ack *ack)
     return rc;
 }
 
-EMBER_API int ember_js_publish_async(ember_conn *c, ember_msg *m, ember_pub_ack_fn fn,
-                                     void *userdata)
+static int publish_async(ember_conn *c, ember_msg *m, ember_pub_ack_fn fn,
+                         ember_kv_put_fn seq_fn, void *userdata)
 {
-    if (!fn)
+    if (!fn && !seq_fn)
         return err_set(EMBER_EINVAL, "fn is NULL");
     pub_async *p = malloc(sizeof *p);
     if (!p)
         return err_set(EMBER_ENOMEM, "out of memory");
     p->fn = fn;
+    p->seq_fn = seq_fn;
     p->ud = userdata;
     int rc = publish(c, m, on_async_ack, p);
     if (rc)
         free(p);
     return rc;
+}
+
+EMBER_API int ember_js_publish_async(ember_conn *c, ember_msg *m, ember_pub_ack_fn fn,
+                                     void *userdata)
+{
+    return publish_async(c, m, fn, NULL, userdata);
+}
+
+int js_publish_async_seq(ember_conn *c, ember_msg *m, ember_kv_put_fn fn, void *ud)
+{
+    return publish_async(c, m, NULL, fn, ud);
 }
 
 /* ------------------------------------------------------------------ get */

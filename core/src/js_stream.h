@@ -96,6 +96,9 @@ void js_stream_release(jstream *s);
  * JetStream, EMBER_ENOTFOUND with `missing` as the text (NULL: nats-server's "stream not
  * found (10059)"). Any thread, no lock held. (js_native.c) */
 int js_conn_stream(struct ember_conn *c, const char *name, const char *missing, jstream **out);
+/* ember_js_publish_async with the completion reduced to (status, sequence): fn gets the
+ * stored sequence (0 on an error). For ember_kv_put_async, whose callback has this shape. */
+int js_publish_async_seq(struct ember_conn *c, ember_msg *m, ember_kv_put_fn fn, void *ud);
 /* js->mu held. NULL when there is no such stream. No reference taken. */
 jstream *js_stream_lookup(js *j, const char *name);
 

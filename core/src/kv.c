@@ -364,18 +364,6 @@ EMBER_API int ember_kv_put(ember_kv *kv, const char *key, const void *value, siz
     return kv_write(kv, key, value, len, revision, NULL);
 }
 
-typedef struct kv_async {
-    ember_kv_put_fn fn;
-    void *ud;
-} kv_async;
-
-static void on_put_ack(void *ud, int status, const ember_pub_ack *ack)
-{
-    kv_async *a = ud;
-    a->fn(a->ud, status, status == EMBER_OK && ack ? ack->seq : 0);
-    free(a);
-}
-
 EMBER_API int ember_kv_put_async(ember_kv *kv, const char *key, const void *value, size_t len,
                                  ember_kv_put_fn fn, void *userdata)
 {
@@ -385,17 +373,8 @@ EMBER_API int ember_kv_put_async(ember_kv *kv, const char *key, const void *valu
     int rc = kv_msg(kv, key, value, len, NULL, &m);
     if (rc)
         return rc;
-    kv_async *a = malloc(sizeof *a);
-    if (!a) {
-        ember_msg_release(m);
-        return err_set(EMBER_ENOMEM, "out of memory");
-    }
-    a->fn = fn;
-    a->ud = userdata;
-    rc = kv_pub_err(ember_js_publish_async(kv->conn, m, on_put_ack, a));
+    rc = kv_pub_err(js_publish_async_seq(kv->conn, m, fn, userdata));
     ember_msg_release(m);
-    if (rc)
-        free(a);
     return rc;
 }
 

@@ -943,11 +943,11 @@ static void process_unsub(client *c, const proto_op *op)
     sub *x = client_stab_find(c, op->sid.p, op->sid.len, &link);
     if (x) {
         long long max = op->max;
-        if (max > 0 && atomic_load(&x->delivered) < (unsigned long long)max &&
+        if (max > 0 && sub_delivered(x) < (unsigned long long)max &&
             !atomic_load(&x->closed)) {
             atomic_store(&x->max, max);
             /* a delivery may have raced past the new max */
-            if (atomic_load(&x->delivered) >= (unsigned long long)max)
+            if (sub_delivered(x) >= (unsigned long long)max)
                 goto remove;
         } else {
         remove:

@@ -27,7 +27,8 @@ typedef struct qitem {
 /* The delivery queue: an unbounded list of segments of slots, written once.
  *
  * Producers (publishing threads) serialize on `mu` (a spin lock: a push is a few
- * stores), which only they take: they fill the
+ * stores), which only they take, or on nothing at all while one thread is the only one
+ * that ever pushed (the queue is biased toward it: see dq_plock). They fill the
  * next slot of the last segment (the subscription, then the message pointer with a
  * release store, which makes the slot visible) and link a new segment when it is full.
  * Consumers (the dispatcher, pollers, next_msg readers) serialize on `cmu`, which only
@@ -37,11 +38,12 @@ typedef struct qitem {
  * they meet only on the slots themselves, one cache line per four messages.
  *
  * Sleeping: a consumer that found nothing spins briefly, then announces itself in
- * `sleepers` (under `wmu`) and looks again before waiting on `cv`; a producer, after
- * making a slot visible, fences and looks at `sleepers`, and takes `wmu` to signal only
- * when someone sleeps (Dekker: one of the two sees the other). A consumer that is running
- * costs the producers no system call. The pollable fd (pollq) is written once per
- * transition to readable and cleared by a poll that finds the queue empty. */
+ * `sleepers` (under `wmu`), runs asym_heavy and looks again before waiting on `cv`; a
+ * producer, after making a slot visible, runs asym_light and looks at `sleepers`, and
+ * takes `wmu` to signal only when someone sleeps (Dekker: one of the two sees the other;
+ * util.h). A consumer that is running costs the producers no system call and no fence.
+ * The pollable fd (pollq) is written once per transition to readable and cleared by a
+ * poll that finds the queue empty (the same pairing). */
 typedef struct qslot {
     struct ember_sub *sub;
     _Atomic(ember_msg *) msg; /* NULL: not written yet */
@@ -62,6 +64,11 @@ typedef struct dq {
     dqseg *pseg;            /* segment being filled (mu) */
     size_t pidx;            /* next slot in it (mu) */
     atomic_size_t pushed;   /* messages pushed, ever (written under mu) */
+    /* the bias: 0 none yet, 1 biased toward `owner` (it pushes without mu, marking itself
+     * `busy`), 2 revoked (everybody takes mu) */
+    atomic_int bias;
+    _Atomic uint32_t owner;
+    atomic_int busy;
     char pad1[64];
     /* consumers */
     pthread_mutex_t cmu;
@@ -95,6 +102,9 @@ static void dq_init(dq *q, bool with_fd)
     q->pseg = q->cseg = &q->first;
     q->pidx = q->chead = 0;
     atomic_init(&q->pushed, 0);
+    atomic_init(&q->bias, 0);
+    atomic_init(&q->owner, 0);
+    atomic_init(&q->busy, 0);
     atomic_init(&q->taken, 0);
     atomic_init(&q->closed, false);
     atomic_init(&q->sleepers, 0);
@@ -123,7 +133,53 @@ static void dq_wake(dq *q, bool all)
     pthread_mutex_unlock(&q->wmu);
 }
 
-/* Push (mu held); returns false when closed or out of memory. force: push even into a
+/* The producers' side, taken by thread me: true when taken as the bias owner (no locked
+ * instruction: `busy` set, then `bias` checked again after asym_light), false when mu is
+ * held. The first producer becomes the owner for good; the first push from any other
+ * thread revokes the bias (once: asym_heavy, then wait for the owner to leave), after
+ * which every producer takes mu as before. Order within the queue is kept: there is one
+ * list of slots, filled by one producer at a time either way. */
+static void dq_revoke_locked(dq *q)
+{
+    atomic_store(&q->bias, 2);
+    asym_heavy();
+    for (unsigned i = 0; atomic_load_explicit(&q->busy, memory_order_acquire); i++)
+        if (i < 64)
+            cpu_relax();
+        else
+            sched_yield();
+}
+
+static inline bool dq_plock(dq *q, uint32_t me)
+{
+    if (likely(atomic_load_explicit(&q->bias, memory_order_relaxed) == 1) &&
+        atomic_load_explicit(&q->owner, memory_order_relaxed) == me) {
+        atomic_store_explicit(&q->busy, 1, memory_order_relaxed);
+        asym_light();
+        if (likely(atomic_load_explicit(&q->bias, memory_order_acquire) == 1))
+            return true;
+        atomic_store_explicit(&q->busy, 0, memory_order_release);
+    }
+    cspin_lock(&q->mu);
+    int b = atomic_load_explicit(&q->bias, memory_order_relaxed);
+    if (b == 0) {
+        atomic_store_explicit(&q->owner, me, memory_order_relaxed);
+        atomic_store_explicit(&q->bias, 1, memory_order_release);
+    } else if (b == 1 && atomic_load_explicit(&q->owner, memory_order_relaxed) != me) {
+        dq_revoke_locked(q);
+    }
+    return false;
+}
+
+static inline void dq_punlock(dq *q, bool biased)
+{
+    if (biased)
+        atomic_store_explicit(&q->busy, 0, memory_order_release);
+    else
+        cspin_unlock(&q->mu);
+}
+
+/* Push (producers' side taken: dq_plock); returns false when closed or out of memory. force: push even into a
  * closed queue (a delivery counted within an auto-unsubscribe max that raced with the
  * last one closing the queue). The caller calls dq_pushed after unlocking. */
 static bool dq_push_locked_ex(dq *q, struct ember_sub *sub, ember_msg *m, bool force)
@@ -157,17 +213,14 @@ static bool dq_push_locked_ex(dq *q, struct ember_sub *sub, ember_msg *m, bool f
     return true;
 }
 
-/* Does a consumer sleep (or is about to)? Read under mu, after the push: a consumer
- * announces itself under mu too, so either we see it, or it sees our slot. */
-static bool dq_sleepers_locked(dq *q)
+/* After a successful push, with the producers' side released: wake a sleeping consumer,
+ * signal the fd. A consumer announces itself (sleepers, or clearing the fd) and runs
+ * asym_heavy before it looks again; we run asym_light between our slot and these loads,
+ * so either it sees our slot, or we see it. */
+static void dq_pushed(dq *q)
 {
-    return atomic_load_explicit(&q->sleepers, memory_order_relaxed) != 0;
-}
-
-/* After a successful push, outside mu: wake a sleeping consumer, signal the fd. */
-static void dq_pushed(dq *q, bool wake)
-{
-    if (wake)
+    asym_light();
+    if (atomic_load_explicit(&q->sleepers, memory_order_relaxed) != 0)
         dq_wake(q, false);
     dq_signal_fd(q);
 }
@@ -233,11 +286,21 @@ static size_t dq_count(dq *q)
 
 static bool dq_closed(dq *q) { return atomic_load(&q->closed); }
 
-/* Close: producers push no more (except forced pushes), consumers are woken. */
+/* Close: producers push no more (except forced pushes), consumers are woken. A bias
+ * owner checks `closed` after marking itself busy: it sees the flag, or we see it busy
+ * and wait until its push is done. */
 static void dq_close(dq *q)
 {
     cspin_lock(&q->mu);
     atomic_store(&q->closed, true);
+    if (atomic_load(&q->bias) == 1) {
+        asym_heavy();
+        for (unsigned i = 0; atomic_load_explicit(&q->busy, memory_order_acquire); i++)
+            if (i < 64)
+                cpu_relax();
+            else
+                sched_yield();
+    }
     cspin_unlock(&q->mu);
     dq_wake(q, true);
 }
@@ -253,6 +316,7 @@ static void dq_reset_fd(dq *q)
     uint64_t v;
     ssize_t r = read(q->efd, &v, sizeof v);
     (void)r;
+    asym_heavy(); /* against dq_pushed */
     if (dq_ready(q) || dq_closed(q))
         dq_signal_fd(q);
 }
@@ -308,9 +372,8 @@ static bool dq_wait(dq *q, int timeout_ms, volatile atomic_bool *stop)
     bool ok = true;
     pthread_mutex_lock(&q->wmu);
     for (;;) {
-        cspin_lock(&q->mu); /* then look again: see dq_sleepers_locked */
         atomic_fetch_add(&q->sleepers, 1);
-        cspin_unlock(&q->mu);
+        asym_heavy(); /* then look again: see dq_pushed */
         if (DQ_DONE()) {
             atomic_fetch_sub(&q->sleepers, 1);
             break;
@@ -491,23 +554,42 @@ bool inproc_deliver(client *cl, sub *b, msgview *mv)
         if (mv->reply)
             auth_note_reply(cl->perm, mv->reply, mv->reply_len);
     }
-    /* in-flight guard: ember_conn_close waits for deliveries that passed this point */
-    atomic_fetch_add(&cl->inflight, 1);
+    /* in-flight guard: ember_conn_close waits for deliveries that passed this point. The
+     * owner thread (util.h) counts on its own copy and orders that store before the
+     * load of `closing` with asym_light, against conn_quiesce's asym_heavy. */
+    const uint32_t me = thread_id();
+    const bool mine = bias_mine(&cl->dlv_owner, me);
+    if (likely(mine)) {
+        atomic_store_explicit(&cl->inflight_own,
+                              atomic_load_explicit(&cl->inflight_own, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        asym_light();
+    } else {
+        atomic_fetch_add(&cl->inflight, 1);
+    }
     struct ember_conn *c = cl->conn;
+    bool ok = false;
     if (unlikely(atomic_load(&cl->closing) || !c)) {
         if (atomic_load_explicit(&s->base.max, memory_order_relaxed) > 0)
             atomic_fetch_add(&s->settled, 1);
-        atomic_fetch_sub(&cl->inflight, 1);
-        return false;
+        goto done;
     }
-    bool ok = false;
     ember_msg *m = msgview_block(mv);
     if (unlikely(!m))
         goto out;
-    atomic_fetch_add_explicit(&cl->out_msgs, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&cl->out_bytes, mv->data_len + mv->hdr_len, memory_order_relaxed);
+    if (likely(mine)) {
+        own_add(&cl->out_msgs_own, 1);
+        own_add(&cl->out_bytes_own, mv->data_len + mv->hdr_len);
+    } else {
+        atomic_fetch_add_explicit(&cl->out_msgs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&cl->out_bytes, mv->data_len + mv->hdr_len,
+                                  memory_order_relaxed);
+    }
     if (s->mode == EMBER_DELIVER_INLINE && s->fn) {
-        atomic_fetch_add_explicit(&s->handed, 1, memory_order_relaxed);
+        if (bias_mine(&s->base.dlv_owner, me))
+            own_add(&s->base.handed_own, 1);
+        else
+            atomic_fetch_add_explicit(&s->handed, 1, memory_order_relaxed);
         struct ember_conn *prev = tls_inline_conn;
         tls_inline_conn = c;
         s->fn(s->userdata, s, m);
@@ -528,7 +610,7 @@ bool inproc_deliver(client *cl, sub *b, msgview *mv)
         mv->blk = NULL;
     } else
         ember_msg_retain(m);
-    cspin_lock(&q->mu);
+    const bool biased = dq_plock(q, me);
     unsigned long long im = atomic_load_explicit(&s->in_msgs, memory_order_relaxed) + 1;
     unsigned long long ib = atomic_load_explicit(&s->in_bytes, memory_order_relaxed) +
                             (unsigned long long)sz;
@@ -547,10 +629,9 @@ bool inproc_deliver(client *cl, sub *b, msgview *mv)
         atomic_store_explicit(&s->in_bytes, ib, memory_order_relaxed);
         ok = true;
     }
-    bool wake = ok && dq_sleepers_locked(q);
-    cspin_unlock(&q->mu);
+    dq_punlock(q, biased);
     if (ok)
-        dq_pushed(q, wake);
+        dq_pushed(q);
     if (!ok)
         ember_msg_release(m);
     if (slow) {
@@ -561,7 +642,13 @@ bool inproc_deliver(client *cl, sub *b, msgview *mv)
 out:
     if (atomic_load_explicit(&s->base.max, memory_order_relaxed) > 0)
         atomic_fetch_add(&s->settled, 1); /* after the push: see sub_unsettled */
-    atomic_fetch_sub(&cl->inflight, 1);
+done:
+    if (likely(mine))
+        atomic_store_explicit(&cl->inflight_own,
+                              atomic_load_explicit(&cl->inflight_own, memory_order_relaxed) - 1,
+                              memory_order_release);
+    else
+        atomic_fetch_sub(&cl->inflight, 1);
     return ok;
 }
 
@@ -574,7 +661,7 @@ static bool sub_unsettled(struct ember_sub *s)
     long long max = atomic_load(&s->base.max);
     if (max <= 0)
         return false;
-    unsigned long long d = atomic_load(&s->base.delivered);
+    unsigned long long d = sub_delivered(&s->base);
     if (d > (unsigned long long)max)
         d = (unsigned long long)max;
     return atomic_load(&s->settled) < d;
@@ -844,8 +931,14 @@ static int publish_view_ex(struct ember_conn *c, msgview *mv, int *delivered, bo
         return err_set(EMBER_EPERM, "Permissions Violation for Publish to \"%.*s\"",
                        (int)mv->subject_len, mv->subject);
     }
-    atomic_fetch_add_explicit(&cl->in_msgs, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&cl->in_bytes, mv->data_len + mv->hdr_len, memory_order_relaxed);
+    if (likely(bias_mine(&cl->pub_owner, thread_id()))) {
+        own_add(&cl->in_msgs_own, 1);
+        own_add(&cl->in_bytes_own, mv->data_len + mv->hdr_len);
+    } else {
+        atomic_fetch_add_explicit(&cl->in_msgs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&cl->in_bytes, mv->data_len + mv->hdr_len,
+                                  memory_order_relaxed);
+    }
     int n = server_route(s, cl, mv);
     if (delivered)
         *delivered = n;
@@ -1090,7 +1183,7 @@ EMBER_API int ember_sub_auto_unsubscribe(ember_sub *s, int64_t max)
     if (max <= 0)
         return err_set(EMBER_EINVAL, "max must be positive");
     atomic_store(&s->base.max, max);
-    if (atomic_load(&s->base.delivered) >= (unsigned long long)max)
+    if (sub_delivered(&s->base) >= (unsigned long long)max)
         sub_unsubscribe(s->conn->srv, &s->base);
     return EMBER_OK;
 }
@@ -1110,7 +1203,7 @@ EMBER_API void ember_sub_get_stats(ember_sub *s, ember_sub_stats *out)
 {
     if (!s || !out)
         return;
-    out->delivered = atomic_load(&s->handed);
+    out->delivered = atomic_load(&s->handed) + atomic_load(&s->base.handed_own);
     /* out before in: out never exceeds in (messages are counted in before they can be
      * taken out) */
     unsigned long long om = atomic_load_explicit(&s->out_msgs, memory_order_acquire);
@@ -1411,10 +1504,10 @@ EMBER_API void ember_conn_get_stats(ember_conn *c, ember_conn_stats *out)
     if (!c || !out)
         return;
     memset(out, 0, sizeof *out);
-    out->in_msgs = atomic_load(&c->cl->out_msgs);
-    out->in_bytes = atomic_load(&c->cl->out_bytes);
-    out->out_msgs = atomic_load(&c->cl->in_msgs);
-    out->out_bytes = atomic_load(&c->cl->in_bytes);
+    out->in_msgs = cl_stat_out_msgs(c->cl);
+    out->in_bytes = cl_stat_out_bytes(c->cl);
+    out->out_msgs = cl_stat_in_msgs(c->cl);
+    out->out_bytes = cl_stat_in_bytes(c->cl);
     pthread_mutex_lock(&c->mu);
     for (struct ember_sub *s = c->subs; s; s = s->next_all)
         out->dropped += atomic_load(&s->dropped);
@@ -1543,8 +1636,10 @@ static void conn_quiesce(struct ember_conn *c)
 {
     client *cl = c->cl;
     atomic_store(&cl->closing, true);
+    asym_heavy(); /* against the owner's asym_light in inproc_deliver */
     int self = tls_inline_conn == c ? 1 : 0;
-    while (atomic_load(&cl->inflight) > self)
+    while (atomic_load(&cl->inflight) +
+               atomic_load_explicit(&cl->inflight_own, memory_order_acquire) > self)
         sched_yield();
 }
 

@@ -1724,10 +1724,10 @@ void leaf_fill_leafz(server *s, cJSON *leafs, bool with_subs)
         cJSON_AddStringToObject(o, "ip", c->ip);
         cJSON_AddNumberToObject(o, "port", c->port);
         cJSON_AddStringToObject(o, "rtt", "0s");
-        cJSON_AddNumberToObject(o, "in_msgs", (double)atomic_load(&c->in_msgs));
-        cJSON_AddNumberToObject(o, "out_msgs", (double)atomic_load(&c->out_msgs));
-        cJSON_AddNumberToObject(o, "in_bytes", (double)atomic_load(&c->in_bytes));
-        cJSON_AddNumberToObject(o, "out_bytes", (double)atomic_load(&c->out_bytes));
+        cJSON_AddNumberToObject(o, "in_msgs", (double)cl_stat_in_msgs(c));
+        cJSON_AddNumberToObject(o, "out_msgs", (double)cl_stat_out_msgs(c));
+        cJSON_AddNumberToObject(o, "in_bytes", (double)cl_stat_in_bytes(c));
+        cJSON_AddNumberToObject(o, "out_bytes", (double)cl_stat_out_bytes(c));
         /* the interest this link holds here (its subscriptions in our sublist) */
         size_t nsubs = 0;
         cJSON *list = with_subs ? cJSON_CreateArray() : NULL;

@@ -593,7 +593,7 @@ static cJSON *sub_detail(const sub *x, bool with_account)
         cJSON_AddItemToObject(d, "sid", cJSON_CreateString(x->sid));
     else
         cJSON_AddStringToObject(d, "sid", "");
-    js_add_u64(d, "msgs", atomic_load(&x->delivered));
+    js_add_u64(d, "msgs", sub_delivered(x));
     long long max = atomic_load(&x->max);
     if (max > 0)
         js_add_i64(d, "max", max);
@@ -769,10 +769,10 @@ static int ep_connz(monitor *m, qctx *q, mon_answer *a)
         ci->kind = c->kind;
         ci->start = mono_to_wall(c->start_ms, now, now_ms);
         ci->last = mono_to_wall(c->last_in_ms ? c->last_in_ms : c->start_ms, now, now_ms);
-        ci->in_msgs = atomic_load(&c->in_msgs);
-        ci->in_bytes = atomic_load(&c->in_bytes);
-        ci->out_msgs = atomic_load(&c->out_msgs);
-        ci->out_bytes = atomic_load(&c->out_bytes);
+        ci->in_msgs = cl_stat_in_msgs(c);
+        ci->in_bytes = cl_stat_in_bytes(c);
+        ci->out_msgs = cl_stat_out_msgs(c);
+        ci->out_bytes = cl_stat_out_bytes(c);
         if (CK_IS_TCP(c->kind)) {
             pthread_mutex_lock(&c->mu);
             ci->pending = c->ob.len + (c->writing ? c->wb.len : 0);

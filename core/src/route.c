@@ -132,10 +132,16 @@ static inline bool sub_take(server *srv, sub *s, bool *last)
     long long max = atomic_load_explicit(&s->max, memory_order_relaxed);
     *last = false;
     if (max <= 0) {
-        atomic_fetch_add_explicit(&s->delivered, 1, memory_order_relaxed);
+        /* no max: only a statistic (until one is set), the owner thread's copy */
+        if (bias_mine(&s->dlv_owner, thread_id()))
+            own_add(&s->delivered_own, 1);
+        else
+            atomic_fetch_add_explicit(&s->delivered, 1, memory_order_relaxed);
         return true;
     }
-    unsigned long long n = atomic_fetch_add(&s->delivered, 1) + 1;
+    /* with a max every thread counts on the shared copy: the owner's no longer grows */
+    unsigned long long n = atomic_fetch_add(&s->delivered, 1) + 1 +
+                           atomic_load_explicit(&s->delivered_own, memory_order_relaxed);
     if (n > (unsigned long long)max)
         return false;
     *last = n == (unsigned long long)max;

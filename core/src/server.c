@@ -112,6 +112,7 @@ EMBER_API int ember_server_new(ember_server **out, const ember_server_options *o
     if (!out)
         return err_set(EMBER_EINVAL, "out is NULL");
     *out = NULL;
+    asym_init(); /* before any connection can exist: see util.h */
     ember_server_options o;
     ember_server_options_init(&o);
     if (opts) {
@@ -344,10 +345,10 @@ void server_remove_client(server *s, client *c)
     pthread_mutex_unlock(&s->mu);
     if (found) {
         atomic_fetch_sub(&s->nconns, 1);
-        atomic_fetch_add(&s->closed_in_msgs, atomic_load(&c->in_msgs));
-        atomic_fetch_add(&s->closed_in_bytes, atomic_load(&c->in_bytes));
-        atomic_fetch_add(&s->closed_out_msgs, atomic_load(&c->out_msgs));
-        atomic_fetch_add(&s->closed_out_bytes, atomic_load(&c->out_bytes));
+        atomic_fetch_add(&s->closed_in_msgs, cl_stat_in_msgs(c));
+        atomic_fetch_add(&s->closed_in_bytes, cl_stat_in_bytes(c));
+        atomic_fetch_add(&s->closed_out_msgs, cl_stat_out_msgs(c));
+        atomic_fetch_add(&s->closed_out_bytes, cl_stat_out_bytes(c));
         client_release(c);
     }
 }
@@ -1021,10 +1022,10 @@ EMBER_API void ember_server_get_stats(ember_server *s, ember_server_stats *out)
     out->out_bytes = atomic_load(&s->closed_out_bytes);
     pthread_mutex_lock(&s->mu);
     for (client *c = s->clients; c; c = c->next) {
-        out->in_msgs += atomic_load(&c->in_msgs);
-        out->in_bytes += atomic_load(&c->in_bytes);
-        out->out_msgs += atomic_load(&c->out_msgs);
-        out->out_bytes += atomic_load(&c->out_bytes);
+        out->in_msgs += cl_stat_in_msgs(c);
+        out->in_bytes += cl_stat_in_bytes(c);
+        out->out_msgs += cl_stat_out_msgs(c);
+        out->out_bytes += cl_stat_out_bytes(c);
     }
     pthread_mutex_unlock(&s->mu);
     out->connections = atomic_load(&s->nconns);

@@ -36,12 +36,24 @@ struct sub {
     size_t subject_len;
     atomic_bool closed;     /* unsubscribed: deliver nothing more */
     atomic_llong max;       /* auto-unsubscribe after this many (0: none) */
-    atomic_ullong delivered;
+    atomic_ullong delivered;  /* counted by other threads than the owner: read sub_delivered */
     void (*destroy)(sub *s); /* kind-specific free of the containing object */
     void (*unsubscribed)(sub *s); /* optional: called once when unsubscribed (any cause) */
     sub *tnext;             /* TCP: sid hash chain (loop thread only) */
     atomic_int qw;          /* leaf queue interest: the remote's member count (weight) */
+    /* Deliveries counted by the owner thread (util.h) while there is no max; apart from
+     * what consumers read */
+    char pad_own_[64];
+    _Atomic uint32_t dlv_owner;
+    atomic_ullong delivered_own;
+    atomic_ullong handed_own;  /* in-process: inline callbacks run by the owner */
+    char pad_end_[64];
 };
+
+static inline unsigned long long sub_delivered(const sub *s)
+{
+    return atomic_load(&s->delivered) + atomic_load(&s->delivered_own);
+}
 
 void sub_retain(sub *s);
 void sub_release(sub *s);
@@ -132,7 +144,7 @@ struct client {
     client *close_next;
     /* list of the server's clients (srv->mu) */
     client *prev, *next;
-    /* stats */
+    /* stats: read them with cl_stat_* (in-process connections add owner copies) */
     atomic_ullong in_msgs, in_bytes, out_msgs, out_bytes;
     /* authentication (auth.c): the user matched, its permission state, the INFO nonce */
     const struct auth_user *auth_user;
@@ -150,8 +162,41 @@ struct client {
     struct xport *xp;
     /* in-process */
     struct ember_conn *conn;
-    atomic_int inflight;    /* deliveries into conn running now (conn.c) */
+    atomic_int inflight;    /* deliveries into conn running now (conn.c), other threads */
+    /* In-process, biased (util.h): the publishing side's owner thread and its copies of
+     * in_msgs/in_bytes; the delivering side's owner thread, its copies of out_msgs/
+     * out_bytes and its in-flight deliveries. Apart from the fields above: written by
+     * one thread each without locked instructions. */
+    char pad_pub_[64];
+    _Atomic uint32_t pub_owner;
+    atomic_ullong in_msgs_own, in_bytes_own;
+    char pad_dlv_[64];
+    _Atomic uint32_t dlv_owner;
+    atomic_int inflight_own;
+    atomic_ullong out_msgs_own, out_bytes_own;
+    char pad_end_[64];
 };
+
+static inline unsigned long long cl_stat_in_msgs(client *c)
+{
+    return atomic_load_explicit(&c->in_msgs, memory_order_relaxed) +
+           atomic_load_explicit(&c->in_msgs_own, memory_order_relaxed);
+}
+static inline unsigned long long cl_stat_in_bytes(client *c)
+{
+    return atomic_load_explicit(&c->in_bytes, memory_order_relaxed) +
+           atomic_load_explicit(&c->in_bytes_own, memory_order_relaxed);
+}
+static inline unsigned long long cl_stat_out_msgs(client *c)
+{
+    return atomic_load_explicit(&c->out_msgs, memory_order_relaxed) +
+           atomic_load_explicit(&c->out_msgs_own, memory_order_relaxed);
+}
+static inline unsigned long long cl_stat_out_bytes(client *c)
+{
+    return atomic_load_explicit(&c->out_bytes, memory_order_relaxed) +
+           atomic_load_explicit(&c->out_bytes_own, memory_order_relaxed);
+}
 
 void client_retain(client *c);
 void client_release(client *c);

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +48,52 @@ EMBER_API const char *ember_strerror(int status)
     case EMBER_EPERM: return "permissions violation";
     default: return "unknown error";
     }
+}
+
+/* ------------------------------------------------------------------ thread bias */
+
+_Thread_local uint32_t t_thread_id;
+static atomic_uint g_next_thread_id;
+
+uint32_t thread_id_assign(void)
+{
+    uint32_t t = atomic_fetch_add(&g_next_thread_id, 1) + 1;
+    if (t == 0) /* wrapped after 4 billion threads: share id 1 (correct, only slower) */
+        t = 1;
+    t_thread_id = t;
+    return t;
+}
+
+atomic_bool g_asym_membarrier;
+static pthread_once_t g_asym_once = PTHREAD_ONCE_INIT;
+
+static void asym_register(void)
+{
+    const char *off = getenv("EMBER_NO_MEMBARRIER"); /* tests: the fence-only fallback */
+    if (off && *off && strcmp(off, "0") != 0)
+        return;
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+        atomic_store(&g_asym_membarrier, true);
+}
+
+void asym_init(void) { pthread_once(&g_asym_once, asym_register); }
+
+void asym_heavy(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&g_asym_membarrier, memory_order_relaxed) &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) {
+        /* Not registered any more: the child of a fork(2) starts unregistered. Register
+         * and try again; else the global command (slower, needs no registration). The
+         * owners' side relies on this fence: never go on without it. */
+        if (!(syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+              syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) &&
+            syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0)
+            abort();
+    }
+    atomic_thread_fence(memory_order_seq_cst);
 }
 
 uint64_t time_mono_ns(void)

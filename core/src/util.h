@@ -93,6 +93,59 @@ static inline void cspin_lock(cspin *l)
 
 static inline void cspin_unlock(cspin *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
 
+/* ---- Data written mostly by one thread, without locked instructions.
+ *
+ * Counters and guards on the in-process delivery path are biased toward one thread:
+ * the first thread that writes them becomes their owner for good (one compare-and-swap,
+ * ever) and from then on writes its own copy with plain stores; any other thread writes
+ * a shared copy atomically; readers add both. A flag that another thread must see before
+ * it acts (Dekker: "I am inside" against "closing") pairs asym_light() on the owner's
+ * side, a compiler barrier when the kernel offers membarrier(2), with asym_heavy() on the
+ * rare side, a membarrier that runs a full fence on every CPU running one of our threads.
+ * Without membarrier both are full fences (correct, and as slow as before). */
+
+/* A small id for the calling thread, never 0 and never reused within the process. */
+extern _Thread_local uint32_t t_thread_id;
+uint32_t thread_id_assign(void);
+static inline uint32_t thread_id(void)
+{
+    uint32_t t = t_thread_id;
+    return likely(t != 0) ? t : thread_id_assign();
+}
+
+/* Does the calling thread (me) own the data whose owner field is *owner? The first
+ * caller becomes the owner. */
+static inline bool bias_mine(_Atomic uint32_t *owner, uint32_t me)
+{
+    uint32_t o = atomic_load_explicit(owner, memory_order_relaxed);
+    if (likely(o == me))
+        return true;
+    if (o != 0)
+        return false;
+    return atomic_compare_exchange_strong_explicit(owner, &o, me, memory_order_relaxed,
+                                                   memory_order_relaxed);
+}
+
+/* Add to the owner's copy of a counter (only its owner calls this). */
+static inline void own_add(atomic_ullong *c, unsigned long long v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+
+/* Register for membarrier (once per process; ember_server_new calls it, before any
+ * connection can use the pair below). */
+void asym_init(void);
+extern atomic_bool g_asym_membarrier;
+static inline void asym_light(void)
+{
+    if (likely(atomic_load_explicit(&g_asym_membarrier, memory_order_relaxed)))
+        atomic_signal_fence(memory_order_seq_cst);
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+}
+void asym_heavy(void);
+
 /* Decimal formatting without printf: writes digits, returns count. */
 size_t fmt_u64(char *out, uint64_t v);
 

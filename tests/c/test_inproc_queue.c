@@ -2,7 +2,8 @@
  * POLL with ember_sub_next_msg) under concurrency: several publisher threads, exact
  * counts, per-publisher order per subscription, pending limits (received + dropped ==
  * published), pending statistics, auto-unsubscribe with concurrent next_msg readers, no
- * lost wake-up through the pollable fd, and closing while publishers run. Meant to run
+ * lost wake-up through the pollable fd, closing while publishers run, and the hand-over
+ * from one publishing thread (the biased fast path) to several. Meant to run
  * under TSan and ASan as well. Every wait is bounded; nothing asserts on timing. Ends with
  * "inproc_queue: N passed, N failed". */
 #define _GNU_SOURCE
@@ -449,6 +450,120 @@ static void test_close_while_publishing(void)
     }
 }
 
+/* The queue and the counters are biased toward the first thread that publishes (no
+ * locked instruction while it is the only one; core/src/util.h): a second thread joining
+ * on the same connection mid-stream revokes the bias. Counts, per-publisher order and the
+ * statistics (owner's copy + shared copy) stay exact; a consumer that went to sleep is
+ * woken by the owner's next message (DISPATCH and the POLL fd); deliveries the owner
+ * counted before an auto-unsubscribe max count against it. */
+static void test_bias_handover(void)
+{
+    ember_server *s = server_up();
+    REQUIRE(s);
+    ember_conn *pc = NULL, *sc = NULL;
+    ember_conn_options co;
+    ember_conn_options_init(&co);
+    co.pending_msgs_limit = -1;
+    co.pending_bytes_limit = -1;
+    REQUIRE(ember_conn_connect(&pc, s, NULL) == EMBER_OK);
+    REQUIRE(ember_conn_connect(&sc, s, &co) == EMBER_OK);
+    rx r;
+    rx_init(&r, true);
+    ember_sub *sub = NULL;
+    REQUIRE(ember_conn_subscribe(&sub, sc, "bh", NULL, EMBER_DELIVER_DISPATCH, rx_cb, &r, NULL) ==
+            EMBER_OK);
+    const long n = 20000;
+    pubarg pa[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&pa[i], 0, sizeof pa[i]);
+        pa[i].c = pc;
+        pa[i].subj[0] = "bh";
+        pa[i].nsubj = 1;
+        pa[i].id = i;
+        pa[i].n = n;
+    }
+    REQUIRE(pthread_create(&th[0], NULL, pub_main, &pa[0]) == 0);
+    CHECK(WAIT_UNTIL(atomic_load(&pa[0].sent) >= n / 4, WAIT_MS));
+    REQUIRE(pthread_create(&th[1], NULL, pub_main, &pa[1]) == 0);
+    pthread_join(th[0], NULL);
+    pthread_join(th[1], NULL);
+    CHECK(WAIT_UNTIL(atomic_load(&r.count) >= 2 * n, WAIT_MS));
+    tu_sleep_ms(20);
+    CHECK_EQ(atomic_load(&r.count), 2 * n);
+    CHECK_EQ(atomic_load(&r.disorder), 0);
+    CHECK_EQ(atomic_load(&pa[0].errors) + atomic_load(&pa[1].errors), 0);
+    ember_conn_stats ps, ss;
+    ember_conn_get_stats(pc, &ps);
+    ember_conn_get_stats(sc, &ss);
+    CHECK_EQ(ps.out_msgs, (uint64_t)(2 * n));
+    CHECK_EQ(ps.out_bytes, (uint64_t)(2 * n * 64));
+    CHECK_EQ(ss.in_msgs, (uint64_t)(2 * n));
+    CHECK_EQ(ss.in_bytes, (uint64_t)(2 * n * 64));
+    ember_sub_stats st;
+    ember_sub_get_stats(sub, &st);
+    CHECK_EQ(st.delivered, (uint64_t)(2 * n));
+    CHECK_EQ(st.pending_msgs, 0);
+
+    /* wake-ups: one message at a time, the consumer asleep in between (it spins ~30 µs) */
+    rx w;
+    rx_init(&w, true);
+    REQUIRE(ember_conn_subscribe(NULL, sc, "bw", NULL, EMBER_DELIVER_DISPATCH, rx_cb, &w, NULL) ==
+            EMBER_OK);
+    rx wp;
+    rx_init(&wp, true);
+    REQUIRE(ember_conn_subscribe(NULL, sc, "bw", NULL, EMBER_DELIVER_POLL, rx_cb, &wp, NULL) ==
+            EMBER_OK);
+    poller pl;
+    memset(&pl, 0, sizeof pl);
+    pl.c = sc;
+    pl.use_fd = true;
+    pthread_t pth;
+    REQUIRE(pthread_create(&pth, NULL, poll_main, &pl) == 0);
+    char buf[64];
+    for (long i = 0; i < 40; i++) {
+        memset(buf, ' ', sizeof buf);
+        int l = snprintf(buf, sizeof buf, "0 %ld", i);
+        buf[l] = ' ';
+        CHECK_EQ(ember_conn_publish(pc, "bw", NULL, buf, sizeof buf), EMBER_OK);
+        CHECK(WAIT_UNTIL(atomic_load(&w.count) == i + 1 && atomic_load(&wp.count) == i + 1,
+                         WAIT_MS));
+        tu_sleep_ms(2);
+    }
+    CHECK_EQ(atomic_load(&w.disorder) + atomic_load(&wp.disorder), 0);
+    atomic_store(&pl.stop, true);
+    pthread_join(pth, NULL);
+    CHECK_EQ(atomic_load(&pl.errors), 0);
+
+    /* auto-unsubscribe after deliveries counted by the owner thread (this one) */
+    ember_conn *oc = NULL;
+    REQUIRE(ember_conn_connect(&oc, s, &co) == EMBER_OK);
+    ember_sub *au = NULL;
+    REQUIRE(ember_conn_subscribe(&au, oc, "bau", NULL, EMBER_DELIVER_POLL, NULL, NULL, NULL) ==
+            EMBER_OK);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(ember_conn_publish(oc, "bau", NULL, "x", 1), EMBER_OK);
+    CHECK_EQ(ember_sub_auto_unsubscribe(au, 8), EMBER_OK);
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(ember_conn_publish(oc, "bau", NULL, "y", 1), EMBER_OK);
+    int got = 0;
+    for (;;) {
+        ember_msg *m = NULL;
+        int rc = ember_sub_next_msg(au, &m, 2000);
+        if (rc != EMBER_OK) {
+            CHECK_EQ(rc, EMBER_ECLOSED);
+            break;
+        }
+        got++;
+        ember_msg_release(m);
+    }
+    CHECK_EQ(got, 8);
+    ember_conn_close(oc);
+    ember_conn_close(sc);
+    ember_conn_close(pc);
+    server_down(s);
+}
+
 int main(void)
 {
     run_exact(EMBER_DELIVER_DISPATCH, 0, false, 20000);
@@ -459,5 +574,6 @@ int main(void)
     test_pending_stats();
     test_next_msg_auto_unsub();
     test_close_while_publishing();
+    test_bias_handover();
     return tu_summary("inproc_queue");
 }

@@ -139,15 +139,22 @@ static void dq_wake(dq *q, bool all)
  * thread revokes the bias (once: asym_heavy, then wait for the owner to leave), after
  * which every producer takes mu as before. Order within the queue is kept: there is one
  * list of slots, filled by one producer at a time either way. */
-static void dq_revoke_locked(dq *q)
+/* With `bias` or `closed` just changed (mu held): make the owner see it (asym_heavy), or
+ * wait until the push it is in the middle of is done. */
+static void dq_owner_sync(dq *q)
 {
-    atomic_store(&q->bias, 2);
     asym_heavy();
     for (unsigned i = 0; atomic_load_explicit(&q->busy, memory_order_acquire); i++)
         if (i < 64)
             cpu_relax();
         else
             sched_yield();
+}
+
+static void dq_revoke_locked(dq *q)
+{
+    atomic_store(&q->bias, 2);
+    dq_owner_sync(q);
 }
 
 static inline bool dq_plock(dq *q, uint32_t me)
@@ -293,14 +300,8 @@ static void dq_close(dq *q)
 {
     cspin_lock(&q->mu);
     atomic_store(&q->closed, true);
-    if (atomic_load(&q->bias) == 1) {
-        asym_heavy();
-        for (unsigned i = 0; atomic_load_explicit(&q->busy, memory_order_acquire); i++)
-            if (i < 64)
-                cpu_relax();
-            else
-                sched_yield();
-    }
+    if (atomic_load(&q->bias) == 1)
+        dq_owner_sync(q);
     cspin_unlock(&q->mu);
     dq_wake(q, true);
 }

@@ -177,26 +177,16 @@ struct client {
     char pad_end_[64];
 };
 
-static inline unsigned long long cl_stat_in_msgs(client *c)
+/* A statistic of a client: the shared copy plus the owner's (util.h). */
+static inline unsigned long long cl_stat2(const atomic_ullong *shared, const atomic_ullong *own)
 {
-    return atomic_load_explicit(&c->in_msgs, memory_order_relaxed) +
-           atomic_load_explicit(&c->in_msgs_own, memory_order_relaxed);
+    return atomic_load_explicit(shared, memory_order_relaxed) +
+           atomic_load_explicit(own, memory_order_relaxed);
 }
-static inline unsigned long long cl_stat_in_bytes(client *c)
-{
-    return atomic_load_explicit(&c->in_bytes, memory_order_relaxed) +
-           atomic_load_explicit(&c->in_bytes_own, memory_order_relaxed);
-}
-static inline unsigned long long cl_stat_out_msgs(client *c)
-{
-    return atomic_load_explicit(&c->out_msgs, memory_order_relaxed) +
-           atomic_load_explicit(&c->out_msgs_own, memory_order_relaxed);
-}
-static inline unsigned long long cl_stat_out_bytes(client *c)
-{
-    return atomic_load_explicit(&c->out_bytes, memory_order_relaxed) +
-           atomic_load_explicit(&c->out_bytes_own, memory_order_relaxed);
-}
+#define cl_stat_in_msgs(c) cl_stat2(&(c)->in_msgs, &(c)->in_msgs_own)
+#define cl_stat_in_bytes(c) cl_stat2(&(c)->in_bytes, &(c)->in_bytes_own)
+#define cl_stat_out_msgs(c) cl_stat2(&(c)->out_msgs, &(c)->out_msgs_own)
+#define cl_stat_out_bytes(c) cl_stat2(&(c)->out_bytes, &(c)->out_bytes_own)
 
 void client_retain(client *c);
 void client_release(client *c);

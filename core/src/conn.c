@@ -169,7 +169,7 @@ static inline bool dq_plock(dq *q, uint32_t me)
     }
     cspin_lock(&q->mu);
     int b = atomic_load_explicit(&q->bias, memory_order_relaxed);
-    if (b == 0) {
+    if (b == 0 && me != THREAD_NOBIAS) {
         atomic_store_explicit(&q->owner, me, memory_order_relaxed);
         atomic_store_explicit(&q->bias, 1, memory_order_release);
     } else if (b == 1 && atomic_load_explicit(&q->owner, memory_order_relaxed) != me) {
@@ -568,9 +568,10 @@ bool inproc_deliver(client *cl, sub *b, msgview *mv)
     } else {
         atomic_fetch_add(&cl->inflight, 1);
     }
-    struct ember_conn *c = cl->conn;
+    /* cl->conn only once `closing` is seen clear: conn_free clears it after quiesce */
     bool ok = false;
-    if (unlikely(atomic_load(&cl->closing) || !c)) {
+    struct ember_conn *c = NULL;
+    if (unlikely(atomic_load(&cl->closing) || !(c = cl->conn))) {
         if (atomic_load_explicit(&s->base.max, memory_order_relaxed) > 0)
             atomic_fetch_add(&s->settled, 1);
         goto done;

@@ -53,15 +53,15 @@ EMBER_API const char *ember_strerror(int status)
 /* ------------------------------------------------------------------ thread bias */
 
 _Thread_local uint32_t t_thread_id;
-static atomic_uint g_next_thread_id;
+static atomic_ullong g_next_thread_id;
 
 uint32_t thread_id_assign(void)
 {
-    uint32_t t = atomic_fetch_add(&g_next_thread_id, 1) + 1;
-    if (t == 0) /* wrapped after 4 billion threads: share id 1 (correct, only slower) */
-        t = 1;
-    t_thread_id = t;
-    return t;
+    unsigned long long t = atomic_fetch_add(&g_next_thread_id, 1) + 1;
+    /* after 4 billion threads every new one is THREAD_NOBIAS: it owns nothing (slower,
+     * still correct) */
+    t_thread_id = t < THREAD_NOBIAS ? (uint32_t)t : THREAD_NOBIAS;
+    return t_thread_id;
 }
 
 atomic_bool g_asym_membarrier;

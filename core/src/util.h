@@ -104,7 +104,9 @@ static inline void cspin_unlock(cspin *l) { atomic_store_explicit(&l->v, 0, memo
  * rare side, a membarrier that runs a full fence on every CPU running one of our threads.
  * Without membarrier both are full fences (correct, and as slow as before). */
 
-/* A small id for the calling thread, never 0 and never reused within the process. */
+/* A small id for the calling thread, never 0 and never reused within the process
+ * (THREAD_NOBIAS, which owns nothing, once 4 billion threads have had one). */
+#define THREAD_NOBIAS UINT32_MAX
 extern _Thread_local uint32_t t_thread_id;
 uint32_t thread_id_assign(void);
 static inline uint32_t thread_id(void)
@@ -119,8 +121,8 @@ static inline bool bias_mine(_Atomic uint32_t *owner, uint32_t me)
 {
     uint32_t o = atomic_load_explicit(owner, memory_order_relaxed);
     if (likely(o == me))
-        return true;
-    if (o != 0)
+        return true; /* (no owner is ever THREAD_NOBIAS) */
+    if (o != 0 || me == THREAD_NOBIAS)
         return false;
     return atomic_compare_exchange_strong_explicit(owner, &o, me, memory_order_relaxed,
                                                    memory_order_relaxed);

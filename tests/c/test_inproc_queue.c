@@ -564,6 +564,65 @@ static void test_bias_handover(void)
     server_down(s);
 }
 
+/* Closing and unsubscribing while the only publisher (the queues' bias owner, which
+ * pushes without their lock) is in the middle of its pushes. */
+static void test_close_biased(void)
+{
+    for (int round = 0; round < 5; round++) {
+        ember_server *s = server_up();
+        REQUIRE(s);
+        ember_conn *pc = NULL, *sc = NULL;
+        REQUIRE(ember_conn_connect(&pc, s, NULL) == EMBER_OK);
+        REQUIRE(ember_conn_connect(&sc, s, NULL) == EMBER_OK);
+        rx r[2];
+        rx_init(&r[0], true);
+        rx_init(&r[1], true);
+        REQUIRE(ember_conn_subscribe(NULL, sc, "cb", NULL, EMBER_DELIVER_DISPATCH, rx_cb, &r[0],
+                                     NULL) == EMBER_OK);
+        REQUIRE(ember_conn_subscribe(NULL, sc, "cb", NULL, EMBER_DELIVER_POLL, rx_cb, &r[1],
+                                     NULL) == EMBER_OK);
+        ember_sub *nm = NULL;
+        REQUIRE(ember_conn_subscribe(&nm, sc, "cb", NULL, EMBER_DELIVER_POLL, NULL, NULL, NULL) ==
+                EMBER_OK);
+        poller pl;
+        memset(&pl, 0, sizeof pl);
+        pl.c = sc;
+        pthread_t pth;
+        REQUIRE(pthread_create(&pth, NULL, poll_main, &pl) == 0);
+        pubarg pa;
+        memset(&pa, 0, sizeof pa);
+        pa.c = pc;
+        pa.subj[0] = "cb";
+        pa.nsubj = 1;
+        pa.n = 200000;
+        pthread_t th;
+        REQUIRE(pthread_create(&th, NULL, pub_main, &pa) == 0);
+        CHECK(WAIT_UNTIL(atomic_load(&r[0].count) > 1000, WAIT_MS));
+        /* the next_msg subscription first: what was queued is readable, then ECLOSED */
+        CHECK_EQ(ember_sub_unsubscribe(nm), EMBER_OK);
+        long got = 0;
+        for (;;) {
+            ember_msg *m = NULL;
+            int rc = ember_sub_next_msg(nm, &m, 5000);
+            if (rc != EMBER_OK) {
+                CHECK_EQ(rc, EMBER_ECLOSED);
+                break;
+            }
+            got++;
+            ember_msg_release(m);
+        }
+        CHECK(got <= atomic_load(&pa.sent));
+        atomic_store(&pl.stop, true);
+        pthread_join(pth, NULL);
+        ember_conn_close(sc);
+        pthread_join(th, NULL);
+        CHECK_EQ(atomic_load(&pa.errors), 0);
+        CHECK_EQ(atomic_load(&r[0].disorder) + atomic_load(&r[1].disorder), 0);
+        ember_conn_close(pc);
+        server_down(s);
+    }
+}
+
 int main(void)
 {
     run_exact(EMBER_DELIVER_DISPATCH, 0, false, 20000);
@@ -575,5 +634,6 @@ int main(void)
     test_next_msg_auto_unsub();
     test_close_while_publishing();
     test_bias_handover();
+    test_close_biased();
     return tu_summary("inproc_queue");
 }

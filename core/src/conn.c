@@ -571,27 +571,15 @@ bool inproc_deliver(client *cl, sub *b, msgview *mv)
     /* cl->conn only once `closing` is seen clear: conn_free clears it after quiesce */
     bool ok = false;
     struct ember_conn *c = NULL;
-    if (unlikely(atomic_load(&cl->closing) || !(c = cl->conn))) {
-        if (atomic_load_explicit(&s->base.max, memory_order_relaxed) > 0)
-            atomic_fetch_add(&s->settled, 1);
-        goto done;
-    }
+    if (unlikely(atomic_load(&cl->closing) || !(c = cl->conn)))
+        goto out;
     ember_msg *m = msgview_block(mv);
     if (unlikely(!m))
         goto out;
-    if (likely(mine)) {
-        own_add(&cl->out_msgs_own, 1);
-        own_add(&cl->out_bytes_own, mv->data_len + mv->hdr_len);
-    } else {
-        atomic_fetch_add_explicit(&cl->out_msgs, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&cl->out_bytes, mv->data_len + mv->hdr_len,
-                                  memory_order_relaxed);
-    }
+    bias_add(mine, &cl->out_msgs_own, &cl->out_msgs, 1);
+    bias_add(mine, &cl->out_bytes_own, &cl->out_bytes, mv->data_len + mv->hdr_len);
     if (s->mode == EMBER_DELIVER_INLINE && s->fn) {
-        if (bias_mine(&s->base.dlv_owner, me))
-            own_add(&s->base.handed_own, 1);
-        else
-            atomic_fetch_add_explicit(&s->handed, 1, memory_order_relaxed);
+        bias_add(bias_mine(&s->base.dlv_owner, me), &s->base.handed_own, &s->handed, 1);
         struct ember_conn *prev = tls_inline_conn;
         tls_inline_conn = c;
         s->fn(s->userdata, s, m);
@@ -644,7 +632,6 @@ bool inproc_deliver(client *cl, sub *b, msgview *mv)
 out:
     if (atomic_load_explicit(&s->base.max, memory_order_relaxed) > 0)
         atomic_fetch_add(&s->settled, 1); /* after the push: see sub_unsettled */
-done:
     if (likely(mine))
         atomic_store_explicit(&cl->inflight_own,
                               atomic_load_explicit(&cl->inflight_own, memory_order_relaxed) - 1,
@@ -933,14 +920,9 @@ static int publish_view_ex(struct ember_conn *c, msgview *mv, int *delivered, bo
         return err_set(EMBER_EPERM, "Permissions Violation for Publish to \"%.*s\"",
                        (int)mv->subject_len, mv->subject);
     }
-    if (likely(bias_mine(&cl->pub_owner, thread_id()))) {
-        own_add(&cl->in_msgs_own, 1);
-        own_add(&cl->in_bytes_own, mv->data_len + mv->hdr_len);
-    } else {
-        atomic_fetch_add_explicit(&cl->in_msgs, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&cl->in_bytes, mv->data_len + mv->hdr_len,
-                                  memory_order_relaxed);
-    }
+    const bool mine = bias_mine(&cl->pub_owner, thread_id());
+    bias_add(mine, &cl->in_msgs_own, &cl->in_msgs, 1);
+    bias_add(mine, &cl->in_bytes_own, &cl->in_bytes, mv->data_len + mv->hdr_len);
     int n = server_route(s, cl, mv);
     if (delivered)
         *delivered = n;

@@ -133,10 +133,7 @@ static inline bool sub_take(server *srv, sub *s, bool *last)
     *last = false;
     if (max <= 0) {
         /* no max: only a statistic (until one is set), the owner thread's copy */
-        if (bias_mine(&s->dlv_owner, thread_id()))
-            own_add(&s->delivered_own, 1);
-        else
-            atomic_fetch_add_explicit(&s->delivered, 1, memory_order_relaxed);
+        bias_add(bias_mine(&s->dlv_owner, thread_id()), &s->delivered_own, &s->delivered, 1);
         return true;
     }
     /* with a max every thread counts on the shared copy: the owner's no longer grows */

@@ -135,6 +135,16 @@ static inline void own_add(atomic_ullong *c, unsigned long long v)
                           memory_order_relaxed);
 }
 
+/* Add v to a biased counter: to the owner's copy when mine, else to the shared one. */
+static inline void bias_add(bool mine, atomic_ullong *own, atomic_ullong *shared,
+                            unsigned long long v)
+{
+    if (likely(mine))
+        own_add(own, v);
+    else
+        atomic_fetch_add_explicit(shared, v, memory_order_relaxed);
+}
+
 /* Register for membarrier (once per process; ember_server_new calls it, before any
  * connection can use the pair below). */
 void asym_init(void);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ember.h"
+#include "jsonpath.h"
 #include "testutil.h"
 
 /* The endpoint's JSON (caller deletes), NULL after a failed check. */
@@ -40,23 +41,6 @@ static inline int mon_err(ember_server *s, const char *path, char *text, size_t 
     return rc;
 }
 
-/* The item at a dotted path ("a.b[2].c"), NULL when absent. */
-static inline const cJSON *at(const cJSON *o, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    const cJSON *cur = o;
-    for (char *save = NULL, *t = strtok_r(buf, ".", &save); t && cur;
-         t = strtok_r(NULL, ".", &save)) {
-        char *br = strchr(t, '[');
-        if (br)
-            *br = 0;
-        cur = cJSON_GetObjectItemCaseSensitive(cur, t);
-        if (br)
-            cur = cJSON_GetArrayItem(cur, atoi(br + 1));
-    }
-    return cur;
-}
 /* A number or string at a path; -12345 / "" when absent. */
 static inline double num(const cJSON *o, const char *path)
 {

@@ -546,18 +546,13 @@ static void test_bias_handover(void)
     CHECK_EQ(ember_sub_auto_unsubscribe(au, 8), EMBER_OK);
     for (int i = 0; i < 10; i++)
         CHECK_EQ(ember_conn_publish(oc, "bau", NULL, "y", 1), EMBER_OK);
-    int got = 0;
-    for (;;) {
-        ember_msg *m = NULL;
-        int rc = ember_sub_next_msg(au, &m, 2000);
-        if (rc != EMBER_OK) {
-            CHECK_EQ(rc, EMBER_ECLOSED);
-            break;
-        }
-        got++;
-        ember_msg_release(m);
-    }
-    CHECK_EQ(got, 8);
+    reader rd;
+    memset(&rd, 0, sizeof rd);
+    rd.sub = au;
+    reader_main(&rd); /* reads until EMBER_ECLOSED */
+    CHECK_EQ(atomic_load(&rd.closed), 1);
+    CHECK_EQ(atomic_load(&rd.errors), 0);
+    CHECK_EQ(atomic_load(&rd.got), 8);
     ember_conn_close(oc);
     ember_conn_close(sc);
     ember_conn_close(pc);
@@ -600,18 +595,13 @@ static void test_close_biased(void)
         CHECK(WAIT_UNTIL(atomic_load(&r[0].count) > 1000, WAIT_MS));
         /* the next_msg subscription first: what was queued is readable, then ECLOSED */
         CHECK_EQ(ember_sub_unsubscribe(nm), EMBER_OK);
-        long got = 0;
-        for (;;) {
-            ember_msg *m = NULL;
-            int rc = ember_sub_next_msg(nm, &m, 5000);
-            if (rc != EMBER_OK) {
-                CHECK_EQ(rc, EMBER_ECLOSED);
-                break;
-            }
-            got++;
-            ember_msg_release(m);
-        }
-        CHECK(got <= atomic_load(&pa.sent));
+        reader rd;
+        memset(&rd, 0, sizeof rd);
+        rd.sub = nm;
+        reader_main(&rd); /* reads until EMBER_ECLOSED */
+        CHECK_EQ(atomic_load(&rd.closed), 1);
+        CHECK_EQ(atomic_load(&rd.errors), 0);
+        CHECK(atomic_load(&rd.got) <= atomic_load(&pa.sent));
         atomic_store(&pl.stop, true);
         pthread_join(pth, NULL);
         ember_conn_close(sc);

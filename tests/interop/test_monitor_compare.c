@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "../c/jsonpath.h"
 
 #include <cjson/cJSON.h>
 #include <ftw.h>
@@ -298,20 +299,7 @@ static void cover(const char *endpoint, const char *path, const cJSON *ref, cons
 
 static double getn(const cJSON *o, const char *path)
 {
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    const cJSON *cur = o;
-    for (char *save = NULL, *t = strtok_r(buf, ".", &save); t && cur;
-         t = strtok_r(NULL, ".", &save)) {
-        char *br = strchr(t, '[');
-        if (br) {
-            *br = 0;
-            cur = cJSON_GetObjectItemCaseSensitive(cur, t);
-            cur = cJSON_GetArrayItem(cur, atoi(br + 1));
-        } else {
-            cur = cJSON_GetObjectItemCaseSensitive(cur, t);
-        }
-    }
+    const cJSON *cur = at(o, path);
     return cJSON_IsNumber(cur) ? cur->valuedouble : cJSON_IsBool(cur) ? cJSON_IsTrue(cur) : -1e300;
 }
 
